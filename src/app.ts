@@ -1,0 +1,422 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { z } from 'zod';
+import { auditRoutes } from './audit/index.js';
+import { AuthService, authRoutes } from './auth/index.js';
+import type { Config } from './config.js';
+import { AppError, fromDatabaseError, notFound } from './core/errors.js';
+import { EventBus } from './core/events.js';
+import { type AnyRouteDef, RouteRegistry, route } from './core/http.js';
+import { createMetrics, type Metrics } from './core/metrics.js';
+import { Scheduler } from './core/scheduler.js';
+import { RbacService, rbacRoutes } from './rbac/index.js';
+import type { Drivers } from './store/index.js';
+import { FsObjectStore } from './store/index.js';
+import { InvalidObjectKeyError } from './store/objects/errors.js';
+import { VERSION } from './version.js';
+
+export interface Platform {
+  config: Config;
+  fastify: FastifyInstance;
+  registry: RouteRegistry;
+  drivers: Drivers;
+  log: Logger;
+  events: EventBus;
+  scheduler: Scheduler;
+  metrics: Metrics;
+  rbac: RbacService;
+  auth: AuthService;
+  /** Starts background loops (serve does; tests may not). */
+  startBackground(): void;
+  /** Drains requests, stops loops and subscriptions. Does not close the drivers (the caller owns them). */
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  logger?: Logger;
+}
+
+export function createLogger(
+  config: Pick<Config, 'log_level' | 'dev'>,
+  destination?: pino.DestinationStream,
+): Logger {
+  return pino(
+    {
+      level: config.log_level,
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'res.headers["set-cookie"]',
+          '*.password',
+          '*.token',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    destination ?? (config.dev ? pino.transport({ target: 'pino-pretty' }) : undefined),
+  );
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+};
+
+/** Maps any error to the stable error body; unknown errors become a 500 without details. */
+function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof z.ZodError) {
+    return new AppError(
+      400,
+      'bad_request',
+      'invalid request',
+      err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
+  }
+  if (err instanceof InvalidObjectKeyError) return new AppError(400, 'bad_request', err.message);
+  const db = fromDatabaseError(err);
+  if (db) return db;
+  const fe = err as FastifyError;
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const byStatus: Record<number, AppError['code']> = {
+      400: 'bad_request',
+      401: 'unauthorized',
+      403: 'forbidden',
+      404: 'not_found',
+      405: 'method_not_allowed',
+      409: 'conflict',
+      413: 'payload_too_large',
+      415: 'unsupported_media_type',
+      429: 'rate_limited',
+    };
+    const message = fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body is too large' : fe.message;
+    return new AppError(fe.statusCode, byStatus[fe.statusCode] ?? 'bad_request', message);
+  }
+  return new AppError(500, 'internal', 'internal error; the request id identifies it in the server log');
+}
+
+export async function buildApp(
+  config: Config,
+  drivers: Drivers,
+  options: BuildOptions = {},
+): Promise<Platform> {
+  const log = options.logger ?? createLogger(config);
+  const metrics = createMetrics();
+  const events = new EventBus(log);
+  const scheduler = new Scheduler(drivers.db.db, log, metrics);
+  const rbac = new RbacService(
+    drivers.db.db,
+    drivers.cache,
+    drivers.pubsub,
+    config.permission_cache_ttl_seconds,
+    log,
+  );
+  await rbac.start();
+  const auth = new AuthService(
+    drivers.db.db,
+    drivers.cache,
+    rbac,
+    {
+      sessionTtlSeconds: config.session_ttl_seconds,
+      rateLimit: config.login_rate_limit,
+      rateWindowSeconds: config.login_rate_window_seconds,
+    },
+    log,
+  );
+
+  const fastify: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: config.body_limit_bytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(incoming)
+        ? incoming
+        : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+  });
+  fastify.decorateRequest('principal', null);
+
+  // Bodies of unknown content types reach handlers as streams (object uploads, later git); JSON routes reject them.
+  fastify.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  fastify.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.header(name, value);
+    if (config.secure_cookies)
+      reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
+    const origin = req.headers.origin;
+    if (origin && config.cors_origins.includes(origin)) {
+      reply.header('access-control-allow-origin', origin);
+      reply.header('access-control-allow-credentials', 'true');
+      reply.header('vary', 'Origin');
+      if (req.method === 'OPTIONS') {
+        reply.header('access-control-allow-methods', 'GET, POST, PUT, PATCH, DELETE');
+        reply.header('access-control-allow-headers', 'authorization, content-type, x-request-id');
+        reply.header('access-control-max-age', '600');
+        return reply.code(204).send();
+      }
+    }
+    req.principal = await auth.authenticate(req);
+    if (req.principal) req.log = req.log.child({ user_id: req.principal.userId });
+  });
+
+  fastify.addHook('onResponse', async (req, reply) => {
+    const routeUrl = req.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ method: req.method, route: routeUrl, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: req.method, route: routeUrl }, reply.elapsedTime / 1000);
+  });
+
+  fastify.setErrorHandler(async (err, req, reply) => {
+    const appError = toAppError(err);
+    if (appError.status >= 500) req.log.error({ err }, 'request failed');
+    else req.log.info({ code: appError.code, message: appError.message }, 'request rejected');
+    for (const [name, value] of Object.entries(appError.headers)) reply.header(name, value);
+    return reply.code(appError.status).type('application/json; charset=utf-8').send(appError.toBody());
+  });
+  fastify.setNotFoundHandler(async (req, reply) => {
+    const e = notFound(`route ${req.method} ${req.url.split('?')[0]}`);
+    return reply.code(404).send(e.toBody());
+  });
+
+  const registry = new RouteRegistry(
+    fastify,
+    {
+      authenticate: (req) => auth.authenticate(req),
+      check: (p, perm, project) => rbac.check(p, perm, project),
+    },
+    config.body_limit_bytes,
+  );
+
+  const systemRoutes: AnyRouteDef[] = [
+    route({
+      method: 'GET',
+      url: '/healthz',
+      summary: 'Liveness: the process is up',
+      tags: ['system'],
+      access: 'public',
+      handler: async () => ({ status: 'ok', version: VERSION }),
+    }),
+    route({
+      method: 'GET',
+      url: '/readyz',
+      summary: 'Readiness: database, cache, pub/sub and object store reachable (503 names the failing one)',
+      tags: ['system'],
+      access: 'public',
+      handler: async ({ reply }) => {
+        const checks = await checkDependencies(drivers);
+        const failed = checks.filter((c) => !c.ok);
+        if (failed.length > 0) {
+          throw new AppError(
+            503,
+            'unavailable',
+            `not ready: ${failed.map((c) => c.name).join(', ')} unreachable`,
+            failed.map((c) => ({ dependency: c.name, message: c.error ?? 'unreachable' })),
+          );
+        }
+        reply.header('cache-control', 'no-store');
+        return { status: 'ready', checks: checks.map(({ name, ms }) => ({ name, ok: true, ms })) };
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/metrics',
+      summary: 'Prometheus metrics',
+      tags: ['system'],
+      access: 'public',
+      raw: true,
+      handler: async ({ reply }) => {
+        const stats = drivers.db.stats();
+        metrics.dbPool.set({ state: 'total' }, stats.total);
+        metrics.dbPool.set({ state: 'idle' }, stats.idle);
+        metrics.dbPool.set({ state: 'waiting' }, stats.waiting);
+        const body = await metrics.registry.metrics();
+        return reply.type(metrics.registry.contentType).send(body);
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/api/openapi.json',
+      summary: 'This OpenAPI document',
+      tags: ['system'],
+      access: 'public',
+      handler: async () =>
+        registry.openapi({ title: 'Platform API', version: VERSION, serverUrl: config.public_url }),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/docs',
+      summary: 'Human-readable API reference',
+      tags: ['system'],
+      access: 'public',
+      raw: true,
+      handler: async ({ reply }) => reply.type('text/html; charset=utf-8').send(renderDocs(registry.routes)),
+    }),
+  ];
+
+  if (drivers.objects instanceof FsObjectStore) systemRoutes.push(...objectUrlRoutes(drivers.objects));
+
+  registry.register([
+    ...systemRoutes,
+    ...authRoutes(auth, { secureCookies: config.secure_cookies }),
+    ...rbacRoutes(rbac),
+    ...auditRoutes(drivers.db.db),
+  ]);
+
+  scheduler.add({
+    name: 'auth.purge-expired-sessions',
+    intervalMs: 10 * 60_000,
+    run: async () => {
+      const purged = await auth.purgeExpiredSessions();
+      if (purged > 0) log.info({ purged }, 'expired sessions purged');
+    },
+  });
+
+  await fastify.ready();
+
+  let closed = false;
+  return {
+    config,
+    fastify,
+    registry,
+    drivers,
+    log,
+    events,
+    scheduler,
+    metrics,
+    rbac,
+    auth,
+    startBackground: () => scheduler.start(),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await fastify.close();
+      await scheduler.stop();
+      await events.drain();
+      await rbac.stop();
+    },
+  };
+}
+
+interface DependencyCheck {
+  name: string;
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+async function checkDependencies(drivers: Drivers): Promise<DependencyCheck[]> {
+  const probe = async (name: string, fn: () => Promise<void>): Promise<DependencyCheck> => {
+    const start = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        fn(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000);
+        }),
+      ]);
+      return { name, ok: true, ms: Math.round(performance.now() - start) };
+    } catch (err) {
+      return { name, ok: false, ms: Math.round(performance.now() - start), error: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return Promise.all([
+    probe('database', () => drivers.db.ping()),
+    probe('cache', () => drivers.cache.ping()),
+    probe('pubsub', () => drivers.pubsub.ping()),
+    probe('object_store', () => drivers.objects.ping()),
+  ]);
+}
+
+/** Serves the filesystem store's presigned URLs: the HMAC signature is the authorization. */
+function objectUrlRoutes(store: FsObjectStore): AnyRouteDef[] {
+  const params = z.object({ '*': z.string().min(1).max(2048) });
+  const query = z.object({
+    method: z.enum(['GET', 'PUT']),
+    expires: z.string().max(20),
+    signature: z.string().max(200),
+  });
+  const verify = (method: 'GET' | 'PUT', key: string, q: z.infer<typeof query>) => {
+    if (q.method !== method || !store.verifyPresigned(method, key, q.expires, q.signature)) {
+      throw new AppError(403, 'forbidden', 'invalid or expired signature');
+    }
+  };
+  return [
+    route({
+      method: 'GET',
+      url: '/api/objects/*',
+      summary: 'Download through a presigned URL',
+      tags: ['objects'],
+      access: 'public',
+      params,
+      query,
+      raw: true,
+      handler: async ({ params: p, query: q, reply }) => {
+        verify('GET', p['*'], q);
+        const object = await store.get(p['*']);
+        if (!object) throw notFound('object');
+        return reply
+          .type(object.info.contentType)
+          .header('content-length', object.info.size)
+          .header('etag', `"${object.info.etag}"`)
+          .send(object.body);
+      },
+    }),
+    route({
+      method: 'PUT',
+      url: '/api/objects/*',
+      summary: 'Upload through a presigned URL',
+      tags: ['objects'],
+      access: 'public',
+      params,
+      query,
+      bodyLimit: 5 * 1024 * 1024 * 1024,
+      raw: true,
+      handler: async ({ params: p, query: q, req, reply }) => {
+        verify('PUT', p['*'], q);
+        const length = Number(req.headers['content-length']);
+        const body = req.body as NodeJS.ReadableStream | Buffer | string | undefined;
+        const info = await store.put(p['*'], (body ?? Buffer.alloc(0)) as Buffer, {
+          contentType: req.headers['content-type'] ?? 'application/octet-stream',
+          ...(Number.isFinite(length) ? { contentLength: length } : {}),
+        });
+        return reply.code(200).header('etag', `"${info.etag}"`).send();
+      },
+    }),
+  ];
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function renderDocs(routes: AnyRouteDef[]): string {
+  const rows = routes
+    .map((r) => {
+      const access =
+        typeof r.access === 'string'
+          ? r.access
+          : `${r.access.permission}${r.access.projectParam ? ' on project' : ''}`;
+      return `<tr><td><code>${r.method}</code></td><td><code>${escapeHtml(r.url)}</code></td><td>${escapeHtml(r.summary)}</td><td>${escapeHtml(access)}</td></tr>`;
+    })
+    .join('\n');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>Platform API</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}</style>
+</head><body><h1>Platform API</h1><p>Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a>. Errors: <code>{"error":{"code","message","details"}}</code>.</p>
+<table><thead><tr><th>method</th><th>path</th><th>summary</th><th>access</th></tr></thead><tbody>
+${rows}
+</tbody></table></body></html>`;
+}

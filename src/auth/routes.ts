@@ -1,0 +1,192 @@
+import { z } from 'zod';
+import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
+import { PERMISSIONS } from '../core/permissions.js';
+import { SESSION_COOKIE } from './credentials.js';
+import type { AuthService } from './service.js';
+
+const permissionEnum = z.enum(PERMISSIONS);
+const userName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(
+    /^[a-z0-9][a-z0-9_.-]*$/,
+    'lower-case letters, digits, ".", "-" and "_", starting with a letter or digit',
+  );
+const password = z.string().min(8, 'at least 8 characters').max(1024);
+const userTypeEnum = z.enum(['human', 'agent', 'service_account']);
+
+const userSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  email: z.string(),
+  display_name: z.string().nullable(),
+  user_type: userTypeEnum,
+  is_active: z.boolean(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
+  return [
+    `${SESSION_COOKIE}=${value}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Strict',
+    `Max-Age=${maxAgeSeconds}`,
+    ...(secure ? ['Secure'] : []),
+  ].join('; ');
+}
+
+export function authRoutes(auth: AuthService, options: { secureCookies: boolean }): AnyRouteDef[] {
+  return [
+    route({
+      method: 'POST',
+      url: '/api/auth/login',
+      summary: 'Sign in with name and password; sets the session cookie',
+      tags: ['auth'],
+      access: 'public',
+      body: z.object({ name: z.string().min(1).max(200), password: z.string().min(1).max(1024) }),
+      response: z.object({ user: userSchema, expires_at: z.string() }),
+      handler: async ({ body, req, reply }) => {
+        const result = await auth.login(body, { ip: req.ip, userAgent: req.headers['user-agent'] ?? null });
+        const maxAge = Math.floor((result.expiresAt.getTime() - Date.now()) / 1000);
+        reply.header('set-cookie', sessionCookie(result.token, maxAge, options.secureCookies));
+        return { user: result.user, expires_at: result.expiresAt };
+      },
+    }),
+    route({
+      method: 'POST',
+      url: '/api/auth/logout',
+      summary: 'End the current session and clear its cookie',
+      tags: ['auth'],
+      access: 'authenticated',
+      handler: async ({ requirePrincipal, actor, reply }) => {
+        await auth.logout(requirePrincipal(), actor);
+        reply.header('set-cookie', sessionCookie('', 0, options.secureCookies));
+        return undefined;
+      },
+    }),
+    route({
+      method: 'GET',
+      url: '/api/auth/me',
+      summary: 'The signed-in user, their roles and effective global permissions',
+      tags: ['auth'],
+      access: 'authenticated',
+      handler: async ({ requirePrincipal }) => auth.me(requirePrincipal()),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/users',
+      summary: 'List users',
+      tags: ['users'],
+      access: { permission: 'admin:users' },
+      query: paginationQuery.extend({
+        q: z.string().max(200).optional(),
+        active: z.enum(['true', 'false']).optional(),
+      }),
+      response: z.object({ items: z.array(userSchema), next_cursor: z.string().nullable() }),
+      handler: async ({ query }) =>
+        auth.listUsers({
+          ...query,
+          active: query.active === undefined ? undefined : query.active === 'true',
+        }),
+    }),
+    route({
+      method: 'POST',
+      url: '/api/users',
+      summary: 'Create a user',
+      tags: ['users'],
+      access: { permission: 'admin:users' },
+      status: 201,
+      body: z.object({
+        name: userName,
+        email: z.email().max(320),
+        password: password.optional(),
+        display_name: z.string().max(200).nullish(),
+        user_type: userTypeEnum.optional(),
+      }),
+      response: userSchema,
+      handler: async ({ body, actor }) => auth.createUser(actor, body),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/users/:id',
+      summary: 'A user (yourself, or anyone with admin:users)',
+      tags: ['users'],
+      access: 'authenticated',
+      params: uuidParam,
+      response: userSchema,
+      handler: async ({ params, requirePrincipal, authorize }) => {
+        if (requirePrincipal().userId !== params.id) await authorize('admin:users');
+        return auth.getUser(params.id);
+      },
+    }),
+    route({
+      method: 'PATCH',
+      url: '/api/users/:id',
+      summary: 'Update a user; you may update your own profile and password (old_password required)',
+      tags: ['users'],
+      access: 'authenticated',
+      params: uuidParam,
+      body: z.object({
+        display_name: z.string().max(200).nullish(),
+        email: z.email().max(320).optional(),
+        password: password.optional(),
+        old_password: z.string().max(1024).optional(),
+        is_active: z.boolean().optional(),
+      }),
+      response: userSchema,
+      handler: async ({ params, body, actor, requirePrincipal, authorize, can }) => {
+        const isSelf = requirePrincipal().userId === params.id;
+        if (!isSelf) await authorize('admin:users');
+        return auth.updateUser(actor, params.id, body, await can('admin:users'));
+      },
+    }),
+    route({
+      method: 'DELETE',
+      url: '/api/users/:id',
+      summary: 'Deactivate a user (ends their sessions and tokens)',
+      tags: ['users'],
+      access: { permission: 'admin:users' },
+      params: uuidParam,
+      handler: async ({ params, actor }) => auth.deactivateUser(actor, params.id),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/tokens',
+      summary: 'Your API tokens (metadata only)',
+      tags: ['tokens'],
+      access: 'authenticated',
+      handler: async ({ requirePrincipal }) => auth.listTokens(requirePrincipal().userId),
+    }),
+    route({
+      method: 'POST',
+      url: '/api/tokens',
+      summary: 'Create an API token; the raw token is answered once as `token`',
+      tags: ['tokens'],
+      access: 'authenticated',
+      status: 201,
+      body: z.object({
+        name: z.string().min(1).max(100),
+        scopes: z
+          .array(permissionEnum)
+          .max(PERMISSIONS.length * 2)
+          .nullish(),
+        project_id: z.uuid().nullish(),
+        expires_at: z.coerce.date().nullish(),
+      }),
+      handler: async ({ body, actor, requirePrincipal }) => auth.createToken(actor, requirePrincipal(), body),
+    }),
+    route({
+      method: 'DELETE',
+      url: '/api/tokens/:id',
+      summary: 'Revoke one of your tokens (any token with admin:users)',
+      tags: ['tokens'],
+      access: 'authenticated',
+      params: uuidParam,
+      handler: async ({ params, actor, requirePrincipal, can }) =>
+        auth.revokeToken(actor, requirePrincipal(), params.id, await can('admin:users')),
+    }),
+  ];
+}

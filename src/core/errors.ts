@@ -1,0 +1,94 @@
+/**
+ * The one error hierarchy. Every error a client sees is an AppError rendered as
+ * `{"error": {"code", "message", "details"}}`; anything else is a 500 with a generic message.
+ */
+export type ErrorCode =
+  | 'bad_request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'unprocessable'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'internal';
+
+export interface ErrorDetail {
+  path?: string;
+  message: string;
+  [key: string]: unknown;
+}
+
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetail[] = [],
+    /** Extra response headers, e.g. Retry-After. */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+
+  toBody() {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export const badRequest = (message: string, details: ErrorDetail[] = []) =>
+  new AppError(400, 'bad_request', message, details);
+export const unauthorized = (message = 'authentication required') =>
+  new AppError(401, 'unauthorized', message);
+export const forbidden = (message = 'permission denied') => new AppError(403, 'forbidden', message);
+export const notFound = (what = 'resource') => new AppError(404, 'not_found', `${what} not found`);
+export const conflict = (message: string, details: ErrorDetail[] = []) =>
+  new AppError(409, 'conflict', message, details);
+export const unprocessable = (message: string, details: ErrorDetail[] = []) =>
+  new AppError(422, 'unprocessable', message, details);
+export const rateLimited = (retryAfterSeconds: number) =>
+  new AppError(429, 'rate_limited', `too many attempts; retry after ${retryAfterSeconds} s`, [], {
+    'retry-after': String(retryAfterSeconds),
+  });
+export const unavailable = (message: string, details: ErrorDetail[] = []) =>
+  new AppError(503, 'unavailable', message, details);
+
+interface PgLikeError {
+  code?: unknown;
+  constraint?: unknown;
+  detail?: unknown;
+  table?: unknown;
+}
+
+/**
+ * Maps PostgreSQL errors (from `pg` or PGlite, both carry the SQLSTATE in `code`) to API errors;
+ * returns undefined for anything that is not a client-caused database error.
+ */
+export function fromDatabaseError(err: unknown): AppError | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const e = err as PgLikeError;
+  if (typeof e.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return undefined;
+  const constraint = typeof e.constraint === 'string' ? e.constraint : undefined;
+  const details = constraint ? [{ message: `constraint ${constraint}`, constraint }] : [];
+  switch (e.code) {
+    case '23505':
+      return conflict('a resource with these unique values already exists', details);
+    case '23503':
+      return unprocessable('a referenced resource does not exist or is still referenced', details);
+    case '23514':
+    case '23502':
+      return unprocessable('the values violate a constraint', details);
+    case '22P02':
+    case '22007':
+    case '22008':
+    case '22003':
+    case '22001':
+      return badRequest('a value has an invalid format or is out of range');
+    default:
+      return undefined;
+  }
+}

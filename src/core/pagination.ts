@@ -1,0 +1,41 @@
+import { badRequest } from './errors.js';
+
+/** Opaque cursor: base64url JSON of the sort key of the last item returned. */
+export function encodeCursor(key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string, length: number): string[] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === length && value.every((v) => typeof v === 'string')) {
+      return value as string[];
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw badRequest('invalid cursor', [
+    { path: 'query.cursor', message: 'not a cursor returned by this API' },
+  ]);
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+/**
+ * Turns `limit + 1` fetched rows into a page: the extra row only tells that there is more.
+ * `key` gives the sort key of a row, in the order of the query's ORDER BY.
+ */
+export function toPage<R, T>(
+  rows: R[],
+  limit: number,
+  key: (row: R) => string[],
+  map: (row: R) => T,
+): Page<T> {
+  const more = rows.length > limit;
+  const slice = more ? rows.slice(0, limit) : rows;
+  const last = slice[slice.length - 1];
+  return { items: slice.map(map), next_cursor: more && last ? encodeCursor(key(last)) : null };
+}

@@ -1,0 +1,36 @@
+/** The 13 permissions (seeded by migration 0011). Route declarations and RBAC share this list. */
+export const PERMISSIONS = [
+  'project:read',
+  'project:write',
+  'project:delete',
+  'agent:run',
+  'deploy:read',
+  'deploy:promote',
+  'observe:read',
+  'observe:write',
+  'alert:manage',
+  'secret:read',
+  'secret:write',
+  'admin:users',
+  'admin:delegate',
+] as const;
+
+export type Permission = (typeof PERMISSIONS)[number];
+
+export const isPermission = (value: string): value is Permission =>
+  (PERMISSIONS as readonly string[]).includes(value);
+
+/** Permissions that make sense on one project (others are global only). */
+export const PROJECT_PERMISSIONS: readonly Permission[] = [
+  'project:read',
+  'project:write',
+  'project:delete',
+  'agent:run',
+  'deploy:read',
+  'deploy:promote',
+  'observe:read',
+  'observe:write',
+  'alert:manage',
+  'secret:read',
+  'secret:write',
+];

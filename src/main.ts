@@ -1,0 +1,313 @@
+#!/usr/bin/env node
+import { execFile } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { createLogger } from './app.js';
+import { AuthService, generatePassword } from './auth/index.js';
+import { type Config, ConfigError, configTable, loadConfig } from './config.js';
+import { systemActor } from './core/audit.js';
+import { AppError } from './core/errors.js';
+import { deriveKey, loadMasterKey } from './core/keys.js';
+import { isPermission, type Permission } from './core/permissions.js';
+import { RbacService } from './rbac/index.js';
+import { openStores, serve } from './server.js';
+import { closeDrivers, openDrivers, pendingMigrations } from './store/index.js';
+import { VERSION } from './version.js';
+
+const USAGE = `platform ${VERSION} — forge, CI, auth, observability, notifications, secrets and CD in one service
+
+Usage: platform <command> [options]
+
+Commands:
+  serve                                   start the server (default: embedded PGlite in ./data, port 8080)
+  migrate                                 apply pending database migrations and exit
+  admin create-user <name> <email> [--password P] [--role ROLE] [--type human|agent|service_account]
+  admin reset-password <name> [--password P]
+  admin create-token <user> [--token-name N] [--scopes a,b] [--expires-in-days D]
+  doctor                                  check git, database, cache, object store, executor and SMTP
+  config                                  print the table of settings
+  version                                 print the version
+
+Options:
+  --config <file>                         YAML/JSON config file (environment variables override it)
+  --<setting>                             any setting, e.g. --port 9000 --data-dir /srv/platform
+Every setting is also an environment variable PLATFORM_<SETTING>; see \`platform config\`.
+`;
+
+/** Options that belong to commands, not to the server configuration. */
+const commandOptions = new Set([
+  'password',
+  'role',
+  'type',
+  'token-name',
+  'scopes',
+  'expires-in-days',
+  'help',
+  'config',
+]);
+
+function parseCommandLine(argv: string[]) {
+  const { values, positionals } = parseArgs({ args: argv, strict: false, allowPositionals: true });
+  const flags: Record<string, string | boolean> = {};
+  const options: Record<string, string | boolean> = {};
+  for (const [key, value] of Object.entries(values)) {
+    if (value === undefined) continue;
+    const v = Array.isArray(value) ? String(value[value.length - 1]) : value;
+    if (commandOptions.has(key)) options[key] = v as string | boolean;
+    else flags[key] = v as string | boolean;
+  }
+  return { positionals, flags, options };
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+async function withIdentity<T>(
+  config: Config,
+  fn: (auth: AuthService, rbac: RbacService) => Promise<T>,
+): Promise<T> {
+  const log = createLogger({ ...config, log_level: 'warn' });
+  const { drivers } = await openStores(config, log);
+  const rbac = new RbacService(
+    drivers.db.db,
+    drivers.cache,
+    drivers.pubsub,
+    config.permission_cache_ttl_seconds,
+    log,
+  );
+  const auth = new AuthService(
+    drivers.db.db,
+    drivers.cache,
+    rbac,
+    {
+      sessionTtlSeconds: config.session_ttl_seconds,
+      rateLimit: config.login_rate_limit,
+      rateWindowSeconds: config.login_rate_window_seconds,
+    },
+    log,
+  );
+  try {
+    return await fn(auth, rbac);
+  } finally {
+    await closeDrivers(drivers);
+  }
+}
+
+async function doctor(config: Config): Promise<boolean> {
+  let ok = true;
+  const report = (good: boolean, what: string, detail: string, required = true) => {
+    say(`${good ? '✓' : required ? '✗' : '!'} ${what}: ${detail}`);
+    if (!good && required) ok = false;
+  };
+  const run = promisify(execFile);
+  for (const [bin, args, required, hint] of [
+    ['git', ['--version'], true, 'install git (apt-get install git)'],
+    ['git-lfs', ['--version'], false, 'install git-lfs for LFS support (apt-get install git-lfs)'],
+  ] as const) {
+    try {
+      const { stdout } = await run(bin, [...args], { timeout: 5000 });
+      report(true, bin, stdout.trim());
+    } catch {
+      report(false, bin, `not found — ${hint}`, required);
+    }
+  }
+  let drivers: Awaited<ReturnType<typeof openDrivers>> | undefined;
+  try {
+    drivers = await openDrivers(config, deriveKey(loadMasterKey(config), 'object-urls'));
+    const pending = await pendingMigrations(drivers.db.db);
+    report(
+      true,
+      'database',
+      `${drivers.db.kind} reachable; ${pending.length === 0 ? 'schema up to date' : `${pending.length} migrations pending — run \`platform migrate\``}`,
+    );
+    for (const [name, fn] of [
+      ['cache', () => drivers!.cache.ping()],
+      ['pub/sub', () => drivers!.pubsub.ping()],
+      ['object store', () => drivers!.objects.ping()],
+    ] as const) {
+      try {
+        await fn();
+        report(true, name, 'reachable');
+      } catch (err) {
+        report(false, name, `${(err as Error).message} — check its PLATFORM_* settings`);
+      }
+    }
+  } catch (err) {
+    report(
+      false,
+      'database',
+      `${(err as Error).message} — check PLATFORM_DATABASE_URL or the data directory`,
+    );
+  } finally {
+    if (drivers) await closeDrivers(drivers);
+  }
+  if (config.executor === 'local') {
+    try {
+      await run('bwrap', ['--version'], { timeout: 5000 });
+      report(true, 'executor', 'local, with bubblewrap isolation');
+    } catch {
+      report(
+        false,
+        'executor',
+        'local without bubblewrap (apt-get install bubblewrap for step isolation)',
+        false,
+      );
+    }
+  } else {
+    report(
+      Boolean(config.kubeconfig) || Boolean(process.env.KUBERNETES_SERVICE_HOST),
+      'executor',
+      'kubernetes: needs PLATFORM_KUBECONFIG or in-cluster credentials',
+    );
+  }
+  if (config.smtp_host) {
+    const reachable = await new Promise<boolean>((resolve) => {
+      const socket = new Socket();
+      socket.setTimeout(3000, () => resolve(false));
+      socket.once('error', () => resolve(false));
+      socket.connect(config.smtp_port, config.smtp_host!, () => {
+        socket.destroy();
+        resolve(true);
+      });
+    });
+    report(
+      reachable,
+      'smtp',
+      reachable
+        ? `${config.smtp_host}:${config.smtp_port} reachable`
+        : `${config.smtp_host}:${config.smtp_port} unreachable — check PLATFORM_SMTP_*`,
+    );
+  } else {
+    report(true, 'smtp', 'not configured (email notifications off; set PLATFORM_SMTP_HOST)');
+  }
+  return ok;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { positionals, flags, options } = parseCommandLine(argv);
+  const [command = 'help', sub, ...rest] = positionals;
+  if (command === 'help' || options.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command === 'version') {
+    say(VERSION);
+    return 0;
+  }
+  if (command === 'config') {
+    say(configTable());
+    return 0;
+  }
+  const config = loadConfig({
+    env: process.env,
+    file: typeof options.config === 'string' ? options.config : undefined,
+    flags,
+  });
+  switch (command) {
+    case 'serve':
+      await serve(config);
+      return -1; // keep running
+    case 'migrate': {
+      const log = createLogger(config);
+      const { drivers } = await openStores(config, log);
+      await closeDrivers(drivers);
+      return 0;
+    }
+    case 'doctor':
+      return (await doctor(config)) ? 0 : 1;
+    case 'admin':
+      return admin(config, sub, rest, options);
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function admin(
+  config: Config,
+  sub: string | undefined,
+  args: string[],
+  options: Record<string, string | boolean>,
+): Promise<number> {
+  const str = (name: string) => (typeof options[name] === 'string' ? (options[name] as string) : undefined);
+  switch (sub) {
+    case 'create-user': {
+      const [name, email] = args;
+      if (!name || !email)
+        throw new UsageError('admin create-user <name> <email> [--password P] [--role ROLE]');
+      const password = str('password') ?? generatePassword();
+      const userType = (str('type') ?? 'human') as 'human' | 'agent' | 'service_account';
+      await withIdentity(config, async (auth, rbac) => {
+        const user = await auth.createUser(systemActor, { name, email, password, user_type: userType });
+        const role = str('role');
+        if (role) await rbac.assignRole(systemActor, user.id, { role });
+        say(`created user ${user.name} (${user.id})${role ? ` with role ${role}` : ''}`);
+        if (!str('password')) say(`password: ${password}`);
+      });
+      return 0;
+    }
+    case 'reset-password': {
+      const [name] = args;
+      if (!name) throw new UsageError('admin reset-password <name> [--password P]');
+      const password = str('password') ?? generatePassword();
+      await withIdentity(config, (auth) => auth.resetPassword(systemActor, name, password));
+      say(`password of ${name} reset; their sessions ended`);
+      if (!str('password')) say(`password: ${password}`);
+      return 0;
+    }
+    case 'create-token': {
+      const [name] = args;
+      if (!name)
+        throw new UsageError(
+          'admin create-token <user> [--token-name N] [--scopes a,b] [--expires-in-days D]',
+        );
+      const scopes = str('scopes')
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const bad = scopes?.filter((s) => !isPermission(s));
+      if (bad && bad.length > 0) throw new UsageError(`unknown scopes: ${bad.join(', ')}`);
+      const days = str('expires-in-days');
+      const expiresAt = days ? new Date(Date.now() + Number(days) * 86_400_000) : null;
+      if (expiresAt && Number.isNaN(expiresAt.getTime()))
+        throw new UsageError('--expires-in-days must be a number');
+      const token = await withIdentity(config, (auth) =>
+        auth.createTokenForUser(systemActor, name, {
+          name: str('token-name') ?? 'cli',
+          scopes: (scopes as Permission[]) ?? null,
+          expires_at: expiresAt,
+        }),
+      );
+      say(token.token);
+      return 0;
+    }
+    default:
+      throw new UsageError('admin create-user | reset-password | create-token');
+  }
+}
+
+class UsageError extends Error {}
+
+function isEntryPoint(): boolean {
+  try {
+    return Boolean(process.argv[1]) && import.meta.url === pathToFileURL(realpathSync(process.argv[1]!)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (err: unknown) => {
+      if (err instanceof ConfigError) process.stderr.write(`platform: ${err.message}\n`);
+      else if (err instanceof UsageError) process.stderr.write(`usage: platform ${err.message}\n`);
+      else if (err instanceof AppError) process.stderr.write(`platform: ${err.message}\n`);
+      else process.stderr.write(`platform: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

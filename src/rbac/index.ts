@@ -1,0 +1,2 @@
+export { rbacRoutes } from './routes.js';
+export { type EffectivePermissions, type InvalidationMessage, RbacService } from './service.js';

@@ -1,0 +1,5 @@
+export { InvalidObjectKeyError, ObjectKeyConflictError } from './errors.js';
+export { FsObjectStore, type FsObjectStoreOptions, type PresignedMethod } from './fs.js';
+export { encodeKeyPath, validateObjectKey } from './keys.js';
+export { S3ObjectStore, type S3ObjectStoreOptions } from './s3.js';
+export type { ObjectInfo, ObjectStore, PutOptions } from './types.js';

@@ -1,0 +1,4 @@
+export type { HandlerErrorReporter } from './deliver.js';
+export { MemoryPubSub, type MemoryPubSubOptions } from './memory.js';
+export type { PubSub, PubSubHandler } from './types.js';
+export { ValkeyPubSub, type ValkeyPubSubOptions } from './valkey.js';

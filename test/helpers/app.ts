@@ -1,0 +1,287 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import pg from 'pg';
+import pino from 'pino';
+import { expect } from 'vitest';
+import { buildApp, type Platform } from '../../src/app.js';
+import { bootstrapAdmin } from '../../src/auth/index.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { MemoryCache, ValkeyCache } from '../../src/store/cache/index.js';
+import {
+  type DbHandle,
+  type Drivers,
+  FsObjectStore,
+  migrate,
+  openPGlite,
+  openPostgres,
+} from '../../src/store/index.js';
+import { MemoryPubSub, ValkeyPubSub } from '../../src/store/pubsub/index.js';
+import { testDatabaseUrl, testValkeyUrl } from './services.js';
+
+export type StoreMode = 'pglite' | 'postgres';
+/** Which stores the integration suite runs on: the vitest project sets it (see vitest.config.ts). */
+export const storeMode: StoreMode = process.env.PLATFORM_TEST_STORE === 'postgres' ? 'postgres' : 'pglite';
+export const servicesMissing =
+  storeMode === 'postgres' &&
+  !(
+    process.env.PLATFORM_TEST_POSTGRES_AVAILABLE === '1' && process.env.PLATFORM_TEST_VALKEY_AVAILABLE === '1'
+  );
+
+export const ADMIN_PASSWORD = 'admin-password-for-tests';
+
+export interface TestStore {
+  mode: StoreMode;
+  /** Postgres schema of this test (shared by every instance opened on it). */
+  schema?: string;
+  /** Valkey key prefix of this test. */
+  keyPrefix: string;
+  openDb(): Promise<DbHandle>;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated, isolated store: an in-memory PGlite, or a new schema on the test PostgreSQL. */
+export async function createTestStore(mode: StoreMode = storeMode): Promise<TestStore> {
+  const keyPrefix = `test:${randomBytes(6).toString('hex')}:`;
+  if (mode === 'pglite') {
+    let handle: DbHandle | undefined;
+    return {
+      mode,
+      keyPrefix,
+      openDb: async () => {
+        if (handle) throw new Error('a PGlite test store has one connection: open it once');
+        handle = await openPGlite();
+        await migrate(handle.db);
+        return handle;
+      },
+      drop: async () => {},
+    };
+  }
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: testDatabaseUrl });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  let migrated = false;
+  return {
+    mode,
+    schema,
+    keyPrefix,
+    openDb: async () => {
+      const handle = await openPostgres({ url: testDatabaseUrl, schema, poolSize: 5 });
+      if (!migrated) {
+        await migrate(handle.db);
+        migrated = true;
+      }
+      return handle;
+    },
+    drop: async () => {
+      const c = new pg.Client({ connectionString: testDatabaseUrl });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`);
+      await c.end();
+    },
+  };
+}
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  body: T;
+  headers: Record<string, string | string[] | number | undefined>;
+  text: string;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  token?: string;
+  cookie?: string;
+  headers?: Record<string, string>;
+  /** Skip the one-audit-row-per-mutation check (concurrent bursts). */
+  noAuditCheck?: boolean;
+}
+
+export interface TestPlatform {
+  platform: Platform;
+  config: Config;
+  store: TestStore;
+  adminId: string;
+  adminToken: string;
+  logLines: string[];
+  request<T = any>(method: string, url: string, options?: RequestOptions): Promise<ApiResponse<T>>;
+  /** Creates a human user, optionally with global roles, and returns a bearer token for it. */
+  createUser(
+    name: string,
+    roles?: string[],
+    options?: { userType?: string },
+  ): Promise<{ id: string; token: string; password: string }>;
+  auditCount(): Promise<number>;
+  close(): Promise<void>;
+}
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export interface TestPlatformOptions {
+  store?: TestStore;
+  config?: Record<string, string>;
+  /** Do not create the admin (and its token). */
+  bare?: boolean;
+}
+
+/**
+ * A platform on a fresh store with the admin bootstrapped and an admin token. `request` asserts that
+ * every successful mutation writes exactly one audit row, so the whole suite checks that rule.
+ */
+export async function createTestPlatform(options: TestPlatformOptions = {}): Promise<TestPlatform> {
+  const store = options.store ?? (await createTestStore());
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'platform-test-'));
+  const config = loadConfig({
+    env: {
+      PLATFORM_ENV: 'test',
+      PLATFORM_DATA_DIR: dataDir,
+      PLATFORM_LOG_LEVEL: 'info',
+      PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      PLATFORM_LOGIN_RATE_LIMIT: '1000',
+      ...options.config,
+    },
+  });
+  const logLines: string[] = [];
+  const logger = pino({ level: config.log_level }, { write: (line: string) => void logLines.push(line) });
+  const db = await store.openDb();
+  const redis = store.mode === 'postgres';
+  const drivers: Drivers = {
+    db,
+    cache: redis ? new ValkeyCache(testValkeyUrl, { keyPrefix: store.keyPrefix }) : new MemoryCache(),
+    pubsub: redis ? new ValkeyPubSub(testValkeyUrl, { channelPrefix: store.keyPrefix }) : new MemoryPubSub(),
+    objects: new FsObjectStore({
+      root: path.join(dataDir, 'objects'),
+      publicUrl: config.public_url,
+      signingKey: randomBytes(32),
+    }),
+  };
+  await bootstrapAdmin(db.db, {
+    name: config.admin_name,
+    email: config.admin_email,
+    password: ADMIN_PASSWORD,
+  });
+  const platform = await buildApp(config, drivers, { logger });
+  const admin = await db.db
+    .selectFrom('users')
+    .select('id')
+    .where('name', '=', config.admin_name)
+    .executeTakeFirstOrThrow();
+
+  const auditCount = async () => {
+    const r = await sql<{ n: number }>`select count(*)::int as n from audit_log`.execute(db.db);
+    return r.rows[0]!.n;
+  };
+
+  const request = async <T>(method: string, url: string, o: RequestOptions = {}): Promise<ApiResponse<T>> => {
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    if (o.cookie) headers.cookie = o.cookie;
+    const check = MUTATING.has(method) && !o.noAuditCheck;
+    const before = check ? await auditCount() : 0;
+    const res = await platform.fastify.inject({
+      method: method as 'GET',
+      url,
+      headers,
+      ...(o.body !== undefined ? { payload: o.body as string } : {}),
+    });
+    let body: unknown = res.body;
+    try {
+      body = res.body ? JSON.parse(res.body) : undefined;
+    } catch {
+      // not JSON
+    }
+    if (check && res.statusCode < 300) {
+      const after = await auditCount();
+      expect(after - before, `${method} ${url} must write exactly one audit row`).toBe(1);
+    }
+    return { status: res.statusCode, body: body as T, headers: res.headers, text: res.body };
+  };
+
+  let adminToken = '';
+  if (!options.bare) {
+    const created = await platform.auth.createTokenForUser(
+      { id: admin.id, name: 'admin', ip: null },
+      config.admin_name,
+      { name: 'test-admin' },
+    );
+    adminToken = created.token;
+  }
+
+  const createUser: TestPlatform['createUser'] = async (name, roles = [], o = {}) => {
+    const password = `pw-${name}-${randomBytes(4).toString('hex')}`;
+    const res = await request<{ id: string }>('POST', '/api/users', {
+      token: adminToken,
+      body: { name, email: `${name}@example.test`, password, user_type: o.userType },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    for (const role of roles) {
+      const bind = await request('POST', `/api/admin/users/${res.body.id}/roles`, {
+        token: adminToken,
+        body: { role },
+      });
+      expect(bind.status, JSON.stringify(bind.body)).toBe(201);
+    }
+    const token = await platform.auth.createTokenForUser({ id: admin.id, name: 'admin', ip: null }, name, {
+      name: 'test',
+    });
+    return { id: res.body.id, token: token.token, password };
+  };
+
+  return {
+    platform,
+    config,
+    store,
+    adminId: admin.id,
+    adminToken,
+    logLines,
+    request,
+    createUser,
+    auditCount,
+    close: async () => {
+      await platform.close();
+      await Promise.allSettled([drivers.pubsub.close(), drivers.cache.close(), drivers.objects.close()]);
+      await db.close();
+      if (!options.store) await store.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Inserts a project row directly (project CRUD arrives with the git/projects issue). */
+export async function insertProject(
+  t: TestPlatform,
+  input: { name: string; ownerId?: string; visibility?: 'private' | 'internal' | 'public' },
+): Promise<string> {
+  const row = await t.platform.drivers.db.db
+    .insertInto('projects')
+    .values({
+      owner_id: input.ownerId ?? t.adminId,
+      name: input.name,
+      visibility: input.visibility ?? 'private',
+      repo_path: `repos/${input.name}.git`,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** Polls until fn returns a truthy value or the deadline passes (no fixed sleeps in tests). */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}

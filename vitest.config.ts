@@ -1,0 +1,26 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Three projects: unit and driver-contract tests beside the code (they pick their own stores), and
+ * the integration suite under test/ run twice — on the embedded stores (PGlite, in-process cache) and
+ * on PostgreSQL + Valkey/Redis.
+ */
+export default defineConfig({
+  test: {
+    globalSetup: ['test/global-setup.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['src/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'pglite', include: ['test/**/*.test.ts'], env: { PLATFORM_TEST_STORE: 'pglite' } },
+      },
+      {
+        extends: true,
+        test: { name: 'postgres', include: ['test/**/*.test.ts'], env: { PLATFORM_TEST_STORE: 'postgres' } },
+      },
+    ],
+  },
+});
