@@ -15,7 +15,13 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: ['src/**/*.test.ts'] } },
       {
         extends: true,
-        test: { name: 'pglite', include: ['test/**/*.test.ts'], env: { PLATFORM_TEST_STORE: 'pglite' } },
+        test: {
+          name: 'pglite',
+          include: ['test/**/*.test.ts'],
+          env: { PLATFORM_TEST_STORE: 'pglite' },
+          // One worker process runs many files: PGlite's WebAssembly is compiled once per process, not per file.
+          isolate: false,
+        },
       },
       {
         extends: true,

@@ -1,4 +1,8 @@
+import { writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { dumpPGlite, migrate, openPGlite } from '../src/store/index.js';
 import { testDatabaseUrl, testValkeyUrl } from './helpers/services.js';
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
@@ -15,7 +19,19 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
   });
 }
 
+/** Migrates one PGlite database and saves its data directory: each test starts from a copy (no initdb per test). */
+async function pgliteSnapshot(): Promise<string> {
+  const handle = await openPGlite();
+  await migrate(handle.db);
+  const blob = await dumpPGlite(handle);
+  await handle.close();
+  const file = path.join(tmpdir(), `platform-test-pglite-${process.pid}.tar`);
+  writeFileSync(file, Buffer.from(await blob.arrayBuffer()));
+  return file;
+}
+
 export default async function setup(): Promise<void> {
+  process.env.PLATFORM_TEST_PGLITE_SNAPSHOT = await pgliteSnapshot();
   const pg = await reachable(testDatabaseUrl, 5432);
   const valkey = await reachable(testValkeyUrl, 6379);
   process.env.PLATFORM_TEST_POSTGRES_AVAILABLE = pg ? '1' : '0';

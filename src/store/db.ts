@@ -142,16 +142,22 @@ class PGliteDialect implements Dialect {
 export interface PGliteOptions {
   /** Directory of the database files; undefined → in memory (tests). */
   dataDir?: string;
+  /** A data directory tarball (from `dumpPGlite`) to start from instead of initdb (tests). */
+  loadDataDir?: Blob;
 }
 
 export async function openPGlite(options: PGliteOptions = {}): Promise<DbHandle> {
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  const pglite = new PGlite(options.dataDir, { parsers: { 20: int8 } });
+  const pglite = new PGlite(options.dataDir, {
+    parsers: { 20: int8 },
+    ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+  });
   const driver = new PGliteDriver(pglite);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(driver) });
   await sql`select 1`.execute(db);
-  return {
+  const handle: PGliteHandle = {
     kind: 'pglite',
+    pglite,
     db,
     ping: async () => {
       await sql`select 1`.execute(db);
@@ -159,6 +165,17 @@ export async function openPGlite(options: PGliteOptions = {}): Promise<DbHandle>
     close: () => db.destroy(),
     stats: () => driver.stats(),
   };
+  return handle;
+}
+
+/** The data directory of a PGlite database as a tarball (test fixtures: migrate once, copy per test). */
+export async function dumpPGlite(handle: DbHandle): Promise<Blob> {
+  if (!(handle instanceof Object) || handle.kind !== 'pglite') throw new Error('not a PGlite handle');
+  return (handle as PGliteHandle).pglite.dumpDataDir('none');
+}
+
+interface PGliteHandle extends DbHandle {
+  pglite: PGlite;
 }
 
 export interface PostgresOptions {

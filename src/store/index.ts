@@ -7,7 +7,16 @@ import { FsObjectStore, type ObjectStore, S3ObjectStore } from './objects/index.
 import { MemoryPubSub, type PubSub, ValkeyPubSub } from './pubsub/index.js';
 
 export type { Cache } from './cache/types.js';
-export { type Db, type DbHandle, type DbOrTx, openPGlite, openPostgres, type Tx, transaction } from './db.js';
+export {
+  type Db,
+  type DbHandle,
+  type DbOrTx,
+  dumpPGlite,
+  openPGlite,
+  openPostgres,
+  type Tx,
+  transaction,
+} from './db.js';
 export { migrate, pendingMigrations } from './migrate.js';
 export { FsObjectStore } from './objects/index.js';
 export type { ObjectStore } from './objects/types.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -52,7 +52,8 @@ export async function createTestStore(mode: StoreMode = storeMode): Promise<Test
       keyPrefix,
       openDb: async () => {
         if (handle) throw new Error('a PGlite test store has one connection: open it once');
-        handle = await openPGlite();
+        const snapshot = process.env.PLATFORM_TEST_PGLITE_SNAPSHOT;
+        handle = await openPGlite(snapshot ? { loadDataDir: new Blob([readFileSync(snapshot)]) } : {});
         await migrate(handle.db);
         return handle;
       },
