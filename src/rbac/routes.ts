@@ -165,11 +165,12 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       url: '/api/projects/:id/members',
       summary: 'Add a member with a role (project owner or admin:users)',
       tags: ['projects'],
-      access: { permission: 'project:read', projectParam: 'id' },
+      access: 'authenticated',
       status: 201,
       params: uuidParam,
       body: z.object({ user_id: z.uuid(), role: z.string().min(1).max(64) }),
-      handler: async ({ params, body, actor, requirePrincipal }) => {
+      handler: async ({ params, body, actor, requirePrincipal, authorize }) => {
+        await authorize('project:read', params.id);
         await rbac.assertCanManageMembers(requirePrincipal(), params.id);
         return rbac.assignRole(
           actor,
@@ -184,10 +185,11 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       url: '/api/projects/:id/members/:userId',
       summary: "Remove a member's role on the project (?role=, default: the only one)",
       tags: ['projects'],
-      access: { permission: 'project:read', projectParam: 'id' },
+      access: 'authenticated',
       params: z.object({ id: z.uuid(), userId: z.uuid() }),
       query: z.object({ role: z.string().min(1).max(64).optional() }),
-      handler: async ({ params, query, actor, requirePrincipal }) => {
+      handler: async ({ params, query, actor, requirePrincipal, authorize }) => {
+        await authorize('project:read', params.id);
         await rbac.assertCanManageMembers(requirePrincipal(), params.id);
         const bindings = (await rbac.listBindings(params.userId)).filter(
           (b) =>
