@@ -18,6 +18,8 @@ export default defineConfig({
         test: {
           name: 'pglite',
           include: ['test/**/*.test.ts'],
+          // *.pg.test.ts need two instances on one shared database: PostgreSQL only.
+          exclude: ['test/**/*.pg.test.ts'],
           env: { PLATFORM_TEST_STORE: 'pglite' },
           // One worker process runs many files: PGlite's WebAssembly is compiled once per process, not per file.
           isolate: false,

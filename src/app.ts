@@ -168,7 +168,11 @@ export async function buildApp(
       }
     }
     req.principal = await auth.authenticate(req);
-    if (req.principal) req.log = req.log.child({ user_id: req.principal.userId });
+    if (req.principal) {
+      req.log = req.log.child({ user_id: req.principal.userId });
+      // Fastify writes "request completed" through reply.log, a separate reference to the request logger.
+      reply.log = req.log;
+    }
   });
 
   fastify.addHook('onResponse', async (req, reply) => {

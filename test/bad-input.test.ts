@@ -1,0 +1,297 @@
+/**
+ * The every-route test: each route in the registry, called as the admin with garbage path parameters,
+ * bodies and query strings, answers a 4xx with the stable error body — never a 5xx, never a success.
+ * New routes are covered by registering them; nothing here names a route.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { AnyRouteDef } from '../src/core/http.js';
+import {
+  type ApiResponse,
+  createTestPlatform,
+  insertProject,
+  servicesMissing,
+  type TestPlatform,
+} from './helpers/app.js';
+
+// The route list is needed while collecting tests, so the platform is built at module load.
+const t: TestPlatform | undefined = servicesMissing ? undefined : await createTestPlatform();
+const projectId = t ? await insertProject(t, { name: 'bad-input' }) : '';
+const routes: AnyRouteDef[] = t?.platform.registry.routes ?? [];
+afterAll(() => t?.close());
+
+const ELEVEN_MB = 11 * 1024 * 1024;
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+type JsonSchema = {
+  type?: string;
+  enum?: unknown[];
+  format?: string;
+  pattern?: string;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  properties?: Record<string, JsonSchema>;
+};
+
+function jsonSchema(schema: z.ZodType): JsonSchema {
+  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+}
+
+/** The zod type under optional/nullable/default wrappers (to recognise what JSON Schema cannot say, e.g. dates). */
+function innerType(schema: z.ZodType): string {
+  let def = (schema as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod.def;
+  while (def.innerType && ['optional', 'nullable', 'default', 'prefault', 'readonly'].includes(def.type)) {
+    def = (def.innerType as unknown as { _zod: { def: typeof def } })._zod.def;
+  }
+  return def.type;
+}
+
+/** Values that violate a property's schema. `asQuery`: only values that stay wrong as query strings. */
+function wrongValues(prop: JsonSchema, zodType: string, asQuery: boolean): unknown[] {
+  const p = prop.anyOf?.find((b) => b.type !== 'null') ?? prop;
+  const out: unknown[] = [];
+  if (p.enum) out.push('no_such_value', 'UPPER_CASE_NOPE');
+  else if (p.type === 'array') {
+    out.push('not-an-array');
+    if (p.items?.enum) out.push(['no_such_value']);
+    if (p.items?.type === 'string') out.push([{}]);
+  } else if (p.type === 'string') {
+    if (!asQuery) out.push(123, {}, true);
+    if (p.format === 'uuid') out.push('nope', 'not-a-uuid', '../../etc', "1' or '1'='1");
+    if (p.format === 'email') out.push('not-an-email');
+    if (p.pattern) out.push('!! Not Matching !!');
+    if (p.minLength && p.minLength > 0) out.push('');
+    if (p.maxLength !== undefined && p.maxLength < 100_000) out.push('x'.repeat(p.maxLength + 1));
+  } else if (p.type === 'integer' || p.type === 'number') {
+    out.push('abc');
+    if (p.type === 'integer') out.push(asQuery ? '1.5' : 1.5);
+    if (p.minimum !== undefined) out.push(asQuery ? String(p.minimum - 1) : p.minimum - 1);
+    if (p.maximum !== undefined) out.push(asQuery ? String(p.maximum + 1) : p.maximum + 1);
+  } else if (p.type === 'boolean') {
+    out.push('maybe', 1);
+  } else if (zodType === 'date') {
+    out.push('notadate', 'yesterday', '2024-13-45');
+  }
+  return out;
+}
+
+/** A request URL with valid values in every path parameter except the overridden ones. */
+function fillUrl(r: AnyRouteDef, overrides: Record<string, string> = {}): string {
+  const projectParam = typeof r.access === 'object' ? r.access.projectParam : undefined;
+  return r.url
+    .replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) =>
+      name in overrides ? overrides[name]! : name === projectParam ? projectId : randomUUID(),
+    )
+    .replace(/\*$/, () => overrides['*'] ?? 'some/object.txt');
+}
+
+function paramNames(r: AnyRouteDef): string[] {
+  const names = [...r.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
+  if (r.url.endsWith('*')) names.push('*');
+  return names;
+}
+
+/** Status 4xx and exactly the stable error body. */
+function expectClientError(res: ApiResponse, what: string): { code: string; details: { path?: string }[] } {
+  expect(res.status, `${what}: ${res.status} ${res.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
+  expect(res.status, `${what}: ${res.status} ${res.text.slice(0, 300)}`).toBeLessThan(500);
+  const body = res.body as { error?: { code?: unknown; message?: unknown; details?: unknown } };
+  expect(body && typeof body === 'object' ? Object.keys(body) : body, `${what}: body`).toEqual(['error']);
+  expect(Object.keys(body.error!).sort(), `${what}: error keys`).toEqual(['code', 'details', 'message']);
+  expect(typeof body.error!.code, `${what}: code`).toBe('string');
+  expect(typeof body.error!.message, `${what}: message`).toBe('string');
+  expect(Array.isArray(body.error!.details), `${what}: details`).toBe(true);
+  return body.error as { code: string; details: { path?: string }[] };
+}
+
+function expectDetailFor(error: { details: { path?: string }[] }, path: string, what: string): void {
+  const paths = error.details.map((d) => d.path);
+  expect(
+    paths.some((p) => p === path || p?.startsWith(`${path}.`)),
+    `${what}: details name ${path} (got ${JSON.stringify(paths)})`,
+  ).toBe(true);
+}
+
+const send = (method: string, url: string, body?: string) =>
+  t!.request(method, url, {
+    token: t!.adminToken,
+    noAuditCheck: true,
+    ...(body !== undefined ? { body, headers: JSON_HEADERS } : {}),
+  });
+
+describe.skipIf(servicesMissing)('every route rejects bad input with a 4xx and the stable error body', () => {
+  it('the registry has routes, each declaring its access', () => {
+    expect(routes.length).toBeGreaterThan(10);
+    for (const r of routes) expect(r.access, `${r.method} ${r.url}`).toBeTruthy();
+  });
+
+  for (const r of routes) {
+    const label = `${r.method} ${r.url}`;
+    const params = paramNames(r);
+    const bodyProps = r.body ? (jsonSchema(r.body).properties ?? {}) : {};
+    const bodyShape = (r.body as z.ZodObject | undefined)?.shape ?? {};
+    const queryProps = r.query ? (jsonSchema(r.query).properties ?? {}) : {};
+    const queryShape = (r.query as z.ZodObject | undefined)?.shape ?? {};
+    const validBody = r.body ? '{}' : undefined;
+
+    describe(label, () => {
+      if (params.length > 0) {
+        it('garbage path parameters answer 400 or 404', async () => {
+          for (const name of params) {
+            for (const bad of [
+              'not-a-uuid',
+              '..%2F..%2Fetc',
+              '../../etc',
+              '%00',
+              'a%20b',
+              "1'%20or%20'1'='1",
+            ]) {
+              const res = await send(r.method, fillUrl(r, { [name]: bad }), validBody);
+              const what = `${label} with ${name}=${bad}`;
+              expect([400, 403, 404], `${what}: ${res.text.slice(0, 200)}`).toContain(res.status);
+              const error = expectClientError(res, what);
+              if (name !== '*' && bad === 'not-a-uuid' && res.status === 400) {
+                expectDetailFor(error, `params.${name}`, what);
+              }
+            }
+          }
+        });
+      }
+
+      if (r.body) {
+        it('bodies of the wrong shape answer 4xx', async () => {
+          const url = fillUrl(r);
+          const weird = JSON.stringify({
+            name: 123,
+            email: false,
+            permissions: 'x',
+            role: {},
+            user_id: 'nope',
+            expires_at: 'yesterday',
+            project_id: 'x',
+            delegate_id: [],
+            permission: 7,
+            password: null,
+            scopes: 'all',
+          });
+          for (const body of ['[]', '"str"', '{}', '123', 'null', 'true', weird, '{"a":', '']) {
+            const res = await send(r.method, url, body);
+            const error = expectClientError(res, `${label} with body ${body.slice(0, 40)}`);
+            if (body === weird) expect(error.code).toBe('bad_request');
+          }
+        });
+
+        it('a non-JSON body answers 4xx', async () => {
+          const res = await t!.request(r.method, fillUrl(r), {
+            token: t!.adminToken,
+            noAuditCheck: true,
+            body: 'name=x&role=admin',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          });
+          expectClientError(res, `${label} with a form body`);
+        });
+
+        it('a wrong value in each body field answers 400 naming the field', async () => {
+          let tried = 0;
+          for (const [field, prop] of Object.entries(bodyProps)) {
+            const zodType = bodyShape[field] ? innerType(bodyShape[field] as z.ZodType) : 'unknown';
+            for (const value of wrongValues(prop, zodType, false)) {
+              tried++;
+              const res = await send(r.method, fillUrl(r), JSON.stringify({ [field]: value }));
+              const what = `${label} with ${field}=${JSON.stringify(value).slice(0, 40)}`;
+              const error = expectClientError(res, what);
+              expect(res.status, what).toBe(400);
+              expectDetailFor(error, `body.${field}`, what);
+            }
+          }
+          expect(tried, 'at least one wrong value was generated').toBeGreaterThan(0);
+        });
+
+        const enumFields = Object.entries(bodyProps).filter(([, p]) => {
+          const s = p.anyOf?.find((b) => b.type !== 'null') ?? p;
+          return s.enum || s.items?.enum;
+        });
+        if (enumFields.length > 0) {
+          it('an unknown enum value answers 400 naming the field', async () => {
+            for (const [field, p] of enumFields) {
+              const s = p.anyOf?.find((b) => b.type !== 'null') ?? p;
+              const value = s.enum ? 'definitely_not_a_member' : ['definitely_not_a_member'];
+              const res = await send(r.method, fillUrl(r), JSON.stringify({ [field]: value }));
+              const error = expectClientError(res, `${label} ${field}`);
+              expect(res.status).toBe(400);
+              expectDetailFor(error, `body.${field}`, `${label} ${field}`);
+            }
+          });
+        }
+
+        const limit = r.bodyLimit ?? t!.config.body_limit_bytes;
+        if (limit < ELEVEN_MB) {
+          it('an 11 MB body answers 413 payload_too_large', async () => {
+            const body = `{"name":"${'x'.repeat(ELEVEN_MB)}"}`;
+            const res = await send(r.method, fillUrl(r), body);
+            const error = expectClientError(res, `${label} with 11 MB`);
+            expect(res.status).toBe(413);
+            expect(error.code).toBe('payload_too_large');
+          });
+        }
+      }
+
+      if (r.query) {
+        it('a garbage query string answers 4xx (never 5xx)', async () => {
+          const res = await send(r.method, `${fillUrl(r)}?limit=abc&cursor=%%%&since=notadate`, validBody);
+          const knows = ['limit', 'since'].some((k) => k in queryProps);
+          if (knows) {
+            const error = expectClientError(res, `${label} garbage query`);
+            expect(res.status).toBe(400);
+            if ('limit' in queryProps) expectDetailFor(error, 'query.limit', label);
+            if ('since' in queryProps) expectDetailFor(error, 'query.since', label);
+          } else {
+            expect(res.status, res.text).toBeLessThan(500);
+            if (res.status >= 400) expectClientError(res, `${label} garbage query`);
+          }
+        });
+
+        it('a wrong value in each query parameter answers 400 naming it', async () => {
+          for (const [field, prop] of Object.entries(queryProps)) {
+            const zodType = queryShape[field] ? innerType(queryShape[field] as z.ZodType) : 'unknown';
+            for (const value of wrongValues(prop, zodType, true)) {
+              const qs = new URLSearchParams({ [field]: String(value) }).toString();
+              const res = await send(r.method, `${fillUrl(r)}?${qs}`, validBody);
+              const what = `${label} ?${qs.slice(0, 60)}`;
+              const error = expectClientError(res, what);
+              expect(res.status, what).toBe(400);
+              expectDetailFor(error, `query.${field}`, what);
+            }
+          }
+        });
+
+        if ('cursor' in queryProps) {
+          it('a cursor this API did not issue answers 400', async () => {
+            const forged = [
+              'garbage',
+              '%%%',
+              Buffer.from('{"a":1}').toString('base64url'),
+              Buffer.from('["x"]').toString('base64url'),
+              Buffer.from('["not-a-date","not-a-uuid"]').toString('base64url'),
+              Buffer.from('["zzz","not-a-uuid"]').toString('base64url'),
+            ];
+            for (const cursor of forged) {
+              const res = await send(
+                r.method,
+                `${fillUrl(r)}?cursor=${encodeURIComponent(cursor)}`,
+                validBody,
+              );
+              const error = expectClientError(res, `${label} cursor=${cursor}`);
+              expect(error.code).toBe('bad_request');
+            }
+          });
+        }
+      }
+    });
+  }
+});
