@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { AppError, fromDatabaseError, notFound } from './core/errors.js';
 import { EventBus } from './core/events.js';
 import { type AnyRouteDef, RouteRegistry, route } from './core/http.js';
+import { loadMasterKey } from './core/keys.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { Scheduler } from './core/scheduler.js';
 import { RbacService, rbacRoutes } from './rbac/index.js';
@@ -27,10 +28,34 @@ export interface Platform {
   metrics: Metrics;
   rbac: RbacService;
   auth: AuthService;
+  /** The public service of a module registered in buildApp (e.g. 'secrets'). */
+  service<T>(name: string): T;
   /** Starts background loops (serve does; tests may not). */
   startBackground(): void;
   /** Drains requests, stops loops and subscriptions. Does not close the drivers (the caller owns them). */
   close(): Promise<void>;
+}
+
+/** What a module gets to build itself: shared drivers and the identity services. */
+export interface ModuleContext {
+  config: Config;
+  drivers: Drivers;
+  log: Logger;
+  events: EventBus;
+  scheduler: Scheduler;
+  metrics: Metrics;
+  rbac: RbacService;
+  auth: AuthService;
+  masterKey: Buffer;
+}
+
+export interface PlatformModule {
+  name: string;
+  routes: AnyRouteDef[];
+  /** The module's public service (what its index.ts exports for other modules). */
+  service?: unknown;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
 }
 
 export interface BuildOptions {
@@ -270,12 +295,31 @@ export async function buildApp(
 
   if (drivers.objects instanceof FsObjectStore) systemRoutes.push(...objectUrlRoutes(drivers.objects));
 
+  const ctx: ModuleContext = {
+    config,
+    drivers,
+    log,
+    events,
+    scheduler,
+    metrics,
+    rbac,
+    auth,
+    masterKey: loadMasterKey(config),
+  };
+  // Later modules, in dependency order. Each: routes, optional start/stop, and a service for other modules.
+  const modules: PlatformModule[] = [
+    // secrets module
+    // notify module
+  ];
+
   registry.register([
     ...systemRoutes,
     ...authRoutes(auth, { secureCookies: config.secure_cookies }),
     ...rbacRoutes(rbac),
     ...auditRoutes(drivers.db.db),
+    ...modules.flatMap((m) => m.routes),
   ]);
+  for (const m of modules) await m.start?.();
 
   scheduler.add({
     name: 'auth.purge-expired-sessions',
@@ -300,12 +344,18 @@ export async function buildApp(
     metrics,
     rbac,
     auth,
+    service: <T>(name: string) => {
+      const m = modules.find((x) => x.name === name);
+      if (!m) throw new Error(`no module named ${name}`);
+      return m.service as T;
+    },
     startBackground: () => scheduler.start(),
     close: async () => {
       if (closed) return;
       closed = true;
       await fastify.close();
       await scheduler.stop();
+      for (const m of [...modules].reverse()) await m.stop?.();
       await events.drain();
       await rbac.stop();
     },
