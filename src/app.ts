@@ -159,6 +159,7 @@ export async function buildApp(
   const fastify: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: config.body_limit_bytes,
+    trustProxy: config.trust_proxy,
     requestIdHeader: false,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
@@ -221,7 +222,6 @@ export async function buildApp(
   const registry = new RouteRegistry(
     fastify,
     {
-      authenticate: (req) => auth.authenticate(req),
       check: (p, perm, project) => rbac.check(p, perm, project),
     },
     config.body_limit_bytes,

@@ -101,6 +101,10 @@ const settings = {
       ),
     help: 'comma-separated origins allowed by CORS',
   },
+  trust_proxy: {
+    schema: bool.default(false),
+    help: 'trust X-Forwarded-* from a reverse proxy (client IPs in audit rows and rate limits)',
+  },
   body_limit_bytes: { schema: int(1024, 1 << 30).default(10 * 1024 * 1024), help: 'API request body limit' },
   git_body_limit_bytes: {
     schema: int(1024, Number.MAX_SAFE_INTEGER).default(5 * 1024 * 1024 * 1024),

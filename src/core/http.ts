@@ -14,9 +14,8 @@ export interface Principal {
   sessionId?: string;
 }
 
-/** The identity modules provide this; the HTTP layer only calls it. */
+/** RBAC provides this; the HTTP layer only calls it (authentication runs earlier, in an onRequest hook). */
 export interface AccessControl {
-  authenticate(req: FastifyRequest): Promise<Principal | null>;
   /**
    * 'allowed', or why not: 'denied' (403) or 'hidden' (the project is not visible to the caller:
    * answered as 404 so private projects are not revealed).
