@@ -1,0 +1,3 @@
+export type { PushReceivedEvent } from './events.js';
+export { createGitModule } from './module.js';
+export { GitError, gitEnv, killTree, runGit } from './run.js';

@@ -1,0 +1,38 @@
+import path from 'node:path';
+import type { ModuleContext, PlatformModule } from '../app.js';
+import { createPushPipeline } from '../pipeline/index.js';
+import type { ProjectsService } from '../projects/index.js';
+import { installHooks } from './hooks.js';
+import { smartHttpRoutes } from './smart-http.js';
+
+export function createGitModule(ctx: ModuleContext, projects: ProjectsService): PlatformModule {
+  const hooksDir = path.join(ctx.config.data_dir, 'git-hooks');
+  const routes = smartHttpRoutes({
+    db: ctx.drivers.db.db,
+    projects,
+    rbac: ctx.rbac,
+    events: ctx.events,
+    log: ctx.log,
+    hooksDir,
+    bodyLimit: ctx.config.git_body_limit_bytes,
+    onPush: [
+      async ({ project, pusher, ref, dir }) => {
+        await createPushPipeline(ctx.drivers.db.db, {
+          projectId: project.id,
+          ref: ref.ref,
+          sha: ref.after,
+          pusherId: pusher.userId,
+          pusherName: pusher.userName,
+          repoDir: dir,
+        });
+      },
+    ],
+  });
+  return {
+    name: 'git',
+    routes,
+    start: async () => {
+      await installHooks(ctx.config.data_dir);
+    },
+  };
+}

@@ -1,0 +1,310 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { AppError, notFound } from '../core/errors.js';
+import type { EventBus } from '../core/events.js';
+import { type AnyRouteDef, type Principal, route } from '../core/http.js';
+import type { ProjectRow, ProjectsService } from '../projects/index.js';
+import type { RbacService } from '../rbac/index.js';
+import type { Db } from '../store/db.js';
+import './events.js';
+import { gitEnv, killTree, runGit } from './run.js';
+
+const slug = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const repoParams = z.object({
+  owner: z.string().max(63).regex(slug, 'invalid owner name'),
+  repo: z
+    .string()
+    .max(67)
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}(\.git)?$/, 'invalid repository name')
+    .refine((s) => !s.includes('..') && !s.replace(/\.git$/, '').endsWith('.git'), 'invalid repository name'),
+});
+const ZERO = /^0+$/;
+const GIT_REALM = 'Basic realm="Platform", charset="UTF-8"';
+
+export const gitAuthRequired = () =>
+  new AppError(401, 'unauthorized', 'authentication required', [], { 'www-authenticate': GIT_REALM });
+
+export interface PushedRef {
+  ref: string;
+  before: string;
+  after: string;
+}
+
+/** Called after each accepted push, once per updated ref (e.g. the pipeline trigger). */
+export type PushListener = (push: {
+  project: ProjectRow;
+  pusher: Principal;
+  ref: PushedRef;
+  dir: string;
+}) => Promise<void>;
+
+export interface SmartHttpDeps {
+  db: Db;
+  projects: ProjectsService;
+  rbac: RbacService;
+  events: EventBus;
+  log: Logger;
+  hooksDir: string;
+  bodyLimit: number;
+  onPush: PushListener[];
+}
+
+/**
+ * Resolves `/:owner/:repo` to a project the caller may use: anonymous callers who are refused get
+ * a 401 with WWW-Authenticate so stock git prompts; a project the caller cannot see is a 404.
+ */
+export async function resolveRepo(
+  deps: Pick<SmartHttpDeps, 'projects' | 'rbac'>,
+  req: FastifyRequest,
+  params: z.infer<typeof repoParams>,
+  permission: 'project:read' | 'project:write',
+): Promise<{ project: ProjectRow; redirect?: string }> {
+  const name = params.repo.replace(/\.git$/, '');
+  const found = await deps.projects.findByName(params.owner, name);
+  if (!found) {
+    if (!req.principal) throw gitAuthRequired();
+    throw notFound('repository');
+  }
+  const decision = await deps.rbac.check(req.principal, permission, found.project.id);
+  if (decision !== 'allowed') {
+    if (!req.principal) throw gitAuthRequired();
+    if (decision === 'hidden') throw notFound('repository');
+    throw new AppError(
+      403,
+      'forbidden',
+      `${permission} required on ${found.project.owner_name}/${found.project.name}`,
+    );
+  }
+  if (found.redirected) {
+    const suffix = params.repo.endsWith('.git') ? '.git' : '';
+    const prefix = `/${params.owner}/${params.repo}`;
+    const rest = req.url.slice(req.url.indexOf(prefix) + prefix.length);
+    return {
+      project: found.project,
+      redirect: `/${found.project.owner_name}/${found.project.name}${suffix}${rest}`,
+    };
+  }
+  return { project: found.project };
+}
+
+function pktLine(text: string): string {
+  return `${(text.length + 4).toString(16).padStart(4, '0')}${text}`;
+}
+
+function noCache(reply: FastifyReply): void {
+  reply.header('cache-control', 'no-cache, max-age=0, must-revalidate');
+  reply.header('pragma', 'no-cache');
+  reply.header('expires', 'Fri, 01 Jan 1980 00:00:00 GMT');
+}
+
+function protocolEnv(req: FastifyRequest): Record<string, string> {
+  const header = req.headers['git-protocol'];
+  // Only well-formed `key=value:key` values reach git.
+  return typeof header === 'string' && /^[A-Za-z0-9=:._-]{1,200}$/.test(header)
+    ? { GIT_PROTOCOL: header }
+    : {};
+}
+
+export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
+  const service = z.object({ service: z.enum(['git-upload-pack', 'git-receive-pack']) });
+
+  const policyEnv = async (project: ProjectRow, pusher: Principal) => {
+    if (await deps.rbac.can(pusher, 'admin:users')) return { PLATFORM_NO_FORCE: '', PLATFORM_NO_DELETE: '' };
+    const rules = await deps.db
+      .selectFrom('protected_branches')
+      .select(['pattern', 'allow_force_push', 'allow_deletion'])
+      .where('project_id', '=', project.id)
+      .execute();
+    const defaultRef = `refs/heads/${project.default_branch}`;
+    return {
+      PLATFORM_NO_FORCE: [
+        defaultRef,
+        ...rules.filter((r) => !r.allow_force_push).map((r) => `refs/heads/${r.pattern}`),
+      ].join(' '),
+      PLATFORM_NO_DELETE: [
+        defaultRef,
+        ...rules.filter((r) => !r.allow_deletion).map((r) => `refs/heads/${r.pattern}`),
+      ].join(' '),
+    };
+  };
+
+  const afterPush = async (project: ProjectRow, pusher: Principal, dir: string, logFile: string) => {
+    let log = '';
+    try {
+      log = await readFile(logFile, 'utf8');
+    } catch {
+      return; // no ref moved
+    } finally {
+      await rm(logFile, { force: true });
+    }
+    for (const line of log.split('\n')) {
+      const [before, after, ref] = line.trim().split(' ');
+      if (!before || !after || !ref) continue;
+      const pushed = { ref, before, after };
+      const commits = ZERO.test(after)
+        ? []
+        : await commitsOf(dir, ZERO.test(before) ? after : `${before}..${after}`);
+      for (const listener of deps.onPush) {
+        try {
+          await listener({ project, pusher, ref: pushed, dir });
+        } catch (err) {
+          deps.log.error({ err, ref }, 'push listener failed');
+        }
+      }
+      deps.events.emit('push.received', {
+        projectId: project.id,
+        ref,
+        before,
+        after,
+        created: ZERO.test(before),
+        deleted: ZERO.test(after),
+        pusherId: pusher.userId,
+        pusherName: pusher.userName,
+        commits,
+      });
+    }
+  };
+
+  const rpc = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    params: z.infer<typeof repoParams>,
+    name: 'git-upload-pack' | 'git-receive-pack',
+  ) => {
+    const write = name === 'git-receive-pack';
+    const { project, redirect } = await resolveRepo(
+      deps,
+      req,
+      params,
+      write ? 'project:write' : 'project:read',
+    );
+    if (redirect) return reply.redirect(redirect, 307);
+    const expected = `application/x-${name}-request`;
+    if (req.headers['content-type'] !== expected) {
+      throw new AppError(415, 'unsupported_media_type', `content-type must be ${expected}`);
+    }
+    const dir = deps.projects.repoDir(project);
+    const logFile = path.join(tmpdir(), `platform-push-${randomUUID()}.log`);
+    const env = write
+      ? { ...protocolEnv(req), ...(await policyEnv(project, req.principal!)), PLATFORM_PUSH_LOG: logFile }
+      : protocolEnv(req);
+    const args = write
+      ? ['-c', `core.hooksPath=${deps.hooksDir}`, 'receive-pack', '--stateless-rpc', dir]
+      : ['upload-pack', '--stateless-rpc', dir];
+    const child = spawn('git', args, { env: gitEnv(env), detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      if (stderr.length < 8192) stderr += c.toString();
+    });
+    child.stdin.on('error', () => {});
+    const body = req.body as Readable;
+    const input = req.headers['content-encoding'] === 'gzip' ? body.pipe(createGunzip()) : body;
+    input.on('error', () => killTree(child));
+    input.pipe(child.stdin);
+    // A client that goes away mid-request (killed push) takes git down with it: refs stay unchanged.
+    req.raw.on('close', () => {
+      if (!req.raw.complete) killTree(child);
+    });
+    const out = new PassThrough();
+    child.stdout.pipe(out, { end: false });
+    child.on('close', (code) => {
+      if (code !== 0)
+        deps.log.warn({ code, stderr: stderr.slice(0, 500), project: project.id }, `${name} failed`);
+      const done = write ? afterPush(project, req.principal!, dir, logFile) : Promise.resolve();
+      done
+        .catch((err: unknown) => deps.log.error({ err }, 'push processing failed'))
+        .finally(() => out.end());
+    });
+    noCache(reply);
+    return reply.type(`application/x-${name}-result`).send(out);
+  };
+
+  return [
+    route({
+      method: 'GET',
+      url: '/:owner/:repo/info/refs',
+      summary: 'Git smart HTTP: ref advertisement',
+      tags: ['git'],
+      access: 'public',
+      raw: true,
+      params: repoParams,
+      query: service,
+      handler: async ({ req, reply, params, query }) => {
+        const write = query.service === 'git-receive-pack';
+        const { project, redirect } = await resolveRepo(
+          deps,
+          req,
+          params,
+          write ? 'project:write' : 'project:read',
+        );
+        if (redirect) return reply.redirect(redirect, 301);
+        const env = protocolEnv(req);
+        const { stdout } = await runGit(
+          [query.service.slice(4), '--stateless-rpc', '--advertise-refs', deps.projects.repoDir(project)],
+          {
+            env,
+            timeoutMs: 30_000,
+          },
+        );
+        noCache(reply);
+        reply.type(`application/x-${query.service}-advertisement`);
+        // Protocol v2 starts with the capability list; v0/v1 with the service announcement.
+        const v2 = env.GIT_PROTOCOL?.includes('version=2');
+        return reply.send(
+          v2
+            ? stdout
+            : Buffer.concat([Buffer.from(`${pktLine(`# service=${query.service}\n`)}0000`), stdout]),
+        );
+      },
+    }),
+    route({
+      method: 'POST',
+      url: '/:owner/:repo/git-upload-pack',
+      summary: 'Git smart HTTP: fetch/clone',
+      tags: ['git'],
+      access: 'public',
+      raw: true,
+      bodyLimit: deps.bodyLimit,
+      params: repoParams,
+      handler: async ({ req, reply, params }) => rpc(req, reply, params, 'git-upload-pack'),
+    }),
+    route({
+      method: 'POST',
+      url: '/:owner/:repo/git-receive-pack',
+      summary: 'Git smart HTTP: push (push policy enforced before refs move)',
+      tags: ['git'],
+      access: 'public',
+      raw: true,
+      bodyLimit: deps.bodyLimit,
+      params: repoParams,
+      handler: async ({ req, reply, params }) => rpc(req, reply, params, 'git-receive-pack'),
+    }),
+  ];
+}
+
+async function commitsOf(dir: string, range: string) {
+  const { stdout } = await runGit(
+    ['log', '--max-count=100', '--format=%H%x00%an%x00%ae%x00%aI%x00%s%x1e', range, '--'],
+    {
+      cwd: dir,
+      timeoutMs: 30_000,
+    },
+  );
+  return stdout
+    .toString('utf8')
+    .split('\x1e')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((record) => {
+      const [sha = '', author = '', email = '', date = '', message = ''] = record.split('\x00');
+      return { sha, author, email, date, message };
+    });
+}

@@ -1,0 +1,1 @@
+export { createPushPipeline, DEFINITION_FILE } from './trigger.js';

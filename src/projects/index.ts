@@ -1,0 +1,9 @@
+export { createProjectsModule } from './module.js';
+export { projectName, projectRoutes } from './routes.js';
+export {
+  isValidBranchName,
+  type ProjectRow,
+  ProjectsService,
+  type ProjectView,
+  type Visibility,
+} from './service.js';
