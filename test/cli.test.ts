@@ -100,7 +100,7 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).not.toContain('applying migration');
     expect(again.stdout).toContain('schema up to date');
-  });
+  }, 150_000);
 
   it('admin create-user then create-token prints a usable API token', async () => {
     const env = { PLATFORM_DATA_DIR: makeTempDir(), ...(await storeEnv()) };
@@ -117,7 +117,7 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
     const missing = await runCli(['admin', 'create-token', 'nobody'], env);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/user nobody not found/);
-  });
+  }, 150_000);
 
   it('serve starts, prints the generated admin password once, serves logins and stops on SIGTERM', async () => {
     const port = await freePort();

@@ -53,6 +53,11 @@ export const userView = (u: UserRow): UserView => ({
   updated_at: u.updated_at,
 });
 
+interface Profile {
+  user: UserView;
+  roles: { name: string; project_id: string | null }[];
+}
+
 export interface AuthSettings {
   sessionTtlSeconds: number;
   rateLimit: number;
@@ -74,6 +79,8 @@ interface CachedPrincipal {
 export class AuthService {
   private readonly principals = new Map<string, CachedPrincipal>();
   private readonly lastUsedWrites = new Map<string, number>();
+  private readonly profiles = new Map<string, { value: Profile; expires: number }>();
+  private profileGeneration = 0;
 
   constructor(
     private readonly db: Db,
@@ -83,6 +90,9 @@ export class AuthService {
     private readonly log: Logger,
   ) {
     rbac.onInvalidate((message) => {
+      this.profileGeneration++;
+      if ('all' in message) this.profiles.clear();
+      else if ('userId' in message) this.profiles.delete(message.userId);
       if ('all' in message) this.principals.clear();
       else if ('userId' in message) {
         for (const [key, entry] of this.principals)
@@ -337,25 +347,32 @@ export class AuthService {
     return Number(result.numDeletedRows);
   }
 
-  async me(principal: Principal) {
-    const user = await this.db
-      .selectFrom('users')
-      .selectAll()
-      .where('id', '=', principal.userId)
-      .executeTakeFirst();
+  /** The user and all their role bindings, cached per user like permissions (same invalidations). */
+  private async profile(userId: string): Promise<Profile> {
+    const hit = this.profiles.get(userId);
+    if (hit && hit.expires > Date.now()) return hit.value;
+    const generation = this.profileGeneration;
+    const user = await this.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!user) throw unauthorized();
-    const resolved = await this.rbac.resolveEffectivePermissions(principal.userId, null);
-    const permissions = await this.rbac.principalPermissions(principal, null);
     const roles = await this.db
       .selectFrom('user_roles as ur')
       .innerJoin('roles as r', 'r.id', 'ur.role_id')
       .select(['r.name', 'ur.project_id'])
-      .where('ur.user_id', '=', principal.userId)
+      .where('ur.user_id', '=', userId)
       .orderBy('r.name')
       .execute();
+    const value = { user: userView(user), roles };
+    if (generation === this.profileGeneration)
+      this.profiles.set(userId, { value, expires: Date.now() + PRINCIPAL_CACHE_MS });
+    return value;
+  }
+
+  async me(principal: Principal) {
+    const { user, roles } = await this.profile(principal.userId);
+    const permissions = await this.rbac.principalPermissions(principal, null);
     return {
-      user: userView(user),
-      roles: roles.length > 0 ? roles : resolved.roles,
+      user,
+      roles,
       permissions,
       auth: principal.token
         ? {

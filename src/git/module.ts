@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { ModuleContext, PlatformModule } from '../app.js';
 import { createPushPipeline } from '../pipeline/index.js';
 import type { ProjectsService } from '../projects/index.js';
+import { browseRoutes, RepoBrowser } from './browse.js';
 import { installHooks } from './hooks.js';
 import { smartHttpRoutes } from './smart-http.js';
 
@@ -28,9 +29,11 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
       },
     ],
   });
+  const browser = new RepoBrowser(projects);
   return {
     name: 'git',
-    routes,
+    service: browser,
+    routes: [...routes, ...browseRoutes(browser)],
     start: async () => {
       await installHooks(ctx.config.data_dir);
     },

@@ -113,21 +113,24 @@ export class CliProcess {
   }
 
   /**
-   * Resolves with the match as soon as stdout/stderr matches (checked on every chunk, so the caller
-   * can react within one event-loop turn); rejects at the deadline or when the process exits first.
+   * Resolves with the first truthy value `test` returns for the output so far (stdout + stderr),
+   * checked on every chunk so the caller can react within one event-loop turn; rejects at the
+   * deadline or when the process exits first.
    */
-  waitForOutput(pattern: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpMatchArray> {
+  waitUntil<T>(
+    test: (output: string) => T | undefined | null | false,
+    what: string,
+    timeoutMs = 30_000,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        const match = this.output.slice(from).match(pattern);
-        if (match) return finish(() => resolve(match));
+        const value = test(this.output);
+        if (value) return finish(() => resolve(value));
         if (this.hasExited)
-          return finish(() =>
-            reject(new Error(`process exited before printing ${pattern}\n${this.describe()}`)),
-          );
+          return finish(() => reject(new Error(`process exited before ${what}\n${this.describe()}`)));
       };
       const timer = setTimeout(
-        () => finish(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms\n${this.describe()}`))),
+        () => finish(() => reject(new Error(`no ${what} within ${timeoutMs} ms\n${this.describe()}`))),
         timeoutMs,
       );
       const finish = (settle: () => void) => {
@@ -138,6 +141,11 @@ export class CliProcess {
       this.outputListeners.add(check);
       check();
     });
+  }
+
+  /** Resolves with the match as soon as stdout/stderr matches `pattern`. */
+  waitForOutput(pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+    return this.waitUntil((output) => output.match(pattern), `output matching ${pattern}`, timeoutMs);
   }
 
   /** Exit state and the tail of the output, for assertion messages. */

@@ -1,0 +1,329 @@
+/**
+ * `npm run bench [-- <scenario>...]`: runs the named scenarios (default: all), prints for each the
+ * platform's figure, the reference measured in the same run and their ratio against the goal, and
+ * writes bench/results/latest.json. Servers run as separate child processes; the load generator
+ * (autocannon) runs here.
+ *
+ * Settings (environment): BENCH_DURATION (seconds per measurement, default 10), BENCH_WARMUP
+ * (seconds, default 2), BENCH_CONNECTIONS (default 32).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { apiAuth } from './scenarios/api-auth.js';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface LoadSettings {
+  durationSeconds: number;
+  warmupSeconds: number;
+  connections: number;
+}
+
+/** One measured target: throughput and latency of the load generator's run against it. */
+export interface Measurement {
+  label: string;
+  url: string;
+  requestsPerSecond: number;
+  requestsTotal: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyAverageMs: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  durationSeconds: number;
+}
+
+export interface ScenarioResult {
+  description: string;
+  reference: Measurement;
+  platform: Measurement;
+  /** platform / reference, on requests per second. */
+  ratio: number;
+  goal: number;
+  met: boolean;
+  notes: string[];
+}
+
+export interface BenchContext {
+  settings: LoadSettings;
+  /** A line of progress on stderr (long runs show they are alive). */
+  progress(message: string): void;
+  /** Warm-up, then the measured run, against one URL. */
+  measure(label: string, url: string, headers?: Record<string, string>): Promise<Measurement>;
+  /** Starts a server process (own process group); it is killed when the scenario ends, whatever happens. */
+  spawnServer(
+    command: string,
+    args: string[],
+    options: { env: NodeJS.ProcessEnv; cwd?: string },
+  ): ServerProcess;
+  /** A temp directory removed when the scenario ends. */
+  tempDir(prefix: string): string;
+  freePort(): Promise<number>;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  run(ctx: BenchContext): Promise<ScenarioResult>;
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Polls `url` until it answers 200 or the deadline passes (fails fast if the process exits). */
+  waitReady(url: string, timeoutMs?: number): Promise<void>;
+}
+
+function settingFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+const progress = (message: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+function runAutocannon(
+  url: string,
+  headers: Record<string, string>,
+  connections: number,
+  durationSeconds: number,
+  onTick?: (elapsedSeconds: number, requests: number) => void,
+): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    let requests = 0;
+    let seconds = 0;
+    const instance = autocannon({ url, connections, duration: durationSeconds, headers }, (err, result) =>
+      err ? reject(err) : resolve(result),
+    );
+    instance.on('response', () => {
+      requests++;
+    });
+    instance.on('tick', () => {
+      seconds++;
+      onTick?.(seconds, requests);
+    });
+  });
+}
+
+async function measure(
+  settings: LoadSettings,
+  label: string,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<Measurement> {
+  progress(`${label}: warm-up ${settings.warmupSeconds} s`);
+  await runAutocannon(url, headers, settings.connections, settings.warmupSeconds);
+  progress(`${label}: measuring ${settings.durationSeconds} s with ${settings.connections} connections`);
+  const every = Math.max(1, Math.round(settings.durationSeconds / 5));
+  const result = await runAutocannon(url, headers, settings.connections, settings.durationSeconds, (s, n) => {
+    if (s % every === 0 && s < settings.durationSeconds) progress(`${label}: ${s} s, ${n} requests`);
+  });
+  const m: Measurement = {
+    label,
+    url,
+    requestsPerSecond: result.requests.average,
+    requestsTotal: result.requests.total,
+    latencyP50Ms: result.latency.p50,
+    latencyP99Ms: result.latency.p99,
+    latencyAverageMs: result.latency.average,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    durationSeconds: result.duration,
+  };
+  if (m.non2xx > 0 || m.errors > 0)
+    throw new Error(
+      `${label}: ${m.non2xx} non-2xx answers and ${m.errors} errors — the figures would be wrong`,
+    );
+  return m;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/** Children and temp dirs of the running scenario; released even on Ctrl-C. */
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+function release(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  children.clear();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  dirs.clear();
+}
+
+function spawnServer(
+  command: string,
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cwd?: string },
+): ServerProcess {
+  const child = spawn(command, args, {
+    cwd: options.cwd ?? repoRoot,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  children.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  return {
+    child,
+    output: () => output,
+    waitReady: async (url, timeoutMs = 120_000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (exited()) throw new Error(`${command} ${args.join(' ')} exited before ready:\n${output}`);
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+          await res.arrayBuffer();
+          if (res.status === 200) return;
+        } catch {
+          // not up yet
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`${url} not ready within ${timeoutMs} ms:\n${output}`);
+    },
+  };
+}
+
+function formatMeasurement(m: Measurement): string {
+  return `${m.label.padEnd(44)} ${m.requestsPerSecond.toFixed(0).padStart(7)} req/s   p50 ${m.latencyP50Ms
+    .toFixed(1)
+    .padStart(6)} ms   p99 ${m.latencyP99Ms.toFixed(1).padStart(6)} ms`;
+}
+
+/** Every scenario, in the order `npm run bench` runs them. */
+const scenarios: Scenario[] = [apiAuth];
+
+async function main(argv: string[]): Promise<number> {
+  const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `unknown scenario(s): ${unknown.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}\n`,
+    );
+    return 2;
+  }
+  const selected = argv.length > 0 ? scenarios.filter((s) => argv.includes(s.name)) : scenarios;
+  const settings: LoadSettings = {
+    durationSeconds: settingFromEnv('BENCH_DURATION', 10),
+    warmupSeconds: settingFromEnv('BENCH_WARMUP', 2),
+    connections: settingFromEnv('BENCH_CONNECTIONS', 32),
+  };
+  const ctx: BenchContext = {
+    settings,
+    progress,
+    measure: (label, url, headers) => measure(settings, label, url, headers),
+    spawnServer,
+    tempDir: (prefix) => {
+      const dir = mkdtempSync(path.join(tmpdir(), prefix));
+      dirs.add(dir);
+      return dir;
+    },
+    freePort,
+  };
+
+  const startedAt = new Date().toISOString();
+  const results: Record<string, ScenarioResult> = {};
+  let failed = false;
+  for (const scenario of selected) {
+    progress(`scenario ${scenario.name}: ${scenario.description}`);
+    try {
+      const result = await scenario.run(ctx);
+      results[scenario.name] = result;
+      process.stdout.write(
+        [
+          '',
+          `${scenario.name} — ${scenario.description}`,
+          `  reference  ${formatMeasurement(result.reference)}`,
+          `  platform   ${formatMeasurement(result.platform)}`,
+          `  ratio      ${result.ratio.toFixed(2)} (goal ≥ ${result.goal}) ${result.met ? 'MET' : 'NOT MET'}`,
+          ...result.notes.map((n) => `  note: ${n}`),
+          '',
+        ].join('\n'),
+      );
+    } catch (err) {
+      failed = true;
+      process.stderr.write(`scenario ${scenario.name} failed: ${(err as Error).stack ?? String(err)}\n`);
+    } finally {
+      release();
+    }
+  }
+
+  const resultsDir = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, 'latest.json');
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        started_at: startedAt,
+        finished_at: new Date().toISOString(),
+        host: {
+          node: process.version,
+          platform: process.platform,
+          cpus: cpus().length,
+          cpu: cpus()[0]?.model,
+        },
+        settings,
+        scenarios: results,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  progress(`results written to ${path.relative(process.cwd(), file)}`);
+  return failed ? 1 : 0;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    release();
+    process.exit(130);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    release();
+    process.exit(code);
+  },
+  (err: unknown) => {
+    release();
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

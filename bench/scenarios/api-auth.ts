@@ -1,0 +1,112 @@
+/**
+ * api-auth: an authenticated API read through the whole platform stack (request id, security
+ * headers, bearer-token authentication, RBAC resolution, database reads, zod-checked JSON) against
+ * the physical limit of the same HTTP framework — a bare Fastify route answering a constant.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BenchContext, Scenario, ScenarioResult } from '../run.js';
+import { repoRoot } from '../run.js';
+
+const GOAL = 0.5;
+const ADMIN_PASSWORD = 'bench-admin-password';
+
+/** The reference: Fastify with nothing but one constant route, no logging (the platform logs at warn). */
+function bareServerSource(fastifyUrl: string): string {
+  return `import Fastify from ${JSON.stringify(fastifyUrl)};
+const app = Fastify({ logger: false });
+app.get('/', async () => ({ ok: true }));
+await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) });
+process.once('SIGTERM', () => app.close().then(() => process.exit(0)));
+`;
+}
+
+/** The environment of a child: PATH/HOME and what we set, nothing inherited from PLATFORM_*. */
+const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: process.env.HOME ?? '/',
+  NODE_ENV: 'production',
+  ...extra,
+});
+
+async function json<T>(res: Response, what: string): Promise<T> {
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+export const apiAuth: Scenario = {
+  name: 'api-auth',
+  description:
+    'GET /api/auth/me with a bearer API token (embedded PGlite) vs. a bare Fastify GET / → {"ok":true}',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const dir = ctx.tempDir('platform-bench-');
+
+    // (i) Reference.
+    const barePort = await ctx.freePort();
+    const bareScript = path.join(dir, 'bare-fastify.mjs');
+    writeFileSync(bareScript, bareServerSource(import.meta.resolve('fastify')));
+    const bare = ctx.spawnServer(process.execPath, [bareScript], {
+      env: childEnv({ PORT: String(barePort) }),
+    });
+    const bareUrl = `http://127.0.0.1:${barePort}/`;
+    await bare.waitReady(bareUrl, 30_000);
+    const reference = await ctx.measure('bare Fastify GET /', bareUrl);
+    bare.child.kill('SIGTERM');
+
+    // (ii) The platform, embedded (PGlite in a temp data dir, in-process cache), through tsx.
+    const port = await ctx.freePort();
+    const base = `http://127.0.0.1:${port}`;
+    ctx.progress('platform: starting (first start of a fresh data dir runs initdb + migrations)');
+    const platform = ctx.spawnServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+      cwd: repoRoot,
+      env: childEnv({
+        PLATFORM_DATA_DIR: path.join(dir, 'data'),
+        PLATFORM_HOST: '127.0.0.1',
+        PLATFORM_PORT: String(port),
+        PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        PLATFORM_LOG_LEVEL: 'warn',
+      }),
+    });
+    await platform.waitReady(`${base}/readyz`, 180_000);
+
+    const login = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'admin', password: ADMIN_PASSWORD }),
+    });
+    await json(login, 'login');
+    const cookie = login.headers.get('set-cookie')?.split(';')[0];
+    if (!cookie) throw new Error('login answered without a session cookie');
+    const created = await json<{ token: string }>(
+      await fetch(`${base}/api/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie },
+        body: JSON.stringify({ name: 'bench' }),
+      }),
+      'create token',
+    );
+    const headers = { authorization: `Bearer ${created.token}` };
+    await json(await fetch(`${base}/api/auth/me`, { headers }), 'GET /api/auth/me');
+
+    const measured = await ctx.measure(
+      'platform GET /api/auth/me (bearer token)',
+      `${base}/api/auth/me`,
+      headers,
+    );
+    const ratio = measured.requestsPerSecond / reference.requestsPerSecond;
+    return {
+      description: this.description,
+      reference,
+      platform: measured,
+      ratio,
+      goal: GOAL,
+      met: ratio >= GOAL,
+      notes: [
+        'platform run with `node --import tsx src/main.ts serve` (tsx transpiles once at load; dist/ is not used so the figure never measures a stale build)',
+        'PLATFORM_LOG_LEVEL=warn on the platform and logger:false on the reference: no per-request log lines on either side',
+        `load generator in the bench process, servers in child processes; same autocannon settings for both (${ctx.settings.connections} connections, ${ctx.settings.warmupSeconds} s warm-up, ${ctx.settings.durationSeconds} s measured)`,
+      ],
+    };
+  },
+};

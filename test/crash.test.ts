@@ -1,0 +1,261 @@
+/**
+ * Crash safety of the real server process: SIGKILL during start-up migrations and during a burst of
+ * writes, then start again. On PGlite the store is the data dir (inspected between runs, when no
+ * process holds it); on PostgreSQL + Valkey a fresh database and key prefix per test.
+ */
+import path from 'node:path';
+import { type Kysely, sql } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openPGlite, openPostgres } from '../src/store/index.js';
+import { loadMigrations } from '../src/store/migrate.js';
+import type { Database } from '../src/store/schema.js';
+import { servicesMissing, storeMode } from './helpers/app.js';
+import {
+  type CliProcess,
+  createExternalStores,
+  type ExternalStores,
+  freePort,
+  killAllChildren,
+  login,
+  makeTempDir,
+  removeTempDirs,
+  startCli,
+  waitForHttp,
+} from './helpers/process.js';
+
+const ADMIN_PASSWORD = 'crash-test-admin-password';
+const migrations = loadMigrations();
+const allVersions = migrations.map((m) => m.version);
+/** The tables each migration creates: they must exist exactly when the migration is recorded. */
+const tablesOf = new Map(
+  migrations.map((m) => [
+    m.version,
+    [...m.sql.matchAll(/create table\s+(?:if not exists\s+)?(\w+)/gi)].map((match) =>
+      match[1]!.toLowerCase(),
+    ),
+  ]),
+);
+
+interface Target {
+  env: Record<string, string>;
+  base: string;
+  /** Runs `fn` on the store while no server holds it. */
+  inspect<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+}
+
+describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
+  let external: ExternalStores | undefined;
+
+  afterEach(async () => {
+    await killAllChildren();
+    await external?.drop();
+    external = undefined;
+    removeTempDirs();
+  });
+
+  async function createTarget(): Promise<Target> {
+    const dataDir = makeTempDir('platform-crash-');
+    const port = await freePort();
+    const env: Record<string, string> = {
+      PLATFORM_DATA_DIR: dataDir,
+      PLATFORM_PORT: String(port),
+      PLATFORM_HOST: '127.0.0.1',
+      PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      PLATFORM_LOG_LEVEL: 'info',
+    };
+    if (storeMode === 'postgres') {
+      external = await createExternalStores();
+      Object.assign(env, external.env);
+    }
+    const databaseUrl = external?.databaseUrl;
+    return {
+      env,
+      base: `http://127.0.0.1:${port}`,
+      inspect: async (fn) => {
+        const handle = databaseUrl
+          ? await openPostgres({ url: databaseUrl, poolSize: 1 })
+          : await openPGlite({ dataDir: path.join(dataDir, 'pglite') });
+        try {
+          return await fn(handle.db);
+        } finally {
+          await handle.close();
+        }
+      },
+    };
+  }
+
+  /** Migrations recorded, and whether each one's tables exist (all or nothing). */
+  async function migrationState(db: Kysely<Database>) {
+    const exists = await sql<{
+      ok: boolean;
+    }>`select to_regclass('schema_migrations') is not null as ok`.execute(db);
+    const applied = exists.rows[0]?.ok
+      ? (
+          await sql<{ version: string }>`select version from schema_migrations order by version`.execute(db)
+        ).rows.map((r) => r.version)
+      : [];
+    const partial: string[] = [];
+    for (const [version, tables] of tablesOf) {
+      const recorded = applied.includes(version);
+      for (const table of tables) {
+        const r = await sql<{ ok: boolean }>`select to_regclass(${table}) is not null as ok`.execute(db);
+        if (r.rows[0]?.ok !== recorded)
+          partial.push(`${version}: table ${table} ${recorded ? 'missing' : 'present'}`);
+      }
+    }
+    return { applied, partial };
+  }
+
+  async function startServer(target: Target): Promise<CliProcess> {
+    const server = startCli(['serve'], target.env);
+    await waitForHttp(`${target.base}/readyz`, server, { timeoutMs: 90_000 });
+    return server;
+  }
+
+  async function stopServer(server: CliProcess): Promise<void> {
+    server.signal('SIGTERM');
+    const exit = await server.waitForExit(30_000);
+    expect(exit, server.describe()).toEqual({ code: 0, signal: null });
+  }
+
+  it('SIGKILL during start-up migrations, three times, then a clean start', async () => {
+    const target = await createTarget();
+    // The kill is timed from the run's first "applying migration" line rather than from later lines:
+    // PGlite's WebAssembly blocks the event loop while it migrates, so the following log lines only
+    // reach the pipe once every migration is done (on PostgreSQL they arrive as they happen).
+    const kills = [
+      { at: '100 ms after the first migration line', delayMs: 100 },
+      { at: 'the first migration line', delayMs: 0 },
+      { at: '300 ms after the first migration line', delayMs: 300 },
+    ];
+    const landed: string[] = [];
+    const appliedAtKill: number[] = [];
+    for (const kill of kills) {
+      const server = startCli(['serve'], target.env);
+      // Migrations already done (an earlier kill landed late) → the server gets as far as listening.
+      const reached = await server.waitUntil(
+        (output) =>
+          (/applying migration \d{4}_\w+/.test(output) && 'migrating') ||
+          (/platform listening/.test(output) && 'listening'),
+        'a migration line',
+        90_000,
+      );
+      if (kill.delayMs > 0) await new Promise((r) => setTimeout(r, kill.delayMs));
+      await server.kill();
+      expect(server.hasExited).toBe(true);
+      const state = await target.inspect(migrationState);
+      expect(state.partial, `half-applied migration after a kill at ${kill.at}`).toEqual([]);
+      expect(state.applied, 'applied migrations are a prefix of the list').toEqual(
+        allVersions.slice(0, state.applied.length),
+      );
+      appliedAtKill.push(state.applied.length);
+      landed.push(`${kill.at} (${reached}): ${state.applied.length}/${allVersions.length} applied`);
+    }
+    console.log(`[crash ${storeMode}] kills landed: ${landed.join('; ')}`);
+    // The first kill comes while the first few migrations are being applied: some are still pending.
+    expect(appliedAtKill[0]).toBeLessThan(allVersions.length);
+
+    const server = await startServer(target);
+    const ready = await fetch(`${target.base}/readyz`);
+    expect(ready.status).toBe(200);
+    const session = await login(target.base, 'admin', ADMIN_PASSWORD);
+    expect(session.status).toBe(200);
+    const me = await fetch(`${target.base}/api/auth/me`, { headers: { cookie: session.cookie! } });
+    expect(me.status).toBe(200);
+    await stopServer(server);
+
+    const final = await target.inspect(async (db) => ({
+      ...(await migrationState(db)),
+      rows: await sql<{ version: string }>`select version from schema_migrations`.execute(db),
+      roles: await db.selectFrom('roles').select('name').orderBy('name').execute(),
+      permissions: await db.selectFrom('permissions').select('name').execute(),
+      admins: await db.selectFrom('users').select('name').execute(),
+    }));
+    expect(final.applied).toEqual(allVersions);
+    expect(final.rows.rows, 'every migration recorded exactly once').toHaveLength(allVersions.length);
+    expect(final.partial).toEqual([]);
+    expect(final.roles.map((r) => r.name)).toEqual(['admin', 'agent', 'developer', 'ops', 'viewer']);
+    expect(final.permissions).toHaveLength(13);
+    expect(final.admins).toEqual([{ name: 'admin' }]);
+  }, 300_000);
+
+  it('SIGKILL during a burst of writes keeps every acknowledged write', async () => {
+    const target = await createTarget();
+    let server = await startServer(target);
+    const session = await login(target.base, 'admin', ADMIN_PASSWORD);
+    expect(session.status).toBe(200);
+
+    const acknowledged: { id: string; token: string }[] = [];
+    const refused: string[] = [];
+    let broken = 0;
+    let stop = false;
+    const worker = async (w: number) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          const res = await fetch(`${target.base}/api/tokens`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', cookie: session.cookie! },
+            body: JSON.stringify({ name: `burst-${w}-${i}` }),
+          });
+          // Acknowledged = a 201 with its body: only then does the client know the id.
+          if (res.status === 201) {
+            const body = (await res.json()) as { id: string; token: string };
+            acknowledged.push({ id: body.id, token: body.token });
+          } else refused.push(`${res.status} ${await res.text()}`);
+        } catch {
+          broken++; // the connection died with the process: not acknowledged
+          if (server.hasExited) return;
+        }
+      }
+    };
+    const inFlight = 8;
+    const workers = Array.from({ length: inFlight }, (_, w) => worker(w));
+    const killAfter = 40;
+    try {
+      const deadline = Date.now() + 60_000;
+      while (acknowledged.length < killAfter && Date.now() < deadline && !server.hasExited)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(acknowledged.length, server.describe()).toBeGreaterThanOrEqual(killAfter);
+      server.signal('SIGKILL');
+      await server.waitForExit(10_000);
+    } finally {
+      stop = true;
+      await Promise.all(workers);
+    }
+    console.log(
+      `[crash ${storeMode}] burst: ${acknowledged.length} acknowledged, ${broken} cut off by the kill, ${refused.length} refused`,
+    );
+    expect(refused).toEqual([]);
+    expect(broken, 'the kill landed while requests were in flight').toBeGreaterThan(0);
+
+    server = await startServer(target);
+    const again = await login(target.base, 'admin', ADMIN_PASSWORD);
+    expect(again.status).toBe(200);
+    const list = await fetch(`${target.base}/api/tokens`, { headers: { cookie: again.cookie! } });
+    expect(list.status).toBe(200);
+    const listed = new Set(((await list.json()) as { items: { id: string }[] }).items.map((t) => t.id));
+    const lost = acknowledged.filter((t) => !listed.has(t.id));
+    expect(lost, 'acknowledged tokens missing after restart').toEqual([]);
+    for (const { token } of acknowledged) {
+      const me = await fetch(`${target.base}/api/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(me.status).toBe(200);
+      await me.arrayBuffer();
+    }
+    await stopServer(server);
+
+    // Each acknowledged write committed together with its audit row.
+    const audited = await target.inspect((db) =>
+      db
+        .selectFrom('audit_log')
+        .select('resource_id')
+        .where('action', '=', 'token.create')
+        .where(
+          'resource_id',
+          'in',
+          acknowledged.map((t) => t.id),
+        )
+        .execute(),
+    );
+    expect(audited).toHaveLength(acknowledged.length);
+  }, 300_000);
+});
