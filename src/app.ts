@@ -11,7 +11,11 @@ import { type AnyRouteDef, RouteRegistry, route } from './core/http.js';
 import { loadMasterKey } from './core/keys.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { Scheduler } from './core/scheduler.js';
+import { createGitModule } from './git/index.js';
+import { createNotifyModule } from './notify/index.js';
+import { createProjectsModule } from './projects/index.js';
 import { RbacService, rbacRoutes } from './rbac/index.js';
+import { createSecretsModule } from './secrets/index.js';
 import type { Drivers } from './store/index.js';
 import { FsObjectStore } from './store/index.js';
 import { InvalidObjectKeyError } from './store/objects/errors.js';
@@ -80,7 +84,10 @@ export function createLogger(
         censor: '[redacted]',
       },
     },
-    destination ?? (config.dev ? pino.transport({ target: 'pino-pretty' }) : undefined),
+    // Synchronous writes: progress lines appear while PGlite's WebAssembly keeps the event loop busy
+    // (migrations), and nothing is lost when the process dies.
+    destination ??
+      (config.dev ? pino.transport({ target: 'pino-pretty' }) : pino.destination({ dest: 1, sync: true })),
   );
 }
 
@@ -175,10 +182,16 @@ export async function buildApp(
 
   // Bodies of unknown content types reach handlers as streams (object uploads, later git); JSON routes reject them.
   fastify.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  // JSON dialects (application/vnd.git-lfs+json, application/merge-patch+json…) are JSON.
+  fastify.addContentTypeParser(
+    /^application\/[\w.+-]+\+json(\s*;.*)?$/,
+    { parseAs: 'string' },
+    fastify.getDefaultJsonParser('error', 'error'),
+  );
 
   fastify.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) reply.header(name, value);
+    reply.headers(SECURITY_HEADERS);
     if (config.secure_cookies)
       reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
     const origin = req.headers.origin;
@@ -195,9 +208,8 @@ export async function buildApp(
     }
     req.principal = await auth.authenticate(req);
     if (req.principal) {
-      req.log = req.log.child({ user_id: req.principal.userId });
-      // Fastify writes "request completed" through reply.log, a separate reference to the request logger.
-      reply.log = req.log;
+      // The per-request logger (also reply.log) gets the user id in place: no child logger per request.
+      (req.log as unknown as Logger).setBindings({ user_id: req.principal.userId });
     }
   });
 
@@ -212,6 +224,9 @@ export async function buildApp(
     if (appError.status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: appError.code, message: appError.message }, 'request rejected');
     for (const [name, value] of Object.entries(appError.headers)) reply.header(name, value);
+    // Stock git only prompts for credentials when a 401 carries a Basic challenge.
+    if (appError.status === 401 && isGitPath(req.url))
+      reply.header('www-authenticate', 'Basic realm="Platform", charset="UTF-8"');
     return reply.code(appError.status).type('application/json; charset=utf-8').send(appError.toBody());
   });
   fastify.setNotFoundHandler(async (req, reply) => {
@@ -307,9 +322,12 @@ export async function buildApp(
     masterKey: loadMasterKey(config),
   };
   // Later modules, in dependency order. Each: routes, optional start/stop, and a service for other modules.
+  const projectsModule = createProjectsModule(ctx);
   const modules: PlatformModule[] = [
-    // secrets module
-    // notify module
+    projectsModule,
+    createGitModule(ctx, projectsModule.service),
+    createSecretsModule(ctx),
+    createNotifyModule(ctx),
   ];
 
   registry.register([
@@ -360,6 +378,10 @@ export async function buildApp(
       await rbac.stop();
     },
   };
+}
+
+function isGitPath(url: string): boolean {
+  return /^\/[^/]+\/[^/]+\/(info\/refs|git-upload-pack|git-receive-pack|info\/lfs\/)/.test(url);
 }
 
 interface DependencyCheck {

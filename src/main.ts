@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { execFile } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { createLogger } from './app.js';
 import { AuthService, generatePassword } from './auth/index.js';
 import { type Config, ConfigError, configTable, loadConfig } from './config.js';
@@ -12,6 +14,7 @@ import { AppError } from './core/errors.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
 import { isPermission, type Permission } from './core/permissions.js';
 import { RbacService } from './rbac/index.js';
+import { rotateSecretsKey } from './secrets/index.js';
 import { openStores, serve } from './server.js';
 import { closeDrivers, openDrivers, pendingMigrations } from './store/index.js';
 import { VERSION } from './version.js';
@@ -26,6 +29,8 @@ Commands:
   admin create-user <name> <email> [--password P] [--role ROLE] [--type human|agent|service_account]
   admin reset-password <name> [--password P]
   admin create-token <user> [--token-name N] [--scopes a,b] [--expires-in-days D]
+  secrets rotate-key [--new-key HEX]      re-encrypt every secret with a new master key (64 hex; generated
+                                          when omitted); stop the server first
   doctor                                  check git, database, cache, object store, executor and SMTP
   config                                  print the table of settings
   version                                 print the version
@@ -44,19 +49,36 @@ const commandOptions = new Set([
   'token-name',
   'scopes',
   'expires-in-days',
+  'new-key',
   'help',
   'config',
 ]);
 
-function parseCommandLine(argv: string[]) {
-  const { values, positionals } = parseArgs({ args: argv, strict: false, allowPositionals: true });
+/**
+ * `--name value`, `--name=value` and bare `--flag` (then true). Command options go to `options`,
+ * everything else is a configuration setting (`--port 9000`), validated by loadConfig.
+ */
+export function parseCommandLine(argv: string[]) {
+  const positionals: string[] = [];
   const flags: Record<string, string | boolean> = {};
   const options: Record<string, string | boolean> = {};
-  for (const [key, value] of Object.entries(values)) {
-    if (value === undefined) continue;
-    const v = Array.isArray(value) ? String(value[value.length - 1]) : value;
-    if (commandOptions.has(key)) options[key] = v as string | boolean;
-    else flags[key] = v as string | boolean;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('--') || arg.length === 2) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const key = arg.slice(2, eq > 0 ? eq : undefined);
+    let value: string | boolean = true;
+    if (eq > 0) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--') && key !== 'help') value = argv[++i]!;
+    if (commandOptions.has(key)) options[key] = value;
+    else flags[key] = value;
   }
   return { positionals, flags, options };
 }
@@ -218,6 +240,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await doctor(config)) ? 0 : 1;
     case 'admin':
       return admin(config, sub, rest, options);
+    case 'secrets':
+      return secrets(config, sub, options);
     default:
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
@@ -285,6 +309,66 @@ async function admin(
     default:
       throw new UsageError('admin create-user | reset-password | create-token');
   }
+}
+
+/**
+ * `secrets rotate-key`: every secret re-encrypted in ONE transaction; the new key is kept only after
+ * the commit. Embedded mode (key in <data_dir>/master.key): the new key is first written beside it
+ * (master.key.new, 0600) so a crash between commit and rename loses nothing, then renamed over it.
+ * Key from configuration (PLATFORM_MASTER_KEY): the new key is printed to be set there.
+ */
+async function secrets(
+  config: Config,
+  sub: string | undefined,
+  options: Record<string, string | boolean>,
+): Promise<number> {
+  if (sub !== 'rotate-key') throw new UsageError('secrets rotate-key [--new-key <64 hex>]');
+  const given = options['new-key'];
+  if (given !== undefined && (typeof given !== 'string' || !/^[0-9a-f]{64}$/i.test(given))) {
+    throw new UsageError('secrets rotate-key [--new-key <64 hex characters>]');
+  }
+  const oldKey = loadMasterKey(config);
+  const newKey = typeof given === 'string' ? Buffer.from(given, 'hex') : randomBytes(32);
+  if (newKey.equals(oldKey)) throw new UsageError('secrets rotate-key: the new key is the current key');
+  const fromConfig = Boolean(config.master_key);
+  const keyFile = path.join(config.data_dir, 'master.key');
+  const pendingFile = `${keyFile}.new`;
+  const newHex = newKey.toString('hex');
+  if (!fromConfig) {
+    const fd = openSync(pendingFile, 'w', 0o600);
+    try {
+      writeSync(fd, `${newHex}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  const log = createLogger({ ...config, log_level: 'warn' });
+  let count: number;
+  try {
+    const { drivers } = await openStores(config, log);
+    try {
+      say('re-encrypting secrets in one transaction…');
+      count = await rotateSecretsKey(drivers.db.db, oldKey, newKey, {
+        actor: systemActor,
+        onProgress: ({ done, total }) => say(`  ${done}/${total} secrets`),
+      });
+    } finally {
+      await closeDrivers(drivers);
+    }
+  } catch (err) {
+    if (!fromConfig) rmSync(pendingFile, { force: true });
+    throw err;
+  }
+  say(`committed: ${count} secrets now encrypted with the new key`);
+  if (fromConfig) {
+    say('the master key comes from configuration: set it to the new key before starting the server');
+    say(`PLATFORM_MASTER_KEY=${newHex}`);
+  } else {
+    renameSync(pendingFile, keyFile);
+    say(`new master key written to ${keyFile}`);
+  }
+  return 0;
 }
 
 class UsageError extends Error {}

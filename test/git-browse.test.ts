@@ -13,10 +13,8 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
   const api = (p: string) => t.request('GET', `/api/projects/${id}${p}`, { token });
 
   beforeAll(async () => {
-    t = await createTestPlatform();
-    await t.platform.fastify.listen({ port: 0, host: '127.0.0.1' });
-    const address = t.platform.fastify.server.address();
-    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    t = await createTestPlatform({ listen: true });
+    const base = t.baseUrl;
     const dev = await t.createUser('bea', ['developer']);
     token = dev.token;
     const res = await t.request('POST', '/api/projects', { token, body: { name: 'lib' } });
@@ -48,7 +46,9 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
 
   it('branches and tags', async () => {
     const branches = await api('/branches');
-    expect(branches.body.items.map((b: { name: string; is_default: boolean }) => [b.name, b.is_default])).toEqual([
+    expect(
+      branches.body.items.map((b: { name: string; is_default: boolean }) => [b.name, b.is_default]),
+    ).toEqual([
       ['feature', false],
       ['main', true],
     ]);
@@ -56,7 +56,9 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
     const tags = await api('/tags');
     expect(tags.body.items).toHaveLength(1);
     expect(tags.body.items[0]).toMatchObject({ name: 'v1.0', annotated: true, message: 'first release' });
-    expect(tags.body.items[0].commit_sha).toBe((await gitOk(['rev-parse', 'v1.0^{commit}'], { cwd: work })).trim());
+    expect(tags.body.items[0].commit_sha).toBe(
+      (await gitOk(['rev-parse', 'v1.0^{commit}'], { cwd: work })).trim(),
+    );
   });
 
   it('tree entries are exactly what git ls-tree says', async () => {
@@ -70,7 +72,14 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
         .map((line) => {
           const [meta, name] = line.split('\t') as [string, string];
           const [mode, type, sha, size] = meta.split(/\s+/);
-          return { name, path: dir ? `${dir}/${name}` : name, type, sha, mode, size: size === '-' ? null : Number(size) };
+          return {
+            name,
+            path: dir ? `${dir}/${name}` : name,
+            type,
+            sha,
+            mode,
+            size: size === '-' ? null : Number(size),
+          };
         });
       expect(res.body.entries).toEqual(expected);
     }
@@ -82,7 +91,9 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
     expect(text.body.sha).toBe((await gitOk(['rev-parse', 'main:src/a.ts'], { cwd: work })).trim());
     const bin = await api('/blob?path=logo.bin');
     expect(bin.body.encoding).toBe('base64');
-    expect(Buffer.from(bin.body.content, 'base64')).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3]));
+    expect(Buffer.from(bin.body.content, 'base64')).toEqual(
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 3]),
+    );
     const raw = await t.platform.fastify.inject({
       method: 'GET',
       url: `/api/projects/${id}/raw?path=logo.bin`,
@@ -116,7 +127,11 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
   it('one commit with stats and patch, as git show says', async () => {
     const sha = (await gitOk(['rev-parse', 'main'], { cwd: work })).trim();
     const res = await api(`/commits/${sha}`);
-    expect(res.body).toMatchObject({ sha, title: 'bump a to 5', stats: { files_changed: 1, additions: 1, deletions: 1 } });
+    expect(res.body).toMatchObject({
+      sha,
+      title: 'bump a to 5',
+      stats: { files_changed: 1, additions: 1, deletions: 1 },
+    });
     expect(res.body.files).toEqual([{ path: 'src/a.ts', additions: 1, deletions: 1, binary: false }]);
     const show = await gitOk(['show', '--format=', '--no-color', sha], { cwd: work });
     expect(res.body.patch).toBe(show);
@@ -129,7 +144,9 @@ describe.skipIf(servicesMissing)('repository browser API matches git', () => {
     const res = await api('/compare?base=main&head=feature');
     expect(res.body.commits.map((c: { title: string }) => c.title)).toEqual(['feature work']);
     expect(res.body.files).toEqual([{ path: 'feature.txt', additions: 1, deletions: 0, binary: false }]);
-    expect(res.body.merge_base_sha).toBe((await gitOk(['merge-base', 'main', 'feature'], { cwd: work })).trim());
+    expect(res.body.merge_base_sha).toBe(
+      (await gitOk(['merge-base', 'main', 'feature'], { cwd: work })).trim(),
+    );
   });
 
   it.each([

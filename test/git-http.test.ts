@@ -13,10 +13,8 @@ describe.skipIf(servicesMissing)('git over smart HTTP with the stock git client'
   const tmp = tempDir();
 
   beforeAll(async () => {
-    t = await createTestPlatform();
-    await t.platform.fastify.listen({ port: 0, host: '127.0.0.1' });
-    const address = t.platform.fastify.server.address();
-    base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    t = await createTestPlatform({ listen: true });
+    base = t.baseUrl;
     dev = await t.createUser('devon', ['developer']);
     reader = await t.createUser('rita');
     const res = await t.request('POST', '/api/projects', { token: dev.token, body: { name: 'webapp' } });
@@ -56,7 +54,9 @@ describe.skipIf(servicesMissing)('git over smart HTTP with the stock git client'
     const a = await gitOk(['ls-tree', '-r', 'HEAD'], { cwd: work });
     const b = await gitOk(['ls-tree', '-r', 'HEAD'], { cwd: again });
     expect(b).toBe(a);
-    expect(await gitOk(['rev-parse', 'HEAD'], { cwd: again })).toBe(await gitOk(['rev-parse', 'HEAD'], { cwd: work }));
+    expect(await gitOk(['rev-parse', 'HEAD'], { cwd: again })).toBe(
+      await gitOk(['rev-parse', 'HEAD'], { cwd: work }),
+    );
   });
 
   it('a fetch over protocol v2 works', async () => {
@@ -149,14 +149,26 @@ describe.skipIf(servicesMissing)('git over smart HTTP with the stock git client'
       events.push(e);
     });
     const work = path.join(tmp.dir, 'work');
-    writeFileSync(path.join(work, '.platform.yaml'), 'steps:\n  - name: test\n    image: node:20\n    commands: [npm test]\n');
+    writeFileSync(
+      path.join(work, '.platform.yaml'),
+      'steps:\n  - name: test\n    image: node:20\n    commands: [npm test]\n',
+    );
     await gitOk(['add', '.'], { cwd: work });
     await gitOk(['commit', '-m', 'add pipeline'], { cwd: work });
     await gitOk(['push', 'origin', 'main'], { cwd: work });
     const sha = (await gitOk(['rev-parse', 'HEAD'], { cwd: work })).trim();
-    const rows = await t.platform.drivers.db.db.selectFrom('pipelines').selectAll().where('project_id', '=', project.id).execute();
+    const rows = await t.platform.drivers.db.db
+      .selectFrom('pipelines')
+      .selectAll()
+      .where('project_id', '=', project.id)
+      .execute();
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ status: 'pending', trigger: 'push', git_ref: 'refs/heads/main', commit_sha: sha });
+    expect(rows[0]).toMatchObject({
+      status: 'pending',
+      trigger: 'push',
+      git_ref: 'refs/heads/main',
+      commit_sha: sha,
+    });
     await t.platform.events.drain();
     off();
     expect(events.map((e) => e.ref)).toEqual(['refs/heads/main']);
@@ -164,7 +176,10 @@ describe.skipIf(servicesMissing)('git over smart HTTP with the stock git client'
   });
 
   it('a public project can be cloned anonymously; an anonymous push is refused', async () => {
-    const pub = await t.request('POST', '/api/projects', { token: dev.token, body: { name: 'open', visibility: 'public' } });
+    const pub = await t.request('POST', '/api/projects', {
+      token: dev.token,
+      body: { name: 'open', visibility: 'public' },
+    });
     expect(pub.status).toBe(201);
     const seed = path.join(tmp.dir, 'open-seed');
     await gitOk(['clone', authUrl(base, 'devon', dev.token, '/devon/open.git'), seed]);
@@ -184,7 +199,11 @@ describe.skipIf(servicesMissing)('git over smart HTTP with the stock git client'
 
   it('a private project is invisible (404) to a user who cannot read it', async () => {
     const stranger = await t.createUser('stranger');
-    const r = await git(['clone', authUrl(base, 'stranger', stranger.token, '/devon/webapp.git'), path.join(tmp.dir, 'no')]);
+    const r = await git([
+      'clone',
+      authUrl(base, 'stranger', stranger.token, '/devon/webapp.git'),
+      path.join(tmp.dir, 'no'),
+    ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/not found|404/);
   });
@@ -203,5 +222,85 @@ describe.skipIf(servicesMissing)('git over smart HTTP with the stock git client'
     });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
+  });
+});
+
+describe.skipIf(servicesMissing)('git LFS with the stock git-lfs client', () => {
+  let t: TestPlatform;
+  let base: string;
+  let dev: { id: string; token: string };
+  const tmp = tempDir();
+
+  beforeAll(async () => {
+    t = await createTestPlatform({ listen: true });
+    base = t.baseUrl;
+    dev = await t.createUser('lena', ['developer']);
+    expect(
+      (await t.request('POST', '/api/projects', { token: dev.token, body: { name: 'assets' } })).status,
+    ).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+    tmp.cleanup();
+  });
+
+  it('an LFS file round-trips through the object store', async () => {
+    const env = { HOME: tmp.dir };
+    await gitOk(['lfs', 'install', '--skip-repo'], { env });
+    const url = authUrl(base, 'lena', dev.token, '/lena/assets.git');
+    const work = path.join(tmp.dir, 'lfs-work');
+    await gitOk(['clone', url, work], { env });
+    await gitOk(['lfs', 'track', '*.bin'], { cwd: work, env });
+    const payload = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919) % 251;
+    writeFileSync(path.join(work, 'big.bin'), payload);
+    await gitOk(['add', '.gitattributes', 'big.bin'], { cwd: work, env });
+    await gitOk(['commit', '-m', 'lfs object'], { cwd: work, env });
+    const push = await git(['push', 'origin', 'main'], { cwd: work, env });
+    expect(push.code, push.stderr).toBe(0);
+
+    const keys = await t.platform.drivers.objects.list('lfs/');
+    expect(keys).toHaveLength(1);
+    expect(keys[0]!.size).toBe(payload.length);
+    const row = await t.platform.drivers.db.db
+      .selectFrom('lfs_objects')
+      .selectAll()
+      .executeTakeFirstOrThrow();
+    expect(row.verified_at).not.toBeNull();
+
+    const again = path.join(tmp.dir, 'lfs-again');
+    const clone = await git(['clone', url, again], { env });
+    expect(clone.code, clone.stderr).toBe(0);
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(path.join(again, 'big.bin')).equals(payload)).toBe(true);
+  });
+
+  it('a batch for a missing object reports 404 per object, and malformed oids are refused', async () => {
+    const headers = {
+      authorization: `Basic ${Buffer.from(`lena:${dev.token}`).toString('base64')}`,
+      'content-type': 'application/vnd.git-lfs+json',
+      accept: 'application/vnd.git-lfs+json',
+    };
+    const missing = await fetch(`${base}/lena/assets.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ operation: 'download', objects: [{ oid: 'a'.repeat(64), size: 1 }] }),
+    });
+    expect(missing.status).toBe(200);
+    const body = (await missing.json()) as { objects: { error?: { code: number } }[] };
+    expect(body.objects[0]!.error?.code).toBe(404);
+    const bad = await fetch(`${base}/lena/assets.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ operation: 'upload', objects: [{ oid: '../../etc/passwd', size: 1 }] }),
+    });
+    expect(bad.status).toBe(400);
+    const anon = await fetch(`${base}/lena/assets.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/vnd.git-lfs+json' },
+      body: JSON.stringify({ operation: 'download', objects: [{ oid: 'a'.repeat(64), size: 1 }] }),
+    });
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get('www-authenticate')).toMatch(/^Basic/);
   });
 });

@@ -1,4 +1,4 @@
-import { decodeCursor, toPage } from '../core/pagination.js';
+import { decodeTimeCursor, toPage } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 
 export interface AuditFilter {
@@ -23,8 +23,7 @@ export async function listAudit(db: Db, f: AuditFilter) {
     .orderBy('id', 'desc')
     .limit(f.limit + 1);
   if (f.cursor) {
-    const [at, id] = decodeCursor(f.cursor, 2) as [string, string];
-    const atDate = new Date(at);
+    const { at: atDate, id } = decodeTimeCursor(f.cursor);
     q = q.where((eb) =>
       eb.or([eb('created_at', '<', atDate), eb.and([eb('created_at', '=', atDate), eb('id', '<', id)])]),
     );

@@ -87,6 +87,8 @@ export function fromDatabaseError(err: unknown): AppError | undefined {
     case '22008':
     case '22003':
     case '22001':
+    case '22021': // e.g. a NUL byte in a text value
+    case '22P05':
       return badRequest('a value has an invalid format or is out of range');
     default:
       return undefined;

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { type AppError, badRequest, forbidden, notFound, unauthorized } from './errors.js';
+import { AppError, badRequest, forbidden, notFound, unauthorized } from './errors.js';
 import type { Permission } from './permissions.js';
 
 /** Who is calling: resolved from a session cookie, a bearer token or HTTP Basic credentials. */
@@ -177,6 +177,11 @@ export class RouteRegistry {
         }
 
         const query = parse(def.query, req.query ?? {}, 'query');
+        // Other content types reach handlers as unread streams (the '*' parser in app.ts); a JSON route must
+        // refuse them, or a stream object would pass a body schema whose fields are all optional.
+        if (def.body && typeof (req.body as { pipe?: unknown } | null)?.pipe === 'function') {
+          throw new AppError(415, 'unsupported_media_type', 'the request body must be application/json');
+        }
         const body = parse(def.body, req.body, 'body');
         const ctx: RouteContext<unknown, unknown, unknown> = {
           req,

@@ -19,6 +19,23 @@ export function decodeCursor(cursor: string, length: number): string[] {
   ]);
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A `(created_at, id)` cursor, checked: a forged one is a 400 here rather than an Invalid Date or a
+ * non-UUID reaching the driver (PGlite throws on an Invalid Date parameter: a 500).
+ */
+export function decodeTimeCursor(cursor: string): { at: Date; id: string } {
+  const [at, id] = decodeCursor(cursor, 2) as [string, string];
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime()) || !UUID.test(id)) {
+    throw badRequest('invalid cursor', [
+      { path: 'query.cursor', message: 'not a cursor returned by this API' },
+    ]);
+  }
+  return { at: date, id };
+}
+
 export interface Page<T> {
   items: T[];
   next_cursor: string | null;

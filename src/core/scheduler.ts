@@ -24,6 +24,8 @@ export class Scheduler {
   private readonly running = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private started = false;
+  /** Set once this instance took a lease (also through runNow without start): stop() must release it. */
+  private tookLease = false;
 
   constructor(
     private readonly db: Db,
@@ -89,7 +91,9 @@ export class Scheduler {
       on conflict (name) do update set holder = excluded.holder, expires_at = excluded.expires_at
       where scheduler_leases.holder = excluded.holder or scheduler_leases.expires_at < now()
       returning holder`.execute(this.db);
-    return result.rows.length === 1;
+    if (result.rows.length !== 1) return false;
+    this.tookLease = true;
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -97,7 +101,7 @@ export class Scheduler {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     await Promise.allSettled([...this.running]);
-    if (this.started) {
+    if (this.tookLease) {
       await this.db
         .deleteFrom('scheduler_leases')
         .where('holder', '=', this.instanceId)

@@ -21,7 +21,7 @@ export const pathSchema = z
   .refine(
     (p) =>
       !p.startsWith('/') &&
-      !p.includes('\0') &&
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
       !/[\x00-\x1f]/.test(p) &&
       !p.split('/').some((s) => s === '..' || s === '.'),
     'invalid path',

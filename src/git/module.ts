@@ -4,6 +4,7 @@ import { createPushPipeline } from '../pipeline/index.js';
 import type { ProjectsService } from '../projects/index.js';
 import { browseRoutes, RepoBrowser } from './browse.js';
 import { installHooks } from './hooks.js';
+import { lfsRoutes } from './lfs.js';
 import { smartHttpRoutes } from './smart-http.js';
 
 export function createGitModule(ctx: ModuleContext, projects: ProjectsService): PlatformModule {
@@ -33,7 +34,17 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
   return {
     name: 'git',
     service: browser,
-    routes: [...routes, ...browseRoutes(browser)],
+    routes: [
+      ...routes,
+      ...browseRoutes(browser),
+      ...lfsRoutes({
+        db: ctx.drivers.db.db,
+        projects,
+        rbac: ctx.rbac,
+        objects: ctx.drivers.objects,
+        publicUrl: ctx.config.public_url,
+      }),
+    ],
     start: async () => {
       await installHooks(ctx.config.data_dir);
     },

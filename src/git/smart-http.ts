@@ -8,6 +8,7 @@ import { createGunzip } from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { writeAudit } from '../core/audit.js';
 import { AppError, notFound } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import { type AnyRouteDef, type Principal, route } from '../core/http.js';
@@ -136,7 +137,13 @@ export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
     };
   };
 
-  const afterPush = async (project: ProjectRow, pusher: Principal, dir: string, logFile: string) => {
+  const afterPush = async (
+    project: ProjectRow,
+    pusher: Principal,
+    ip: string,
+    dir: string,
+    logFile: string,
+  ) => {
     let log = '';
     try {
       log = await readFile(logFile, 'utf8');
@@ -145,10 +152,22 @@ export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
     } finally {
       await rm(logFile, { force: true });
     }
-    for (const line of log.split('\n')) {
-      const [before, after, ref] = line.trim().split(' ');
-      if (!before || !after || !ref) continue;
-      const pushed = { ref, before, after };
+    const updates = log
+      .split('\n')
+      .map((l) => l.trim().split(' '))
+      .filter((parts) => parts.length === 3)
+      .map(([before = '', after = '', ref = '']) => ({ ref, before, after }));
+    if (updates.length === 0) return;
+    await writeAudit(deps.db, {
+      actor: { id: pusher.userId, name: pusher.userName, ip },
+      action: 'git.push',
+      resourceType: 'project',
+      resourceId: project.id,
+      projectId: project.id,
+      detail: { refs: updates },
+    });
+    for (const pushed of updates) {
+      const { before, after, ref } = pushed;
       const commits = ZERO.test(after)
         ? []
         : await commitsOf(dir, ZERO.test(before) ? after : `${before}..${after}`);
@@ -218,7 +237,7 @@ export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
     child.on('close', (code) => {
       if (code !== 0)
         deps.log.warn({ code, stderr: stderr.slice(0, 500), project: project.id }, `${name} failed`);
-      const done = write ? afterPush(project, req.principal!, dir, logFile) : Promise.resolve();
+      const done = write ? afterPush(project, req.principal!, req.ip, dir, logFile) : Promise.resolve();
       done
         .catch((err: unknown) => deps.log.error({ err }, 'push processing failed'))
         .finally(() => out.end());

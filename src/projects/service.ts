@@ -47,6 +47,7 @@ export function isValidBranchName(name: string): boolean {
   return (
     name.length > 0 &&
     name.length <= 255 &&
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: git refuses control characters in ref names
     !/[\x00-\x20\x7f~^:?*[\\]/.test(name) &&
     !name.startsWith('/') &&
     !name.endsWith('/') &&

@@ -222,7 +222,7 @@ export class RbacService {
     let project: ProjectInfo | null = null;
     if (projectId) {
       project = await this.project(projectId);
-      if (!project || !project.is_active) return 'hidden';
+      if (!project?.is_active) return 'hidden';
     }
     const granted = principal ? await this.principalPermissions(principal, projectId) : [];
     if (granted.includes(permission)) return 'allowed';

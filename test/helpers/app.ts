@@ -105,11 +105,14 @@ export interface RequestOptions {
 
 export interface TestPlatform {
   platform: Platform;
+  /** With `listen`: the base URL the platform serves on. */
+  baseUrl: string;
   config: Config;
   store: TestStore;
   adminId: string;
   adminToken: string;
   logLines: string[];
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely; assertions check them.
   request<T = any>(method: string, url: string, options?: RequestOptions): Promise<ApiResponse<T>>;
   /** Creates a human user, optionally with global roles, and returns a bearer token for it. */
   createUser(
@@ -128,6 +131,21 @@ export interface TestPlatformOptions {
   config?: Record<string, string>;
   /** Do not create the admin (and its token). */
   bare?: boolean;
+  /** Listen on a free loopback port that is also the public URL (git clients, presigned URLs). */
+  listen?: boolean;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /**
@@ -137,6 +155,7 @@ export interface TestPlatformOptions {
 export async function createTestPlatform(options: TestPlatformOptions = {}): Promise<TestPlatform> {
   const store = options.store ?? (await createTestStore());
   const dataDir = mkdtempSync(path.join(tmpdir(), 'platform-test-'));
+  const port = options.listen ? await freePort() : 0;
   const config = loadConfig({
     env: {
       PLATFORM_ENV: 'test',
@@ -144,6 +163,9 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
       PLATFORM_LOG_LEVEL: 'info',
       PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
       PLATFORM_LOGIN_RATE_LIMIT: '1000',
+      ...(options.listen
+        ? { PLATFORM_PORT: String(port), PLATFORM_PUBLIC_URL: `http://127.0.0.1:${port}` }
+        : {}),
       ...options.config,
     },
   });
@@ -167,6 +189,7 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
     password: ADMIN_PASSWORD,
   });
   const platform = await buildApp(config, drivers, { logger });
+  if (options.listen) await platform.fastify.listen({ port, host: '127.0.0.1' });
   const admin = await db.db
     .selectFrom('users')
     .select('id')
@@ -235,6 +258,7 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
 
   return {
     platform,
+    baseUrl: config.public_url,
     config,
     store,
     adminId: admin.id,

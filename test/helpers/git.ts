@@ -10,11 +10,22 @@ export interface GitResult {
 }
 
 /** Runs the stock git client with an isolated HOME and no prompts. Never throws: tests assert on code/stderr. */
-export function git(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<GitResult> {
+export function git(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<GitResult> {
   return new Promise((resolve) => {
     execFile(
       'git',
-      ['-c', 'user.name=Test User', '-c', 'user.email=test@example.test', '-c', 'init.defaultBranch=main', ...args],
+      [
+        '-c',
+        'user.name=Test User',
+        '-c',
+        'user.email=test@example.test',
+        '-c',
+        'init.defaultBranch=main',
+        ...args,
+      ],
       {
         cwd: options.cwd,
         env: {
@@ -30,7 +41,11 @@ export function git(args: string[], options: { cwd?: string; env?: Record<string
         timeout: 120_000,
       },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
@@ -38,7 +53,10 @@ export function git(args: string[], options: { cwd?: string; env?: Record<string
 }
 
 /** git, failing the test with git's own output when the command fails. */
-export async function gitOk(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<string> {
+export async function gitOk(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<string> {
   const r = await git(args, options);
   if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
   return r.stdout;

@@ -1,0 +1,81 @@
+/**
+ * The domain events the notify module turns into notifications. The emitting modules (projects,
+ * pipeline, deployer, agent, observe) only emit them after their transaction commits; recipients
+ * are user ids, already resolved by the emitter (who triggered, who owns, who reviews).
+ */
+export interface MergeRequestOpenedEvent {
+  projectId: string;
+  mergeRequestId: string;
+  number: number;
+  title: string;
+  authorId: string;
+  /** Reviewers and the project owner; the author is never notified of their own action. */
+  recipientIds: string[];
+}
+
+export interface MergeRequestMergedEvent {
+  projectId: string;
+  mergeRequestId: string;
+  number: number;
+  title: string;
+  mergedBy: string;
+  authorId: string;
+}
+
+export interface IssueAssignedEvent {
+  projectId: string;
+  issueId: string;
+  number: number;
+  title: string;
+  assigneeId: string;
+  assignedBy: string;
+}
+
+export interface PipelineFinishedEvent {
+  projectId: string;
+  pipelineId: string;
+  status: 'success' | 'failed' | 'canceled';
+  ref: string;
+  /** Who pushed or started it; null for scheduled runs. */
+  triggeredBy: string | null;
+  ownerId: string;
+}
+
+export interface DeploymentChangedEvent {
+  projectId: string;
+  deploymentId: string;
+  environment: string;
+  status: string;
+  deployedBy: string | null;
+  ownerId: string;
+}
+
+export interface SessionFinishedEvent {
+  projectId: string | null;
+  sessionId: string;
+  status: string;
+  requestedBy: string;
+}
+
+export interface AlertEvent {
+  projectId: string | null;
+  ruleId: string;
+  alertEventId: string;
+  ruleName: string;
+  message: string;
+  /** The rule's recipients and the project owner. */
+  recipientIds: string[];
+}
+
+declare module '../core/events.js' {
+  interface DomainEvents {
+    'mr.opened': MergeRequestOpenedEvent;
+    'mr.merged': MergeRequestMergedEvent;
+    'issue.assigned': IssueAssignedEvent;
+    'pipeline.finished': PipelineFinishedEvent;
+    'deployment.changed': DeploymentChangedEvent;
+    'session.finished': SessionFinishedEvent;
+    'alert.fired': AlertEvent;
+    'alert.resolved': AlertEvent;
+  }
+}
