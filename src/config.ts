@@ -101,6 +101,18 @@ const settings = {
       ),
     help: 'comma-separated origins allowed by CORS',
   },
+  outbound_allow_list: {
+    schema: z
+      .string()
+      .default('')
+      .transform((s) =>
+        s
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean),
+      ),
+    help: 'comma-separated hosts, IPs or CIDRs that outbound webhooks may reach although private (on-premises targets)',
+  },
   trust_proxy: {
     schema: bool.default(false),
     help: 'trust X-Forwarded-* from a reverse proxy (client IPs in audit rows and rate limits)',

@@ -32,7 +32,11 @@ export function createNotifyModule(
   ctx: ModuleContext,
   overrides: Partial<NotifyOptions> = {},
 ): PlatformModule {
-  const options: NotifyOptions = { ...defaultNotifyOptions, outboundAllow: [], ...overrides };
+  const options: NotifyOptions = {
+    ...defaultNotifyOptions,
+    outboundAllow: ctx.config.outbound_allow_list,
+    ...overrides,
+  };
   const db = ctx.drivers.db.db;
   const log = ctx.log.child({ module: 'notify' });
   const mailer = ctx.config.smtp_host ? new Mailer(ctx.config, options.smtpTimeoutMs) : null;
