@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { apiAuth } from './scenarios/api-auth.js';
+import { git } from './scenarios/git.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -50,6 +51,31 @@ export interface ScenarioResult {
   notes: string[];
 }
 
+/** One compared figure of a {@link ComparisonResult} (a timing, a memory growth…). */
+export interface Figure {
+  name: string;
+  unit: string;
+  /** The physical limit measured in the same run; null when the goal is an absolute bound. */
+  reference: { label: string; value: number; detail?: string } | null;
+  platform: { label: string; value: number; detail?: string };
+  /** platform / reference, or null without a reference. */
+  ratio: number | null;
+  /** What the goal bounds: the ratio, or the platform's value itself (in `unit`). */
+  goal: { on: 'ratio' | 'value'; op: '<=' | '>=' | '<'; value: number };
+  met: boolean;
+}
+
+/** The result of a scenario measuring several figures (e.g. wall times, lower is better) rather than one throughput. */
+export interface ComparisonResult {
+  description: string;
+  figures: Figure[];
+  /** Every figure met its goal. */
+  met: boolean;
+  notes: string[];
+}
+
+export type AnyScenarioResult = ScenarioResult | ComparisonResult;
+
 export interface BenchContext {
   settings: LoadSettings;
   /** A line of progress on stderr (long runs show they are alive). */
@@ -70,7 +96,7 @@ export interface BenchContext {
 export interface Scenario {
   name: string;
   description: string;
-  run(ctx: BenchContext): Promise<ScenarioResult>;
+  run(ctx: BenchContext): Promise<AnyScenarioResult>;
 }
 
 export interface ServerProcess {
@@ -226,8 +252,42 @@ function formatMeasurement(m: Measurement): string {
     .padStart(6)} ms   p99 ${m.latencyP99Ms.toFixed(1).padStart(6)} ms`;
 }
 
+function formatFigure(f: Figure): string[] {
+  const value = (v: number) => `${v.toFixed(2).padStart(9)} ${f.unit}`;
+  const line = (role: string, m: { label: string; value: number; detail?: string }) =>
+    `    ${role.padEnd(10)} ${m.label.padEnd(44)} ${value(m.value)}${m.detail ? `   (${m.detail})` : ''}`;
+  const verdict = f.met ? 'MET' : 'NOT MET';
+  const op = { '<=': '≤', '>=': '≥', '<': '<' }[f.goal.op];
+  return [
+    `  ${f.name}`,
+    ...(f.reference ? [line('reference', f.reference)] : []),
+    line('platform', f.platform),
+    f.goal.on === 'ratio' && f.ratio !== null
+      ? `    ${'ratio'.padEnd(10)} ${f.ratio.toFixed(2)} (goal ${op} ${f.goal.value}) ${verdict}`
+      : `    ${'goal'.padEnd(10)} ${op} ${f.goal.value} ${f.unit} ${verdict}`,
+  ];
+}
+
+function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
+  const body =
+    'figures' in result
+      ? result.figures.flatMap(formatFigure)
+      : [
+          `  reference  ${formatMeasurement(result.reference)}`,
+          `  platform   ${formatMeasurement(result.platform)}`,
+          `  ratio      ${result.ratio.toFixed(2)} (goal ≥ ${result.goal}) ${result.met ? 'MET' : 'NOT MET'}`,
+        ];
+  return [
+    '',
+    `${scenario.name} — ${scenario.description}`,
+    ...body,
+    ...result.notes.map((n) => `  note: ${n}`),
+    '',
+  ].join('\n');
+}
+
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth];
+const scenarios: Scenario[] = [apiAuth, git];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));
@@ -257,24 +317,14 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const startedAt = new Date().toISOString();
-  const results: Record<string, ScenarioResult> = {};
+  const results: Record<string, AnyScenarioResult> = {};
   let failed = false;
   for (const scenario of selected) {
     progress(`scenario ${scenario.name}: ${scenario.description}`);
     try {
       const result = await scenario.run(ctx);
       results[scenario.name] = result;
-      process.stdout.write(
-        [
-          '',
-          `${scenario.name} — ${scenario.description}`,
-          `  reference  ${formatMeasurement(result.reference)}`,
-          `  platform   ${formatMeasurement(result.platform)}`,
-          `  ratio      ${result.ratio.toFixed(2)} (goal ≥ ${result.goal}) ${result.met ? 'MET' : 'NOT MET'}`,
-          ...result.notes.map((n) => `  note: ${n}`),
-          '',
-        ].join('\n'),
-      );
+      process.stdout.write(formatResult(scenario, result));
     } catch (err) {
       failed = true;
       process.stderr.write(`scenario ${scenario.name} failed: ${(err as Error).stack ?? String(err)}\n`);

@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { auditRoutes } from './audit/index.js';
-import { AuthService, authRoutes } from './auth/index.js';
+import { type AuthService, authRoutes, createIdentity } from './auth/index.js';
 import type { Config } from './config.js';
 import { AppError, fromDatabaseError, notFound } from './core/errors.js';
 import { EventBus } from './core/events.js';
@@ -14,7 +14,7 @@ import { Scheduler } from './core/scheduler.js';
 import { createGitModule } from './git/index.js';
 import { createNotifyModule } from './notify/index.js';
 import { createProjectsModule } from './projects/index.js';
-import { RbacService, rbacRoutes } from './rbac/index.js';
+import { type RbacService, rbacRoutes } from './rbac/index.js';
 import { createSecretsModule } from './secrets/index.js';
 import type { Drivers } from './store/index.js';
 import { FsObjectStore } from './store/index.js';
@@ -34,6 +34,8 @@ export interface Platform {
   auth: AuthService;
   /** The public service of a module registered in buildApp (e.g. 'secrets'). */
   service<T>(name: string): T;
+  /** Waits until background work started by earlier requests (events, post-push work) is done. */
+  settle(): Promise<void>;
   /** Starts background loops (serve does; tests may not). */
   startBackground(): void;
   /** Drains requests, stops loops and subscriptions. Does not close the drivers (the caller owns them). */
@@ -60,6 +62,8 @@ export interface PlatformModule {
   service?: unknown;
   start?(): Promise<void>;
   stop?(): Promise<void>;
+  /** Waits for background work that requests started (e.g. post-push processing). */
+  settle?(): Promise<void>;
 }
 
 export interface BuildOptions {
@@ -143,25 +147,12 @@ export async function buildApp(
   const metrics = createMetrics();
   const events = new EventBus(log);
   const scheduler = new Scheduler(drivers.db.db, log, metrics);
-  const rbac = new RbacService(
-    drivers.db.db,
-    drivers.cache,
-    drivers.pubsub,
-    config.permission_cache_ttl_seconds,
+  const { rbac, auth } = createIdentity(
+    config,
+    { db: drivers.db.db, cache: drivers.cache, pubsub: drivers.pubsub },
     log,
   );
   await rbac.start();
-  const auth = new AuthService(
-    drivers.db.db,
-    drivers.cache,
-    rbac,
-    {
-      sessionTtlSeconds: config.session_ttl_seconds,
-      rateLimit: config.login_rate_limit,
-      rateWindowSeconds: config.login_rate_window_seconds,
-    },
-    log,
-  );
 
   const fastify: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -366,6 +357,10 @@ export async function buildApp(
       const m = modules.find((x) => x.name === name);
       if (!m) throw new Error(`no module named ${name}`);
       return m.service as T;
+    },
+    settle: async () => {
+      for (const m of modules) await m.settle?.();
+      await events.drain();
     },
     startBackground: () => scheduler.start(),
     close: async () => {

@@ -7,13 +7,13 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { createLogger } from './app.js';
-import { AuthService, generatePassword } from './auth/index.js';
+import { type AuthService, createIdentity, generatePassword } from './auth/index.js';
 import { type Config, ConfigError, configTable, loadConfig } from './config.js';
 import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
 import { isPermission, type Permission } from './core/permissions.js';
-import { RbacService } from './rbac/index.js';
+import type { RbacService } from './rbac/index.js';
 import { rotateSecretsKey } from './secrets/index.js';
 import { openStores, serve } from './server.js';
 import { closeDrivers, openDrivers, pendingMigrations } from './store/index.js';
@@ -91,22 +91,9 @@ async function withIdentity<T>(
 ): Promise<T> {
   const log = createLogger({ ...config, log_level: 'warn' });
   const { drivers } = await openStores(config, log);
-  const rbac = new RbacService(
-    drivers.db.db,
-    drivers.cache,
-    drivers.pubsub,
-    config.permission_cache_ttl_seconds,
-    log,
-  );
-  const auth = new AuthService(
-    drivers.db.db,
-    drivers.cache,
-    rbac,
-    {
-      sessionTtlSeconds: config.session_ttl_seconds,
-      rateLimit: config.login_rate_limit,
-      rateWindowSeconds: config.login_rate_window_seconds,
-    },
+  const { rbac, auth } = createIdentity(
+    config,
+    { db: drivers.db.db, cache: drivers.cache, pubsub: drivers.pubsub },
     log,
   );
   try {

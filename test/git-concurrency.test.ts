@@ -53,6 +53,7 @@ describe.skipIf(servicesMissing)('git under concurrency and crashes', () => {
     for (let i = 0; i < 10; i++) expect(refs).toContain(`refs/heads/branch-${i}`);
     const fsck = await git(['fsck', '--strict'], { cwd: repoDir });
     expect(fsck.code, fsck.stderr).toBe(0);
+    await t.platform.settle();
     const audit = await t.platform.drivers.db.db
       .selectFrom('audit_log')
       .select('id')

@@ -20,17 +20,5 @@ export type Permission = (typeof PERMISSIONS)[number];
 export const isPermission = (value: string): value is Permission =>
   (PERMISSIONS as readonly string[]).includes(value);
 
-/** Permissions that make sense on one project (others are global only). */
-export const PROJECT_PERMISSIONS: readonly Permission[] = [
-  'project:read',
-  'project:write',
-  'project:delete',
-  'agent:run',
-  'deploy:read',
-  'deploy:promote',
-  'observe:read',
-  'observe:write',
-  'alert:manage',
-  'secret:read',
-  'secret:write',
-];
+/** Permissions that make sense on one project: all but the user-administration ones, which are global. */
+export const PROJECT_PERMISSIONS: readonly Permission[] = PERMISSIONS.filter((p) => !p.startsWith('admin:'));

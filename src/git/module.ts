@@ -9,7 +9,7 @@ import { smartHttpRoutes } from './smart-http.js';
 
 export function createGitModule(ctx: ModuleContext, projects: ProjectsService): PlatformModule {
   const hooksDir = path.join(ctx.config.data_dir, 'git-hooks');
-  const routes = smartHttpRoutes({
+  const smartHttp = smartHttpRoutes({
     db: ctx.drivers.db.db,
     projects,
     rbac: ctx.rbac,
@@ -35,7 +35,7 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
     name: 'git',
     service: browser,
     routes: [
-      ...routes,
+      ...smartHttp.routes,
       ...browseRoutes(browser),
       ...lfsRoutes({
         db: ctx.drivers.db.db,
@@ -48,5 +48,7 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
     start: async () => {
       await installHooks(ctx.config.data_dir);
     },
+    stop: () => smartHttp.drain(),
+    settle: () => smartHttp.drain(),
   };
 }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -114,7 +114,14 @@ function protocolEnv(req: FastifyRequest): Record<string, string> {
     : {};
 }
 
-export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
+export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; drain(): Promise<void> } {
+  const inFlight = new Set<Promise<void>>();
+  const track = (work: Promise<void>) => {
+    const p = work.catch((err: unknown) => deps.log.error({ err }, 'push processing failed'));
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+
   const service = z.object({ service: z.enum(['git-upload-pack', 'git-receive-pack']) });
 
   const policyEnv = async (project: ProjectRow, pusher: Principal) => {
@@ -232,21 +239,21 @@ export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
     req.raw.on('close', () => {
       if (!req.raw.complete) killTree(child);
     });
-    const out = new PassThrough();
-    child.stdout.pipe(out, { end: false });
-    child.on('close', (code) => {
-      if (code !== 0)
-        deps.log.warn({ code, stderr: stderr.slice(0, 500), project: project.id }, `${name} failed`);
-      const done = write ? afterPush(project, req.principal!, req.ip, dir, logFile) : Promise.resolve();
-      done
-        .catch((err: unknown) => deps.log.error({ err }, 'push processing failed'))
-        .finally(() => out.end());
+    const exited = new Promise<void>((resolve) => {
+      child.on('close', (code) => {
+        if (code !== 0)
+          deps.log.warn({ code, stderr: stderr.slice(0, 500), project: project.id }, `${name} failed`);
+        resolve();
+      });
     });
+    // Events, audit and pipeline triggers run once git has exited (the refs have moved), without
+    // holding the client's answer; tracked from the start so settle()/shutdown wait for them.
+    if (write) track(exited.then(() => afterPush(project, req.principal!, req.ip, dir, logFile)));
     noCache(reply);
-    return reply.type(`application/x-${name}-result`).send(out);
+    return reply.type(`application/x-${name}-result`).send(child.stdout);
   };
 
-  return [
+  const routes = [
     route({
       method: 'GET',
       url: '/:owner/:repo/info/refs',
@@ -307,6 +314,12 @@ export function smartHttpRoutes(deps: SmartHttpDeps): AnyRouteDef[] {
       handler: async ({ req, reply, params }) => rpc(req, reply, params, 'git-receive-pack'),
     }),
   ];
+  return {
+    routes,
+    drain: async () => {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    },
+  };
 }
 
 async function commitsOf(dir: string, range: string) {

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { writeAudit } from '../core/audit.js';
 import { notFound } from '../core/errors.js';
-import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
+import { type AnyRouteDef, paginationQuery, type RouteContext, route, uuidParam } from '../core/http.js';
 import type { RbacService } from '../rbac/index.js';
-import type { Db } from '../store/db.js';
+import type { Db, Tx } from '../store/db.js';
 import type { ProjectsService } from './service.js';
 
 export const projectName = z
@@ -19,7 +19,11 @@ const visibility = z.enum(['private', 'internal', 'public']);
 const ownerParam = z.object({ owner: z.string().min(1).max(63), name: z.string().min(1).max(200) });
 const ruleParams = z.object({ id: z.uuid(), ruleId: z.uuid() });
 const ruleBody = z.object({
-  pattern: z.string().min(1).max(255),
+  pattern: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\s]+$/, 'a branch name or glob without spaces'),
   allow_force_push: z.boolean().optional(),
   allow_deletion: z.boolean().optional(),
   required_approvals: z.number().int().min(0).max(100).optional(),
@@ -27,6 +31,31 @@ const ruleBody = z.object({
 });
 
 export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: Db): AnyRouteDef[] {
+  /** Protection rules are changed by the project owner or an admin; one audited transaction each. */
+  const changeRule = async <R extends { id: string; pattern: string }>(
+    ctx: Pick<RouteContext<unknown, unknown, unknown>, 'actor' | 'authorize' | 'requirePrincipal'>,
+    projectId: string,
+    action: string,
+    detail: Record<string, unknown>,
+    write: (trx: Tx) => Promise<R | undefined>,
+  ): Promise<R> => {
+    await ctx.authorize('project:read', projectId);
+    await rbac.assertCanManageMembers(ctx.requirePrincipal(), projectId);
+    return db.transaction().execute(async (trx) => {
+      const row = await write(trx);
+      if (!row) throw notFound('protection rule');
+      await writeAudit(trx, {
+        actor: ctx.actor,
+        action,
+        resourceType: 'protected_branch',
+        resourceId: row.id,
+        projectId,
+        detail: { pattern: row.pattern, ...detail },
+      });
+      return row;
+    });
+  };
+
   return [
     route({
       method: 'POST',
@@ -133,26 +162,14 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       status: 201,
       params: uuidParam,
       body: ruleBody,
-      handler: async ({ params, body, actor, authorize, requirePrincipal }) => {
-        await authorize('project:read', params.id);
-        await rbac.assertCanManageMembers(requirePrincipal(), params.id);
-        return db.transaction().execute(async (trx) => {
-          const row = await trx
+      handler: async (ctx) =>
+        changeRule(ctx, ctx.params.id, 'protected_branch.create', { ...ctx.body }, (trx) =>
+          trx
             .insertInto('protected_branches')
-            .values({ project_id: params.id, ...body })
+            .values({ project_id: ctx.params.id, ...ctx.body })
             .returningAll()
-            .executeTakeFirstOrThrow();
-          await writeAudit(trx, {
-            actor,
-            action: 'protected_branch.create',
-            resourceType: 'protected_branch',
-            resourceId: row.id,
-            projectId: params.id,
-            detail: { ...body },
-          });
-          return row;
-        });
-      },
+            .executeTakeFirst(),
+        ),
     }),
     route({
       method: 'PATCH',
@@ -162,29 +179,16 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       access: 'authenticated',
       params: ruleParams,
       body: ruleBody.partial(),
-      handler: async ({ params, body, actor, authorize, requirePrincipal }) => {
-        await authorize('project:read', params.id);
-        await rbac.assertCanManageMembers(requirePrincipal(), params.id);
-        return db.transaction().execute(async (trx) => {
-          const row = await trx
+      handler: async (ctx) =>
+        changeRule(ctx, ctx.params.id, 'protected_branch.update', { ...ctx.body }, (trx) =>
+          trx
             .updateTable('protected_branches')
-            .set(body)
-            .where('id', '=', params.ruleId)
-            .where('project_id', '=', params.id)
+            .set(ctx.body)
+            .where('id', '=', ctx.params.ruleId)
+            .where('project_id', '=', ctx.params.id)
             .returningAll()
-            .executeTakeFirst();
-          if (!row) throw notFound('protection rule');
-          await writeAudit(trx, {
-            actor,
-            action: 'protected_branch.update',
-            resourceType: 'protected_branch',
-            resourceId: row.id,
-            projectId: params.id,
-            detail: { ...body },
-          });
-          return row;
-        });
-      },
+            .executeTakeFirst(),
+        ),
     }),
     route({
       method: 'DELETE',
@@ -193,26 +197,15 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: 'authenticated',
       params: ruleParams,
-      handler: async ({ params, actor, authorize, requirePrincipal }) => {
-        await authorize('project:read', params.id);
-        await rbac.assertCanManageMembers(requirePrincipal(), params.id);
-        await db.transaction().execute(async (trx) => {
-          const row = await trx
+      handler: async (ctx) => {
+        await changeRule(ctx, ctx.params.id, 'protected_branch.delete', {}, (trx) =>
+          trx
             .deleteFrom('protected_branches')
-            .where('id', '=', params.ruleId)
-            .where('project_id', '=', params.id)
-            .returning(['id', 'pattern'])
-            .executeTakeFirst();
-          if (!row) throw notFound('protection rule');
-          await writeAudit(trx, {
-            actor,
-            action: 'protected_branch.delete',
-            resourceType: 'protected_branch',
-            resourceId: row.id,
-            projectId: params.id,
-            detail: { pattern: row.pattern },
-          });
-        });
+            .where('id', '=', ctx.params.ruleId)
+            .where('project_id', '=', ctx.params.id)
+            .returningAll()
+            .executeTakeFirst(),
+        );
       },
     }),
   ];

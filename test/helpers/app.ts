@@ -206,6 +206,8 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
     if (o.token) headers.authorization = `Bearer ${o.token}`;
     if (o.cookie) headers.cookie = o.cookie;
     const check = MUTATING.has(method) && !o.noAuditCheck;
+    // Background work of earlier requests (post-push audit rows…) must not count for this one.
+    if (check) await platform.settle();
     const before = check ? await auditCount() : 0;
     const res = await platform.fastify.inject({
       method: method as 'GET',
@@ -220,6 +222,7 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
       // not JSON
     }
     if (check && res.statusCode < 300) {
+      await platform.settle();
       const after = await auditCount();
       expect(after - before, `${method} ${url} must write exactly one audit row`).toBe(1);
     }
