@@ -19,6 +19,27 @@ import { git } from './scenarios/git.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+let built: Promise<void> | undefined;
+/**
+ * The platform as users run it (`npm start`): compiled to dist/ by `npm run build`, run with plain
+ * node. Built once per bench run, so the figures never measure a stale build or a transpiler.
+ */
+export async function platformServeCommand(progress: (m: string) => void): Promise<[string, string[]]> {
+  built ??= new Promise<void>((resolve, reject) => {
+    progress('building dist/ (npm run build)');
+    const child = spawn('npm', ['run', 'build', '--silent'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`npm run build failed (${code})`)),
+    );
+  });
+  await built;
+  return [process.execPath, [path.join(repoRoot, 'dist', 'src', 'main.js'), 'serve']];
+}
+
 export interface LoadSettings {
   durationSeconds: number;
   warmupSeconds: number;

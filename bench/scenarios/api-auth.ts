@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchContext, Scenario, ScenarioResult } from '../run.js';
-import { repoRoot } from '../run.js';
+import { platformServeCommand, repoRoot } from '../run.js';
 
 const GOAL = 0.5;
 const ADMIN_PASSWORD = 'bench-admin-password';
@@ -54,11 +54,11 @@ export const apiAuth: Scenario = {
     const reference = await ctx.measure('bare Fastify GET /', bareUrl);
     bare.child.kill('SIGTERM');
 
-    // (ii) The platform, embedded (PGlite in a temp data dir, in-process cache), through tsx.
+    // (ii) The platform, embedded (PGlite in a temp data dir, in-process cache), built as `npm start` runs it.
     const port = await ctx.freePort();
     const base = `http://127.0.0.1:${port}`;
     ctx.progress('platform: starting (first start of a fresh data dir runs initdb + migrations)');
-    const platform = ctx.spawnServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+    const platform = ctx.spawnServer(...(await platformServeCommand((m) => ctx.progress(m))), {
       cwd: repoRoot,
       env: childEnv({
         PLATFORM_DATA_DIR: path.join(dir, 'data'),
@@ -103,7 +103,7 @@ export const apiAuth: Scenario = {
       goal: GOAL,
       met: ratio >= GOAL,
       notes: [
-        'platform run with `node --import tsx src/main.ts serve` (tsx transpiles once at load; dist/ is not used so the figure never measures a stale build)',
+        'platform run as `npm start` runs it: `node dist/src/main.js serve`, built by `npm run build` at the start of the bench run',
         'PLATFORM_LOG_LEVEL=warn on the platform and logger:false on the reference: no per-request log lines on either side',
         `load generator in the bench process, servers in child processes; same autocannon settings for both (${ctx.settings.connections} connections, ${ctx.settings.warmupSeconds} s warm-up, ${ctx.settings.durationSeconds} s measured)`,
       ],

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchContext, ComparisonResult, Figure, Scenario } from '../run.js';
-import { repoRoot } from '../run.js';
+import { platformServeCommand, repoRoot } from '../run.js';
 
 const RATIO_GOAL = 1.25;
 const RSS_GOAL_MB = 64;
@@ -306,7 +306,7 @@ export const git: Scenario = {
     const base = `http://127.0.0.1:${port}`;
     const dataDir = path.join(dir, 'data');
     ctx.progress('platform: starting (first start of a fresh data dir runs initdb + migrations)');
-    const platform = ctx.spawnServer(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
+    const platform = ctx.spawnServer(...(await platformServeCommand((m) => ctx.progress(m))), {
       cwd: repoRoot,
       env: childEnv({
         PLATFORM_DATA_DIR: dataDir,
@@ -318,7 +318,7 @@ export const git: Scenario = {
     });
     await platform.waitReady(`${base}/readyz`, 180_000);
     const serverPid = platform.child.pid!;
-    // node runs src/main.ts itself (tsx is only a loader here): this pid is the server, not a wrapper
+    // node runs dist/src/main.js itself: this pid is the server, not a wrapper
     const cmdline = readFileSync(`/proc/${serverPid}/cmdline`, 'utf8').split('\0').join(' ');
     if (!cmdline.includes('src/main.ts')) throw new Error(`pid ${serverPid} is not the server: ${cmdline}`);
 
