@@ -320,7 +320,7 @@ export const git: Scenario = {
     const serverPid = platform.child.pid!;
     // node runs dist/src/main.js itself: this pid is the server, not a wrapper
     const cmdline = readFileSync(`/proc/${serverPid}/cmdline`, 'utf8').split('\0').join(' ');
-    if (!cmdline.includes('src/main.ts')) throw new Error(`pid ${serverPid} is not the server: ${cmdline}`);
+    if (!cmdline.includes('src/main.js')) throw new Error(`pid ${serverPid} is not the server: ${cmdline}`);
 
     const login = await fetch(`${base}/api/auth/login`, {
       method: 'POST',
@@ -476,7 +476,7 @@ export const git: Scenario = {
       w.probeMs === null ? '?' : `${seconds(w.probeMs)}/${seconds(pushPlatformMs[i]!)}`,
     );
     notes.push(
-      `platform push: refs/heads/main appeared in the repository at (s, of the run's total) ${refsMoved.join(', ')}; the rest is the platform's post-push work (push events, before the response ends) and the client's wrap-up`,
+      `platform push: refs/heads/main appeared in the repository at (s, of the run's total) ${refsMoved.join(', ')}; the rest is the client's wrap-up (push events, audit and pipeline triggers run after the response)`,
     );
     if (cloneRss.length > 0) {
       const w = worst(cloneRss);
