@@ -2,7 +2,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { Socket } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,6 +12,7 @@ import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
 import { isPermission, type Permission } from './core/permissions.js';
+import { Mailer } from './notify/index.js';
 import type { RbacService } from './rbac/index.js';
 import { rotateSecretsKey } from './secrets/index.js';
 import { openStores, serve } from './server.js';
@@ -171,22 +171,16 @@ async function doctor(config: Config): Promise<boolean> {
     );
   }
   if (config.smtp_host) {
-    const reachable = await new Promise<boolean>((resolve) => {
-      const socket = new Socket();
-      socket.setTimeout(3000, () => resolve(false));
-      socket.once('error', () => resolve(false));
-      socket.connect(config.smtp_port, config.smtp_host!, () => {
-        socket.destroy();
-        resolve(true);
-      });
-    });
-    report(
-      reachable,
-      'smtp',
-      reachable
-        ? `${config.smtp_host}:${config.smtp_port} reachable`
-        : `${config.smtp_host}:${config.smtp_port} unreachable — check PLATFORM_SMTP_*`,
-    );
+    const where = `${config.smtp_host}:${config.smtp_port} (${config.smtp_security})`;
+    const mailer = new Mailer(config, 5000);
+    try {
+      await mailer.verify();
+      report(true, 'smtp', `${where}: connected${config.smtp_user ? ' and authenticated' : ''}`);
+    } catch (err) {
+      report(false, 'smtp', `${where}: ${(err as Error).message} — check PLATFORM_SMTP_*`);
+    } finally {
+      mailer.close();
+    }
   } else {
     report(true, 'smtp', 'not configured (email notifications off; set PLATFORM_SMTP_HOST)');
   }

@@ -75,6 +75,11 @@ export class Mailer {
     });
   }
 
+  /** Connects, greets, negotiates TLS and authenticates as configured, then hangs up (`platform doctor`). */
+  async verify(): Promise<void> {
+    await this.transport.verify();
+  }
+
   async send(mail: OutgoingEmail): Promise<void> {
     const to = validAddress(mail.to);
     if (!to) throw new DeliveryError('invalid recipient address', false);

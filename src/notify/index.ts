@@ -6,7 +6,7 @@ import { subscribeDomainEvents } from './subscriptions.js';
 import { defaultNotifyOptions, type NotifyOptions } from './types.js';
 import { NotificationWorker } from './worker.js';
 
-export { DeliveryError, safeSubject, validAddress } from './email.js';
+export { DeliveryError, Mailer, safeSubject, validAddress } from './email.js';
 export type * from './events.js';
 export { type ListFilter, NotifyService, notificationView } from './service.js';
 export {
