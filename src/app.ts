@@ -198,16 +198,19 @@ export async function buildApp(
       }
     }
     req.principal = await auth.authenticate(req);
-    if (req.principal) {
+    const log = req.log as unknown as Logger;
+    if (req.principal && log.isLevelEnabled('info')) {
       // The per-request logger (also reply.log) gets the user id in place: no child logger per request.
-      (req.log as unknown as Logger).setBindings({ user_id: req.principal.userId });
+      log.setBindings({ user_id: req.principal.userId });
     }
   });
 
-  fastify.addHook('onResponse', async (req, reply) => {
+  // A callback hook, not an async one: it runs on every response and needs no promise.
+  fastify.addHook('onResponse', (req, reply, done) => {
     const routeUrl = req.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: req.method, route: routeUrl, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: req.method, route: routeUrl }, reply.elapsedTime / 1000);
+    done();
   });
 
   fastify.setErrorHandler(async (err, req, reply) => {
