@@ -19,6 +19,20 @@ import { git } from './scenarios/git.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The environment of a child: PATH/HOME and what we set, nothing inherited from PLATFORM_*. */
+export const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH ?? '/usr/bin:/bin',
+  HOME: process.env.HOME ?? '/',
+  NODE_ENV: 'production',
+  ...extra,
+});
+
+export async function json<T>(res: Response, what: string): Promise<T> {
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
 let built: Promise<void> | undefined;
 /**
  * The platform as users run it (`npm start`): compiled to dist/ by `npm run build`, run with plain

@@ -13,6 +13,15 @@ const bool = z
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalString = z.string().min(1).optional();
+const commaList = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
+  );
 
 const settings = {
   env: {
@@ -90,27 +99,11 @@ const settings = {
     help: 'mark cookies Secure; default: true when public_url is https',
   },
   cors_origins: {
-    schema: z
-      .string()
-      .default('')
-      .transform((s) =>
-        s
-          .split(',')
-          .map((o) => o.trim())
-          .filter(Boolean),
-      ),
+    schema: commaList,
     help: 'comma-separated origins allowed by CORS',
   },
   outbound_allow_list: {
-    schema: z
-      .string()
-      .default('')
-      .transform((s) =>
-        s
-          .split(',')
-          .map((o) => o.trim())
-          .filter(Boolean),
-      ),
+    schema: commaList,
     help: 'comma-separated hosts, IPs or CIDRs that outbound webhooks may reach although private (on-premises targets)',
   },
   trust_proxy: {

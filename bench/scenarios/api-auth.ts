@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchContext, Scenario, ScenarioResult } from '../run.js';
-import { platformServeCommand, repoRoot } from '../run.js';
+import { childEnv, json, platformServeCommand, repoRoot } from '../run.js';
 
 const GOAL = 0.5;
 const ADMIN_PASSWORD = 'bench-admin-password';
@@ -19,20 +19,6 @@ app.get('/', async () => ({ ok: true }));
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) });
 process.once('SIGTERM', () => app.close().then(() => process.exit(0)));
 `;
-}
-
-/** The environment of a child: PATH/HOME and what we set, nothing inherited from PLATFORM_*. */
-const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: process.env.HOME ?? '/',
-  NODE_ENV: 'production',
-  ...extra,
-});
-
-async function json<T>(res: Response, what: string): Promise<T> {
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 export const apiAuth: Scenario = {

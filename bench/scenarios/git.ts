@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchContext, ComparisonResult, Figure, Scenario } from '../run.js';
-import { platformServeCommand, repoRoot } from '../run.js';
+import { childEnv, json, platformServeCommand, repoRoot } from '../run.js';
 
 const RATIO_GOAL = 1.25;
 const RSS_GOAL_MB = 64;
@@ -26,20 +26,6 @@ const BINARY_COMMITS = 36;
 const BINARY_TOTAL_BYTES = 40 * 1024 * 1024;
 
 const MB = 1024 * 1024;
-
-/** The environment of the platform server: PATH/HOME and what we set, nothing inherited from PLATFORM_*. */
-const childEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
-  PATH: process.env.PATH ?? '/usr/bin:/bin',
-  HOME: process.env.HOME ?? '/',
-  NODE_ENV: 'production',
-  ...extra,
-});
-
-async function json<T>(res: Response, what: string): Promise<T> {
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${text}`);
-  return JSON.parse(text) as T;
-}
 
 /** Deterministic PRNG (mulberry32): the same repository on every run and machine. */
 function prng(seed: number): () => number {
