@@ -1,18 +1,12 @@
 import { z } from 'zod';
 import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
 import { PERMISSIONS } from '../core/permissions.js';
+import { slugSchema } from '../core/validation.js';
 import { SESSION_COOKIE } from './credentials.js';
 import type { AuthService } from './service.js';
 
 const permissionEnum = z.enum(PERMISSIONS);
-const userName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(
-    /^[a-z0-9][a-z0-9_.-]*$/,
-    'lower-case letters, digits, ".", "-" and "_", starting with a letter or digit',
-  );
+const userName = slugSchema;
 const password = z.string().min(8, 'at least 8 characters').max(1024);
 const userTypeEnum = z.enum(['human', 'agent', 'service_account']);
 

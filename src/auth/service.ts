@@ -16,6 +16,7 @@ import {
 import type { Actor, Principal } from '../core/http.js';
 import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import type { Permission } from '../core/permissions.js';
+import { escapeLike } from '../core/validation.js';
 import { RbacService } from '../rbac/index.js';
 import type { Cache } from '../store/cache/types.js';
 import type { Db, Tx } from '../store/db.js';
@@ -739,10 +740,6 @@ function tokenView(row: {
     expires_at: row.expires_at,
     created_at: row.created_at,
   };
-}
-
-function escapeLike(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 function readCookie(header: string | undefined, name: string): string | undefined {

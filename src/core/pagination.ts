@@ -1,4 +1,5 @@
 import { badRequest } from './errors.js';
+import { isUuid } from './validation.js';
 
 /** Opaque cursor: base64url JSON of the sort key of the last item returned. */
 export function encodeCursor(key: readonly (string | number)[]): string {
@@ -19,8 +20,6 @@ export function decodeCursor(cursor: string, length: number): string[] {
   ]);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * A `(created_at, id)` cursor, checked: a forged one is a 400 here rather than an Invalid Date or a
  * non-UUID reaching the driver (PGlite throws on an Invalid Date parameter: a 500).
@@ -28,7 +27,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function decodeTimeCursor(cursor: string): { at: Date; id: string } {
   const [at, id] = decodeCursor(cursor, 2) as [string, string];
   const date = new Date(at);
-  if (Number.isNaN(date.getTime()) || !UUID.test(id)) {
+  if (Number.isNaN(date.getTime()) || !isUuid(id)) {
     throw badRequest('invalid cursor', [
       { path: 'query.cursor', message: 'not a cursor returned by this API' },
     ]);

@@ -9,18 +9,18 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { writeAudit } from '../core/audit.js';
-import { AppError, notFound } from '../core/errors.js';
+import { AppError, notFound, unauthorized } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import { type AnyRouteDef, type Principal, route } from '../core/http.js';
 import type { ProjectRow, ProjectsService } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
 import './events.js';
+import { SLUG } from '../core/validation.js';
 import { gitEnv, killTree, runGit } from './run.js';
 
-const slug = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 export const repoParams = z.object({
-  owner: z.string().max(63).regex(slug, 'invalid owner name'),
+  owner: z.string().max(63).regex(SLUG, 'invalid owner name'),
   repo: z
     .string()
     .max(67)
@@ -28,10 +28,6 @@ export const repoParams = z.object({
     .refine((s) => !s.includes('..') && !s.replace(/\.git$/, '').endsWith('.git'), 'invalid repository name'),
 });
 const ZERO = /^0+$/;
-const GIT_REALM = 'Basic realm="Platform", charset="UTF-8"';
-
-export const gitAuthRequired = () =>
-  new AppError(401, 'unauthorized', 'authentication required', [], { 'www-authenticate': GIT_REALM });
 
 export interface PushedRef {
   ref: string;
@@ -71,12 +67,12 @@ export async function resolveRepo(
   const name = params.repo.replace(/\.git$/, '');
   const found = await deps.projects.findByName(params.owner, name);
   if (!found) {
-    if (!req.principal) throw gitAuthRequired();
+    if (!req.principal) throw unauthorized(); // the error handler adds the Basic challenge on git paths
     throw notFound('repository');
   }
   const decision = await deps.rbac.check(req.principal, permission, found.project.id);
   if (decision !== 'allowed') {
-    if (!req.principal) throw gitAuthRequired();
+    if (!req.principal) throw unauthorized(); // the error handler adds the Basic challenge on git paths
     if (decision === 'hidden') throw notFound('repository');
     throw new AppError(
       403,

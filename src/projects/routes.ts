@@ -2,19 +2,15 @@ import { z } from 'zod';
 import { writeAudit } from '../core/audit.js';
 import { notFound } from '../core/errors.js';
 import { type AnyRouteDef, paginationQuery, type RouteContext, route, uuidParam } from '../core/http.js';
+import { slugSchema } from '../core/validation.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, Tx } from '../store/db.js';
 import type { ProjectsService } from './service.js';
 
-export const projectName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(
-    /^[a-z0-9][a-z0-9_.-]*$/,
-    'lower-case letters, digits, ".", "-" and "_", starting with a letter or digit',
-  )
-  .refine((s) => !s.endsWith('.git') && !s.includes('..'), 'must not end in ".git" or contain ".."');
+export const projectName = slugSchema.refine(
+  (s) => !s.endsWith('.git') && !s.includes('..'),
+  'must not end in ".git" or contain ".."',
+);
 const visibility = z.enum(['private', 'internal', 'public']);
 const ownerParam = z.object({ owner: z.string().min(1).max(63), name: z.string().min(1).max(200) });
 const ruleParams = z.object({ id: z.uuid(), ruleId: z.uuid() });

@@ -4,7 +4,8 @@ import { sql } from 'kysely';
 import { writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
 import type { Actor, Principal } from '../core/http.js';
-import { decodeCursor, type Page, toPage } from '../core/pagination.js';
+import { decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { escapeLike } from '../core/validation.js';
 import { runGit } from '../git/run.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, DbOrTx } from '../store/db.js';
@@ -256,14 +257,11 @@ export class ProjectsService {
     if (q.owner) query = query.where('u.name', '=', q.owner);
     if (q.visibility) query = query.where('p.visibility', '=', q.visibility);
     if (q.q) {
-      const like = `%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const like = `%${escapeLike(q.q)}%`;
       query = query.where((eb) => eb.or([eb('p.name', 'ilike', like), eb('p.description', 'ilike', like)]));
     }
     if (q.cursor) {
-      const [at, id] = decodeCursor(q.cursor, 2) as [string, string];
-      const atDate = new Date(at);
-      if (Number.isNaN(atDate.getTime()) || !/^[0-9a-f-]{36}$/i.test(id))
-        throw unprocessable('invalid cursor');
+      const { at: atDate, id } = decodeTimeCursor(q.cursor);
       query = query.where((eb) =>
         eb.or([
           eb('p.created_at', '<', atDate),

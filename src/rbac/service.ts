@@ -4,6 +4,7 @@ import { type AuditEntry, writeAudit } from '../core/audit.js';
 import { conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
 import type { AccessDecision, Actor, Principal } from '../core/http.js';
 import { isPermission, PERMISSIONS, type Permission, PROJECT_PERMISSIONS } from '../core/permissions.js';
+import { isUuid } from '../core/validation.js';
 import type { Cache } from '../store/cache/types.js';
 import type { Db, DbOrTx, Tx } from '../store/db.js';
 import type { PubSub } from '../store/pubsub/types.js';
@@ -255,11 +256,10 @@ export class RbacService {
   }
 
   async getRole(db: DbOrTx, idOrName: string) {
-    const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrName);
     const role = await db
       .selectFrom('roles')
       .selectAll()
-      .where(isUuid ? 'id' : 'name', '=', idOrName)
+      .where(isUuid(idOrName) ? 'id' : 'name', '=', idOrName)
       .executeTakeFirst();
     if (!role) throw notFound('role');
     return role;

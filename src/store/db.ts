@@ -170,7 +170,7 @@ export async function openPGlite(options: PGliteOptions = {}): Promise<DbHandle>
 
 /** The data directory of a PGlite database as a tarball (test fixtures: migrate once, copy per test). */
 export async function dumpPGlite(handle: DbHandle): Promise<Blob> {
-  if (!(handle instanceof Object) || handle.kind !== 'pglite') throw new Error('not a PGlite handle');
+  if (handle.kind !== 'pglite') throw new Error('not a PGlite handle');
   return (handle as PGliteHandle).pglite.dumpDataDir('none');
 }
 

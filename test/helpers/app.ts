@@ -19,6 +19,7 @@ import {
   openPostgres,
 } from '../../src/store/index.js';
 import { MemoryPubSub, ValkeyPubSub } from '../../src/store/pubsub/index.js';
+import { freePort } from './process.js';
 import { testDatabaseUrl, testValkeyUrl } from './services.js';
 
 export type StoreMode = 'pglite' | 'postgres';
@@ -133,19 +134,6 @@ export interface TestPlatformOptions {
   bare?: boolean;
   /** Listen on a free loopback port that is also the public URL (git clients, presigned URLs). */
   listen?: boolean;
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**
