@@ -424,6 +424,9 @@ describe.skipIf(servicesMissing)(`notifications (${storeMode})`, () => {
       number: 4,
       title: 'Add thing',
       authorId: author.id,
+      sourceBranch: 'feature',
+      targetBranch: 'main',
+      headSha: 'a'.repeat(40),
       recipientIds: [owner.id, author.id],
     });
     await t.platform.events.drain();

@@ -9,6 +9,20 @@ declare module './events.js' {
 }
 
 describe('EventBus', () => {
+  it('onAny receives every event with its name until unsubscribed', async () => {
+    const bus = new EventBus();
+    const seen: string[] = [];
+    const off = bus.onAny((name, payload) => {
+      seen.push(`${name}:${JSON.stringify(payload)}`);
+    });
+    bus.emit('test.happened', { n: 3 });
+    await bus.drain();
+    off();
+    bus.emit('test.happened', { n: 4 });
+    await bus.drain();
+    expect(seen).toEqual(['test.happened:{"n":3}']);
+  });
+
   it('delivers typed payloads to every subscriber and stops after unsubscribe', async () => {
     const bus = new EventBus();
     const a: number[] = [];

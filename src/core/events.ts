@@ -9,6 +9,7 @@ export interface DomainEvents {}
 
 export type EventName = keyof DomainEvents;
 type Handler<K extends EventName> = (payload: DomainEvents[K]) => void | Promise<void>;
+type AnyHandler = <K extends EventName>(name: K, payload: DomainEvents[K]) => void | Promise<void>;
 
 /**
  * The in-process event bus. Emit after the transaction that made the change has committed;
@@ -16,6 +17,7 @@ type Handler<K extends EventName> = (payload: DomainEvents[K]) => void | Promise
  */
 export class EventBus {
   private readonly handlers = new Map<string, Set<Handler<EventName>>>();
+  private readonly anyHandlers = new Set<AnyHandler>();
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly log?: Logger) {}
@@ -30,8 +32,16 @@ export class EventBus {
     return () => set.delete(handler as Handler<EventName>);
   }
 
+  /** Every event, with its name (the project webhook dispatcher maps names to webhook categories). */
+  onAny(handler: AnyHandler): () => void {
+    this.anyHandlers.add(handler);
+    return () => this.anyHandlers.delete(handler);
+  }
+
   emit<K extends EventName>(name: K, payload: DomainEvents[K]): void {
-    for (const handler of this.handlers.get(name) ?? []) {
+    const handlers: ((p: DomainEvents[K]) => void | Promise<void>)[] = [...(this.handlers.get(name) ?? [])];
+    for (const any of this.anyHandlers) handlers.push((p) => any(name, p));
+    for (const handler of handlers) {
       const run = (async () => {
         try {
           await handler(payload);

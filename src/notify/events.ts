@@ -9,6 +9,9 @@ export interface MergeRequestOpenedEvent {
   number: number;
   title: string;
   authorId: string;
+  sourceBranch: string;
+  targetBranch: string;
+  headSha: string;
   /** Reviewers and the project owner; the author is never notified of their own action. */
   recipientIds: string[];
 }
@@ -20,6 +23,9 @@ export interface MergeRequestMergedEvent {
   title: string;
   mergedBy: string;
   authorId: string;
+  targetBranch: string;
+  mergeSha: string;
+  strategy: 'merge' | 'squash' | 'fast_forward';
 }
 
 export interface IssueAssignedEvent {

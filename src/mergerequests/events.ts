@@ -1,0 +1,39 @@
+/**
+ * Merge request events besides `mr.opened` and `mr.merged` (declared with the notify module, which
+ * turns them into notifications). Emitted after the change has committed.
+ */
+export interface MergeRequestUpdatedEvent {
+  projectId: string;
+  mergeRequestId: string;
+  number: number;
+  title: string;
+  sourceBranch: string;
+  targetBranch: string;
+  /** New head of the source branch. */
+  headSha: string;
+  previousHeadSha: string | null;
+  /** Who pushed (or edited). */
+  actorId: string;
+}
+
+export interface MergeRequestStateEvent {
+  projectId: string;
+  mergeRequestId: string;
+  number: number;
+  title: string;
+  actorId: string;
+}
+
+export interface MergeRequestReviewedEvent extends MergeRequestStateEvent {
+  verdict: 'approve' | 'request_changes' | 'comment';
+  authorId: string;
+}
+
+declare module '../core/events.js' {
+  interface DomainEvents {
+    'mr.updated': MergeRequestUpdatedEvent;
+    'mr.closed': MergeRequestStateEvent;
+    'mr.reopened': MergeRequestStateEvent;
+    'mr.reviewed': MergeRequestReviewedEvent;
+  }
+}
