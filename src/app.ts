@@ -12,6 +12,7 @@ import { loadMasterKey } from './core/keys.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { Scheduler } from './core/scheduler.js';
 import { createGitModule } from './git/index.js';
+import { createMergeRequestsModule } from './mergerequests/index.js';
 import { createNotifyModule } from './notify/index.js';
 import { createProjectsModule } from './projects/index.js';
 import { type RbacService, rbacRoutes } from './rbac/index.js';
@@ -320,6 +321,7 @@ export async function buildApp(
   const modules: PlatformModule[] = [
     projectsModule,
     createGitModule(ctx, projectsModule.service),
+    createMergeRequestsModule(ctx, projectsModule.service),
     createSecretsModule(ctx),
     createNotifyModule(ctx),
   ];

@@ -25,7 +25,8 @@ export interface MergeRequestMergedEvent {
   authorId: string;
   targetBranch: string;
   mergeSha: string;
-  strategy: 'merge' | 'squash' | 'fast_forward';
+  /** null when a push merged it (the MR's head arrived in the target outside the API). */
+  strategy: 'merge' | 'squash' | 'fast_forward' | null;
 }
 
 export interface IssueAssignedEvent {

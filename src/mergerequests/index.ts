@@ -1,0 +1,7 @@
+export type {
+  MergeRequestReviewedEvent,
+  MergeRequestStateEvent,
+  MergeRequestUpdatedEvent,
+} from './events.js';
+export { createMergeRequestsModule } from './module.js';
+export { MergeRequestsService, type MergeRequestView, type MergeStrategy } from './service.js';
