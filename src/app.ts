@@ -14,6 +14,7 @@ import { Scheduler } from './core/scheduler.js';
 import { createGitModule } from './git/index.js';
 import { createMergeRequestsModule } from './mergerequests/index.js';
 import { createNotifyModule } from './notify/index.js';
+import { createIssuesModule } from './issues/index.js';
 import { createProjectsModule } from './projects/index.js';
 import { type RbacService, rbacRoutes } from './rbac/index.js';
 import { createSecretsModule } from './secrets/index.js';
@@ -324,6 +325,7 @@ export async function buildApp(
     createMergeRequestsModule(ctx, projectsModule.service),
     createSecretsModule(ctx),
     createNotifyModule(ctx),
+    createIssuesModule(ctx),
   ];
 
   registry.register([

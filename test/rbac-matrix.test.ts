@@ -59,7 +59,7 @@ describe.skipIf(servicesMissing)('role × permission matrix over every permissio
   function urlFor(route: AnyRouteDef, projectId: string): string {
     const projectParam = typeof route.access === 'object' ? route.access.projectParam : undefined;
     // Valid-looking values of each parameter's type, so only authorization can refuse the call.
-    const sample: Record<string, string> = { sha: 'a'.repeat(40), name: 'SOME_NAME' };
+    const sample: Record<string, string> = { sha: 'a'.repeat(40), name: 'SOME_NAME', number: '1' };
     return route.url.replace(/:([A-Za-z]+)/g, (_m, name: string) =>
       name === projectParam ? projectId : (sample[name] ?? randomUUID()),
     );

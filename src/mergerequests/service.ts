@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { writeAudit } from '../core/audit.js';
-import { AppError, conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
+import { AppError, badRequest, conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import { globMatch } from '../core/glob.js';
 import type { Actor, Principal } from '../core/http.js';
@@ -284,9 +284,12 @@ export class MergeRequestsService {
     }
     if (f.cursor) {
       const [n] = decodeCursor(f.cursor, 1);
-      const number = Number(n);
-      if (!Number.isInteger(number)) throw unprocessable('invalid cursor');
-      q = q.where('m.number', '<', number);
+      if (!/^[1-9]\d{0,9}$/.test(n!)) {
+        throw badRequest('invalid cursor', [
+          { path: 'query.cursor', message: 'not a cursor returned by this API' },
+        ]);
+      }
+      q = q.where('m.number', '<', Number(n));
     }
     const rows = await q.execute();
     return toPage(
