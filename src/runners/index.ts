@@ -1,0 +1,11 @@
+export { createKubernetesRunner, type KubernetesRunnerOptions } from './kubernetes.js';
+export { createLocalRunner, type LocalRunnerOptions } from './local.js';
+export { createMasker, type Masker } from './mask.js';
+export type {
+  RepoSource,
+  Runner,
+  StepOutcome,
+  StepRunRequest,
+  StepRunResult,
+  Workspace,
+} from './types.js';

@@ -1,0 +1,66 @@
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { GitError, runGit } from '../git/index.js';
+import type { RepoSource, Workspace } from './types.js';
+
+/** Cloning a large repository can take a while; a hung clone must still end. */
+const CLONE_TIMEOUT_MS = 15 * 60_000;
+const CHECKOUT_TIMEOUT_MS = 5 * 60_000;
+
+const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SHA = /^[0-9a-f]{4,64}$/i;
+
+/** Pipeline ids name directories: anything that could climb out of the work root is refused. */
+export function workspaceRoot(workRoot: string, pipelineId: string): string {
+  if (!SAFE_SEGMENT.test(pipelineId)) {
+    throw new Error(`pipeline id ${JSON.stringify(pipelineId)} cannot name a workspace directory`);
+  }
+  return path.join(path.resolve(workRoot), pipelineId);
+}
+
+/** Checkout directory inside a workspace root; HOME dirs and pid files live beside it, outside the checkout. */
+export function checkoutDir(root: string): string {
+  return path.join(root, 'src');
+}
+
+/**
+ * `<workRoot>/<pipelineId>/src` = a clone of the bare repository with `sha` checked out (detached).
+ * A workspace left over from an earlier attempt of the same pipeline is replaced.
+ */
+export async function prepareLocalWorkspace(
+  workRoot: string,
+  pipelineId: string,
+  source: RepoSource,
+): Promise<Workspace> {
+  const root = workspaceRoot(workRoot, pipelineId);
+  const dir = checkoutDir(root);
+  // Refuse before git sees it: a "sha" starting with "-" would be read as an option.
+  if (!SHA.test(source.sha)) throw new Error(`invalid commit sha ${JSON.stringify(source.sha)}`);
+  const dispose = () => rm(root, { recursive: true, force: true, maxRetries: 3 });
+
+  await dispose();
+  await mkdir(root, { recursive: true });
+  try {
+    // --no-hardlinks: steps may rewrite files in .git (gc, fetch); the platform's repository must not change.
+    await runGit(['clone', '--quiet', '--no-checkout', '--no-hardlinks', '--', source.repoDir, dir], {
+      timeoutMs: CLONE_TIMEOUT_MS,
+    });
+    const exists = await runGit(['cat-file', '-e', `${source.sha}^{commit}`], {
+      cwd: dir,
+      okExitCodes: [0, 1, 128],
+    });
+    if (exists.exitCode !== 0) {
+      throw new Error(`commit ${source.sha} not found in ${source.repoDir}`);
+    }
+    await runGit(['checkout', '--quiet', '--detach', source.sha], {
+      cwd: dir,
+      timeoutMs: CHECKOUT_TIMEOUT_MS,
+    });
+  } catch (err) {
+    await dispose();
+    if (err instanceof GitError)
+      throw new Error(`checkout of ${source.sha} failed: ${err.message}`, { cause: err });
+    throw err;
+  }
+  return { dir, dispose };
+}

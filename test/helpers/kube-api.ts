@@ -1,0 +1,583 @@
+/**
+ * A Kubernetes API server double for the kubernetes runner: node:http on 127.0.0.1 speaking the real
+ * REST wire format (JSON objects, `Status` errors, chunked `text/plain` logs) for the pod endpoints the
+ * runner uses. It records every request and lets a test drive each pod's life — the test plays the
+ * scheduler and the kubelet (phases, container states, waiting reasons, log lines, exit codes).
+ *
+ * Only what the runner needs is implemented; a real cluster is needed for full verification.
+ */
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, type V1ContainerState, type V1ContainerStatus } from '@kubernetes/client-node';
+
+export interface KubeRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  /** Parsed JSON body, when there was one. */
+  body: unknown;
+  authorization: string | undefined;
+}
+
+/** JSON as it travels on the wire: dates are strings, so pods are kept in this form. */
+// biome-ignore lint/suspicious/noExplicitAny: pods are free-form JSON documents here; tests read them as V1Pod.
+type Json = any;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** One pod as the double keeps it, with the controls a test uses to play the kubelet. */
+export class FakePod {
+  readonly manifest: Json;
+  deleted = false;
+  /** Query of the DELETE request that removed it. */
+  deleteQuery: Record<string, string> | null = null;
+  private readonly logs = new Map<string, Buffer[]>();
+  readonly followers = new Map<string, Set<http.ServerResponse>>();
+
+  constructor(manifest: Json) {
+    this.manifest = manifest;
+  }
+
+  get name(): string {
+    return this.manifest.metadata.name;
+  }
+
+  get namespace(): string {
+    return this.manifest.metadata.namespace;
+  }
+
+  get spec(): Json {
+    return this.manifest.spec;
+  }
+
+  get labels(): Record<string, string> {
+    return this.manifest.metadata.labels ?? {};
+  }
+
+  /** Scheduled, the init container running. */
+  initRunning(): this {
+    this.scheduled();
+    this.setState('clone', { running: { startedAt: now() } }, true);
+    this.setState('step', { waiting: { reason: 'PodInitializing' } });
+    return this;
+  }
+
+  /** Init container done, step container running: phase Running. */
+  startStep(): this {
+    this.scheduled();
+    this.setState(
+      'clone',
+      { terminated: { exitCode: 0, reason: 'Completed', startedAt: now(), finishedAt: now() } },
+      true,
+    );
+    this.setState('step', { running: { startedAt: now() } });
+    this.manifest.status.phase = 'Running';
+    return this;
+  }
+
+  /** Appends to a container's log, delivered at once to open `follow` streams. */
+  log(text: string, container = 'step'): this {
+    const chunk = Buffer.from(text);
+    const list = this.logs.get(container) ?? [];
+    list.push(chunk);
+    this.logs.set(container, list);
+    for (const res of this.followers.get(container) ?? []) res.write(chunk);
+    return this;
+  }
+
+  logText(container = 'step'): Buffer {
+    return Buffer.concat(this.logs.get(container) ?? []);
+  }
+
+  /** The step container exits: phase Succeeded (0) or Failed. Open log streams end. */
+  exit(exitCode: number, reason = exitCode === 0 ? 'Completed' : 'Error'): this {
+    this.setState('step', { terminated: { exitCode, reason, startedAt: now(), finishedAt: now() } });
+    this.manifest.status.phase = exitCode === 0 ? 'Succeeded' : 'Failed';
+    this.endFollowers('step');
+    return this;
+  }
+
+  /** The clone init container fails: the step container never starts, phase Failed. */
+  failInit(exitCode: number, output = ''): this {
+    this.scheduled();
+    if (output) this.log(output, 'clone');
+    this.setState(
+      'clone',
+      { terminated: { exitCode, reason: 'Error', startedAt: now(), finishedAt: now() } },
+      true,
+    );
+    this.setState('step', { waiting: { reason: 'PodInitializing' } });
+    this.manifest.status.phase = 'Failed';
+    this.endFollowers('clone');
+    return this;
+  }
+
+  /** A container stuck waiting, e.g. ErrImagePull / ImagePullBackOff with the kubelet's message. */
+  waiting(container: string, reason: string, message: string): this {
+    this.scheduled();
+    const init = container === 'clone';
+    if (!init) this.setState('clone', { terminated: { exitCode: 0, reason: 'Completed' } }, true);
+    this.setState(container, { waiting: { reason, message } }, init);
+    return this;
+  }
+
+  /** activeDeadlineSeconds passed: the kubelet kills the pod; phase Failed, reason DeadlineExceeded. */
+  deadlineExceeded(): this {
+    this.setState('step', {
+      terminated: { exitCode: 137, reason: 'Error', startedAt: now(), finishedAt: now() },
+    });
+    this.manifest.status.phase = 'Failed';
+    this.manifest.status.reason = 'DeadlineExceeded';
+    this.manifest.status.message = 'Pod was active on the node longer than the specified deadline';
+    this.endFollowers('step');
+    return this;
+  }
+
+  unschedulable(message: string): this {
+    this.manifest.status.conditions = [
+      { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: now() },
+    ];
+    return this;
+  }
+
+  /** Cuts open log connections mid-stream, as a restarting API server or proxy would. */
+  dropLogStreams(container = 'step'): this {
+    for (const res of this.followers.get(container) ?? []) res.socket?.destroy();
+    this.followers.get(container)?.clear();
+    return this;
+  }
+
+  followerCount(container = 'step'): number {
+    return this.followers.get(container)?.size ?? 0;
+  }
+
+  containerState(container: string): V1ContainerState | undefined {
+    return this.statusOf(container, container === 'clone')?.state as V1ContainerState | undefined;
+  }
+
+  endFollowers(container?: string): void {
+    for (const [name, set] of this.followers) {
+      if (container && name !== container) continue;
+      for (const res of set) res.end();
+      set.clear();
+    }
+  }
+
+  private scheduled(): void {
+    this.manifest.status.conditions = [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }];
+    this.manifest.spec.nodeName ??= 'node-1';
+    this.manifest.status.startTime ??= now();
+  }
+
+  private statusOf(container: string, init: boolean): Json {
+    const key = init ? 'initContainerStatuses' : 'containerStatuses';
+    return (this.manifest.status[key] as Json[] | undefined)?.find((s: Json) => s.name === container);
+  }
+
+  private setState(container: string, state: Json, init = false): void {
+    const key = init ? 'initContainerStatuses' : 'containerStatuses';
+    const specList = (init ? this.manifest.spec.initContainers : this.manifest.spec.containers) as
+      | Json[]
+      | undefined;
+    const spec = specList?.find((c: Json) => c.name === container);
+    if (!spec) return;
+    this.manifest.status[key] ??= [];
+    const statuses: Json[] = this.manifest.status[key];
+    let status = statuses.find((s: Json) => s.name === container);
+    if (!status) {
+      status = {
+        name: container,
+        image: spec.image,
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+      } as V1ContainerStatus;
+      statuses.push(status);
+    }
+    status.state = state;
+    status.ready = 'running' in state;
+  }
+}
+
+export class KubeApiDouble {
+  readonly requests: KubeRequest[] = [];
+  /** Every pod ever created or added, deleted ones included (see FakePod.deleted). */
+  readonly pods: FakePod[] = [];
+  private readonly newPods: FakePod[] = [];
+  private readonly podWaiters: Array<(pod: FakePod) => void> = [];
+  private readonly requestListeners = new Set<() => void>();
+  private readonly rejections: Array<{ method: string; path: RegExp; code: number; message: string }> = [];
+
+  private constructor(
+    private readonly server: http.Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<KubeApiDouble> {
+    let double: KubeApiDouble | undefined;
+    const server = http.createServer((req, res) => {
+      double!.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) sendStatus(res, 500, 'InternalError', String(err));
+        else res.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    double = new KubeApiDouble(server, `http://127.0.0.1:${port}`);
+    return double;
+  }
+
+  /** A KubeConfig pointing at this double, with the bearer token `test`. */
+  kubeConfig(): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'double', server: this.url, skipTLSVerify: true }],
+      users: [{ name: 'runner', token: 'test' }],
+      contexts: [{ name: 'double', cluster: 'double', user: 'runner', namespace: 'default' }],
+      currentContext: 'double',
+    });
+    return kc;
+  }
+
+  /** The next created pod not handed out yet (in creation order). */
+  nextPod(timeoutMs = 10_000): Promise<FakePod> {
+    const ready = this.newPods.shift();
+    if (ready) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no pod was created')), timeoutMs);
+      this.podWaiters.push((pod) => {
+        clearTimeout(timer);
+        resolve(pod);
+      });
+    });
+  }
+
+  /** Resolves with the first recorded request (past or future) matching the predicate. */
+  waitForRequest(
+    match: (r: KubeRequest) => boolean,
+    timeoutMs = 10_000,
+    what = 'request',
+  ): Promise<KubeRequest> {
+    const found = this.requests.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const listener = () => {
+        const hit = this.requests.find(match);
+        if (!hit) return;
+        cleanup();
+        resolve(hit);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${what}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.requestListeners.delete(listener);
+      };
+      this.requestListeners.add(listener);
+    });
+  }
+
+  /** Answers the next request matching method and path with an error Status (e.g. 403 Forbidden). */
+  rejectNext(method: string, path: RegExp, code: number, message: string): void {
+    this.rejections.push({ method, path, code, message });
+  }
+
+  /** A pod that exists before the runner starts (left over from a crash). */
+  addPod(namespace: string, name: string, labels: Record<string, string>): FakePod {
+    const pod = new FakePod({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace,
+        labels,
+        uid: randomUUID(),
+        creationTimestamp: now(),
+        resourceVersion: '1',
+      },
+      spec: { containers: [{ name: 'step', image: 'alpine:3.20' }], restartPolicy: 'Never' },
+      status: { phase: 'Running' },
+    });
+    this.pods.push(pod);
+    return pod;
+  }
+
+  livePod(namespace: string, name: string): FakePod | undefined {
+    return this.pods.find((p) => !p.deleted && p.namespace === namespace && p.name === name);
+  }
+
+  async close(): Promise<void> {
+    for (const pod of this.pods) pod.endFollowers();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const raw = await readBody(req);
+    let body: unknown;
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        body = raw.toString('utf8');
+      }
+    }
+    const record: KubeRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      body,
+      authorization: req.headers.authorization,
+    };
+    this.requests.push(record);
+    for (const listener of this.requestListeners) listener();
+
+    if (req.headers.authorization !== 'Bearer test') {
+      sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
+      return;
+    }
+    const rejection = this.rejections.findIndex(
+      (r) => r.method === record.method && r.path.test(record.path),
+    );
+    if (rejection !== -1) {
+      const [r] = this.rejections.splice(rejection, 1);
+      sendStatus(res, r!.code, reasonFor(r!.code), r!.message);
+      return;
+    }
+
+    const collection = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(url.pathname);
+    const item = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname);
+    const logPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/.exec(url.pathname);
+
+    if (collection && record.method === 'POST') {
+      this.createPod(collection[1]!, body, res);
+      return;
+    }
+    if (collection && record.method === 'GET') {
+      this.listPods(collection[1]!, record.query, res);
+      return;
+    }
+    if (item) {
+      const pod = this.livePod(item[1]!, item[2]!);
+      if (!pod) {
+        sendStatus(res, 404, 'NotFound', `pods "${item[2]}" not found`);
+        return;
+      }
+      if (record.method === 'GET') {
+        sendJson(res, 200, pod.manifest);
+        return;
+      }
+      if (record.method === 'DELETE') {
+        pod.deleted = true;
+        pod.deleteQuery = record.query;
+        pod.manifest.metadata.deletionTimestamp = now();
+        pod.endFollowers();
+        sendJson(res, 200, pod.manifest);
+        return;
+      }
+    }
+    if (logPath && record.method === 'GET') {
+      this.podLog(logPath[1]!, logPath[2]!, record.query, res);
+      return;
+    }
+    sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
+  }
+
+  private createPod(namespace: string, body: unknown, res: http.ServerResponse): void {
+    const manifest = structuredClone(body) as Json;
+    const name: unknown = manifest?.metadata?.name;
+    if (manifest?.kind !== 'Pod' || manifest?.apiVersion !== 'v1') {
+      sendStatus(res, 400, 'BadRequest', 'the object is not a v1 Pod');
+      return;
+    }
+    if (typeof name !== 'string' || name.length > 63 || !DNS_LABEL.test(name)) {
+      sendStatus(res, 422, 'Invalid', `Pod "${String(name)}" is invalid: metadata.name: Invalid value`);
+      return;
+    }
+    if (manifest.metadata.namespace && manifest.metadata.namespace !== namespace) {
+      sendStatus(
+        res,
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
+      return;
+    }
+    for (const [key, value] of Object.entries((manifest.metadata.labels ?? {}) as Record<string, unknown>)) {
+      if (typeof value !== 'string' || value.length > 63 || !LABEL_VALUE.test(value)) {
+        sendStatus(
+          res,
+          422,
+          'Invalid',
+          `Pod "${name}" is invalid: metadata.labels: Invalid value: "${String(value)}" (${key})`,
+        );
+        return;
+      }
+    }
+    if (this.livePod(namespace, name)) {
+      sendStatus(res, 409, 'AlreadyExists', `pods "${name}" already exists`);
+      return;
+    }
+    manifest.metadata.namespace = namespace;
+    manifest.metadata.uid = randomUUID();
+    manifest.metadata.creationTimestamp = now();
+    manifest.metadata.resourceVersion = '1';
+    manifest.status = { phase: 'Pending', qosClass: 'Burstable' };
+    const pod = new FakePod(manifest);
+    this.pods.push(pod);
+    const waiter = this.podWaiters.shift();
+    if (waiter) waiter(pod);
+    else this.newPods.push(pod);
+    sendJson(res, 201, manifest);
+  }
+
+  private listPods(namespace: string, query: Record<string, string>, res: http.ServerResponse): void {
+    const selector = parseLabelSelector(query.labelSelector ?? '');
+    const items = this.pods
+      .filter((p) => !p.deleted && p.namespace === namespace && selector(p.labels))
+      .map((p) => p.manifest);
+    sendJson(res, 200, { apiVersion: 'v1', kind: 'PodList', metadata: { resourceVersion: '1' }, items });
+  }
+
+  private podLog(
+    namespace: string,
+    name: string,
+    query: Record<string, string>,
+    res: http.ServerResponse,
+  ): void {
+    const pod = this.livePod(namespace, name);
+    if (!pod) {
+      sendStatus(res, 404, 'NotFound', `pods "${name}" not found`);
+      return;
+    }
+    const names = [...(pod.spec.initContainers ?? []), ...(pod.spec.containers ?? [])].map(
+      (c: Json) => c.name,
+    );
+    const container = query.container ?? (names.length === 1 ? names[0] : undefined);
+    if (!container) {
+      sendStatus(
+        res,
+        400,
+        'BadRequest',
+        `a container name must be specified for pod ${name}, choose one of: [${names.join(' ')}]`,
+      );
+      return;
+    }
+    if (!names.includes(container)) {
+      sendStatus(res, 400, 'BadRequest', `container ${container} is not valid for pod ${name}`);
+      return;
+    }
+    const state = pod.containerState(container);
+    if (!state || state.waiting) {
+      const reason = state?.waiting?.reason ?? 'ContainerCreating';
+      sendStatus(
+        res,
+        400,
+        'BadRequest',
+        `container "${container}" in pod "${name}" is waiting to start: ${reason}`,
+      );
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' });
+    const existing = pod.logText(container);
+    if (existing.length > 0) res.write(existing);
+    if (query.follow === 'true' && state.running) {
+      let set = pod.followers.get(container);
+      if (!set) {
+        set = new Set();
+        pod.followers.set(container, set);
+      }
+      set.add(res);
+      res.on('close', () => set.delete(res));
+      return;
+    }
+    res.end();
+  }
+}
+
+/** `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k` — comma-separated, all must hold. */
+export function parseLabelSelector(selector: string): (labels: Record<string, string>) => boolean {
+  const terms: Array<(labels: Record<string, string>) => boolean> = [];
+  let depth = 0;
+  let current = '';
+  const parts: string[] = [];
+  for (const ch of selector) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      parts.push(current);
+      current = '';
+    } else current += ch;
+  }
+  if (current.trim()) parts.push(current);
+  for (const part of parts.map((p) => p.trim()).filter(Boolean)) {
+    const set = /^(\S+)\s+(in|notin)\s+\((.*)\)$/.exec(part);
+    if (set) {
+      const [, key, op, list] = set;
+      const values = list!.split(',').map((v) => v.trim());
+      terms.push((l) =>
+        op === 'in' ? key! in l && values.includes(l[key!]!) : !(key! in l) || !values.includes(l[key!]!),
+      );
+      continue;
+    }
+    const cmp = /^([^!=\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(part);
+    if (cmp) {
+      const [, key, op, value] = cmp;
+      terms.push((l) => (op === '!=' ? l[key!] !== value : l[key!] === value));
+      continue;
+    }
+    if (part.startsWith('!')) terms.push((l) => !(part.slice(1) in l));
+    else terms.push((l) => part in l);
+  }
+  return (labels) => terms.every((t) => t(labels));
+}
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: http.ServerResponse, code: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string): void {
+  sendJson(res, code, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+  });
+}
+
+function reasonFor(code: number): string {
+  const reasons: Record<number, string> = {
+    400: 'BadRequest',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'NotFound',
+    409: 'AlreadyExists',
+    422: 'Invalid',
+    500: 'InternalError',
+    503: 'ServiceUnavailable',
+  };
+  return reasons[code] ?? 'Unknown';
+}
