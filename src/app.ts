@@ -12,9 +12,9 @@ import { loadMasterKey } from './core/keys.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { Scheduler } from './core/scheduler.js';
 import { createGitModule } from './git/index.js';
+import { createIssuesModule } from './issues/index.js';
 import { createMergeRequestsModule } from './mergerequests/index.js';
 import { createNotifyModule } from './notify/index.js';
-import { createIssuesModule } from './issues/index.js';
 import { createProjectsModule } from './projects/index.js';
 import { type RbacService, rbacRoutes } from './rbac/index.js';
 import { createSecretsModule } from './secrets/index.js';
@@ -22,6 +22,7 @@ import type { Drivers } from './store/index.js';
 import { FsObjectStore } from './store/index.js';
 import { InvalidObjectKeyError } from './store/objects/errors.js';
 import { VERSION } from './version.js';
+import { createWebhooksModule } from './webhooks/index.js';
 
 export interface Platform {
   config: Config;
@@ -325,6 +326,7 @@ export async function buildApp(
     createMergeRequestsModule(ctx, projectsModule.service),
     createSecretsModule(ctx),
     createNotifyModule(ctx),
+    createWebhooksModule(ctx),
     createIssuesModule(ctx),
   ];
 

@@ -1,4 +1,4 @@
-import { decodeTimeCursor, toPage } from '../core/pagination.js';
+import { cursorTime, decodeTimeCursor, toPage } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 
 export interface AuditFilter {
@@ -19,6 +19,7 @@ export async function listAudit(db: Db, f: AuditFilter) {
   let q = db
     .selectFrom('audit_log')
     .selectAll()
+    .select(cursorTime('created_at').as('cursor_at'))
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(f.limit + 1);
@@ -43,7 +44,7 @@ export async function listAudit(db: Db, f: AuditFilter) {
   return toPage(
     rows,
     f.limit,
-    (r) => [new Date(r.created_at).toISOString(), r.id],
-    (r) => r,
+    (r) => [r.cursor_at, r.id],
+    ({ cursor_at: _key, ...row }) => row,
   );
 }

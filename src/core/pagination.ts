@@ -1,3 +1,4 @@
+import { type RawBuilder, sql } from 'kysely';
 import { badRequest } from './errors.js';
 import { isUuid } from './validation.js';
 
@@ -21,18 +22,28 @@ export function decodeCursor(cursor: string, length: number): string[] {
 }
 
 /**
- * A `(created_at, id)` cursor, checked: a forged one is a 400 here rather than an Invalid Date or a
- * non-UUID reaching the driver (PGlite throws on an Invalid Date parameter: a 500).
+ * The exact text of a timestamp column (UTC, microseconds): the time half of a `(time, id)` cursor.
+ * A JS Date keeps only milliseconds, so a cursor built from one would repeat or skip rows created
+ * within the same millisecond; select this next to the row and use it as the cursor key.
  */
-export function decodeTimeCursor(cursor: string): { at: Date; id: string } {
+export function cursorTime(column: string): RawBuilder<string> {
+  return sql<string>`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+const CURSOR_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
+
+/**
+ * A `(time, id)` cursor, checked: a forged one is a 400 here rather than a malformed timestamp or a
+ * non-UUID reaching the driver. `at` is the exact timestamp for comparisons in SQL.
+ */
+export function decodeTimeCursor(cursor: string): { at: RawBuilder<Date>; id: string } {
   const [at, id] = decodeCursor(cursor, 2) as [string, string];
-  const date = new Date(at);
-  if (Number.isNaN(date.getTime()) || !isUuid(id)) {
+  if (!CURSOR_TIME.test(at) || Number.isNaN(new Date(at).getTime()) || !isUuid(id)) {
     throw badRequest('invalid cursor', [
       { path: 'query.cursor', message: 'not a cursor returned by this API' },
     ]);
   }
-  return { at: date, id };
+  return { at: sql<Date>`${at}::timestamptz`, id };
 }
 
 export interface Page<T> {

@@ -4,7 +4,7 @@ import { writeAudit } from '../core/audit.js';
 import { badRequest, conflict, notFound } from '../core/errors.js';
 import type { Actor } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
-import { decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { cursorTime, decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
 import { openSealed, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
 import {
@@ -224,7 +224,11 @@ export class NotifyService {
   }
 
   async list(userId: string, f: ListFilter): Promise<Page<NotificationView>> {
-    let q = this.db.selectFrom('notifications').selectAll().where('user_id', '=', userId);
+    let q = this.db
+      .selectFrom('notifications')
+      .selectAll()
+      .select(cursorTime('created_at').as('cursor_at'))
+      .where('user_id', '=', userId);
     if (f.channel !== 'all') q = q.where('channel', '=', f.channel);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.type) q = q.where('type', '=', f.type);
@@ -239,7 +243,7 @@ export class NotifyService {
       .orderBy('id', 'desc')
       .limit(f.limit + 1)
       .execute();
-    return toPage(rows as Row[], f.limit, (r) => [iso(r.created_at)!, r.id], notificationView);
+    return toPage(rows, f.limit, (r) => [r.cursor_at, r.id], notificationView);
   }
 
   async unreadCount(userId: string): Promise<number> {

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
 import type { Actor, Principal } from '../core/http.js';
-import { decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { cursorTime, decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
 import { escapeLike } from '../core/validation.js';
 import { runGit } from '../git/run.js';
 import type { RbacService } from '../rbac/index.js';
@@ -213,6 +213,7 @@ export class ProjectsService {
     },
   ): Promise<Page<ProjectView>> {
     let query = this.selectProjects(this.db)
+      .select(cursorTime('p.created_at').as('cursor_at'))
       .where('p.is_active', '=', !q.archived)
       .orderBy('p.created_at', 'desc')
       .orderBy('p.id', 'desc')
@@ -273,7 +274,7 @@ export class ProjectsService {
     return toPage(
       rows,
       q.limit,
-      (r) => [new Date(r.created_at).toISOString(), r.id],
+      (r) => [r.cursor_at, r.id],
       (r) => this.view(r),
     );
   }

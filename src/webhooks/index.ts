@@ -1,0 +1,13 @@
+export { webhookCategory } from './dispatch.js';
+export { createWebhooksModule, WEBHOOK_DELIVERY_LOOP } from './module.js';
+export {
+  type CreateWebhookInput,
+  type DeliveryDetailView,
+  type DeliveryView,
+  defaultWebhookOptions,
+  type UpdateWebhookInput,
+  type WebhookOptions,
+  WebhooksService,
+  type WebhookView,
+} from './service.js';
+export { backoffDelayMs } from './worker.js';
