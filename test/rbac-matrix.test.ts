@@ -37,6 +37,8 @@ const HANDLER_CHECKED: {
     body: (user) => ({ user_id: user, role: 'viewer' }),
   },
   { method: 'DELETE', url: '/api/projects/:project/members/:user', permission: 'admin:users' },
+  // Webhooks (their URLs often carry tokens): project owner or admin:users, reading included.
+  { method: 'GET', url: '/api/projects/:project/webhooks', permission: 'admin:users' },
 ];
 
 describe.skipIf(servicesMissing)('role × permission matrix over every permission-guarded route', () => {
