@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { apiAuth } from './scenarios/api-auth.js';
 import { git } from './scenarios/git.js';
+import { pipeline } from './scenarios/pipeline.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -322,7 +323,7 @@ function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
 }
 
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth, git];
+const scenarios: Scenario[] = [apiAuth, git, pipeline];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));

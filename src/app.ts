@@ -15,6 +15,7 @@ import { createGitModule } from './git/index.js';
 import { createIssuesModule } from './issues/index.js';
 import { createMergeRequestsModule } from './mergerequests/index.js';
 import { createNotifyModule } from './notify/index.js';
+import { createPipelineModule } from './pipeline/index.js';
 import { createProjectsModule } from './projects/index.js';
 import { type RbacService, rbacRoutes } from './rbac/index.js';
 import { createSecretsModule } from './secrets/index.js';
@@ -326,6 +327,7 @@ export async function buildApp(
     createMergeRequestsModule(ctx, projectsModule.service),
     createSecretsModule(ctx),
     createNotifyModule(ctx),
+    createPipelineModule(ctx, projectsModule.service),
     createWebhooksModule(ctx),
     createIssuesModule(ctx),
   ];

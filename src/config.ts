@@ -69,6 +69,41 @@ const settings = {
   executor: { schema: z.enum(['local', 'kubernetes']).default('local'), help: 'where steps and agents run' },
   kubeconfig: { schema: optionalString, help: 'kubeconfig path; absent → in-cluster config' },
   k8s_namespace: { schema: z.string().min(1).default('platform'), help: 'Kubernetes namespace for pods' },
+  k8s_step_cpu: {
+    schema: z.string().min(1).default('1'),
+    help: 'CPU limit of a pipeline step pod (Kubernetes quantity)',
+  },
+  k8s_step_memory: {
+    schema: z.string().min(1).default('1Gi'),
+    help: 'memory limit of a pipeline step pod (Kubernetes quantity)',
+  },
+  runner_bwrap: {
+    schema: z.enum(['auto', 'never', 'required']).default('auto'),
+    help: 'local steps inside bubblewrap: `auto` (when installed), `never` or `required`',
+  },
+  pipeline_concurrency: {
+    schema: int(1, 1000).default(4),
+    help: 'pipelines one instance runs at once',
+  },
+  pipeline_workspace_dir: {
+    schema: optionalString,
+    help: 'where local pipeline workspaces and running logs live; default `<data_dir>/workspaces`',
+  },
+  pipeline_lease_seconds: {
+    schema: int(5, 3600).default(30),
+    help: 'lease of a running pipeline, renewed while it runs; an expired one is failed as interrupted',
+  },
+  pipeline_registry: {
+    schema: z.string().default(''),
+    help: 'container registry given to steps as `$REGISTRY`',
+  },
+  artifact_expiry_default: {
+    schema: z
+      .string()
+      .regex(/^\d+[smhdw]$/, 'a duration such as 30d, 12h or 90m')
+      .default('30d'),
+    help: 'how long artifacts are kept when the definition gives no `expires`',
+  },
   master_key: {
     schema: z
       .string()

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { ModuleContext, PlatformModule } from '../app.js';
-import { createPushPipeline } from '../pipeline/index.js';
 import type { ProjectsService } from '../projects/index.js';
 import { browseRoutes, RepoBrowser } from './browse.js';
 import { installHooks } from './hooks.js';
@@ -17,18 +16,8 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
     log: ctx.log,
     hooksDir,
     bodyLimit: ctx.config.git_body_limit_bytes,
-    onPush: [
-      async ({ project, pusher, ref, dir }) => {
-        await createPushPipeline(ctx.drivers.db.db, {
-          projectId: project.id,
-          ref: ref.ref,
-          sha: ref.after,
-          pusherId: pusher.userId,
-          pusherName: pusher.userName,
-          repoDir: dir,
-        });
-      },
-    ],
+    // The pipeline module subscribes to `push.received` (emitted after these listeners) itself.
+    onPush: [],
   });
   const browser = new RepoBrowser(projects);
   return {

@@ -832,11 +832,7 @@ export class MergeRequestsService {
             actorId: e.pusherId,
           });
         }
-      } else if (
-        mr.target_branch === branch &&
-        mr.head_sha &&
-        (await isAncestor(dir, mr.head_sha, e.after))
-      ) {
+      } else if (mr.target_branch === branch && mr.head_sha && (await arrivedInTarget(mr.head_sha))) {
         const done = await this.db.transaction().execute(async (trx) => {
           const r = await trx
             .updateTable('merge_requests')

@@ -1,1 +1,13 @@
-export { createPushPipeline, DEFINITION_FILE } from './trigger.js';
+export { DefinitionError, parseDefinition } from './definition.js';
+export type { ArtifactDefinition, PipelineDefinition, StepDefinition } from './definition-types.js';
+export { PipelineExecutor } from './executor.js';
+export { createPipelineModule, PIPELINE_LOOPS, type PipelineModuleOptions } from './module.js';
+export { type ArtifactView, type CreateOutcome, PipelineService } from './service.js';
+export {
+  DEFINITION_FILE,
+  INTERRUPTED_ERROR,
+  type PipelineStatus,
+  type PipelineStepStatus,
+  type PipelineView,
+  type StepView,
+} from './types.js';

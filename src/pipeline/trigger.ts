@@ -1,55 +1,72 @@
-import { writeAudit } from '../core/audit.js';
-import { runGit } from '../git/run.js';
+import type { Logger } from 'pino';
+import type { EventBus } from '../core/events.js';
+import type { Actor } from '../core/http.js';
+import '../git/events.js';
+import '../mergerequests/events.js';
+import '../notify/events.js';
+import type { ProjectsService } from '../projects/index.js';
 import type { Db } from '../store/db.js';
-
-export const DEFINITION_FILE = '.platform.yaml';
+import type { MrAction } from './definition-types.js';
+import type { PipelineService } from './service.js';
 
 /**
- * The push trigger point (owned by the pipeline module; the engine that runs pipelines arrives
- * later): when the pushed commit of a branch or tag has a `.platform.yaml`, a `pending` pipeline
- * row is created. Returns its id, or null when there is nothing to build.
+ * The event triggers: `push.received` (branch and tag pushes; a push to the default branch also
+ * refreshes the cron schedules) and merge requests opened / updated (pipeline on the source head,
+ * linked to the MR).
  */
-export async function createPushPipeline(
+export function subscribeTriggers(
+  events: EventBus,
   db: Db,
-  input: {
-    projectId: string;
-    ref: string;
-    sha: string;
-    pusherId: string;
-    pusherName: string;
-    repoDir: string;
-  },
-): Promise<string | null> {
-  if (/^0+$/.test(input.sha) || !/^refs\/(heads|tags)\//.test(input.ref)) return null;
-  const probe = await runGit(['cat-file', '-e', `${input.sha}:${DEFINITION_FILE}`], {
-    cwd: input.repoDir,
-    okExitCodes: [0, 1, 128],
-  });
-  if (probe.exitCode !== 0) return null;
-  const message = await runGit(['log', '-1', '--format=%B', input.sha], { cwd: input.repoDir });
-  const commitMessage = message.stdout.toString('utf8').trim().slice(0, 10_000);
-  if (/\[(skip ci|ci skip)\]/i.test(commitMessage)) return null;
-  return db.transaction().execute(async (trx) => {
-    const row = await trx
-      .insertInto('pipelines')
-      .values({
-        project_id: input.projectId,
-        trigger: 'push',
-        git_ref: input.ref,
-        commit_sha: input.sha,
-        commit_message: commitMessage,
-        triggered_by: input.pusherId,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    await writeAudit(trx, {
-      actor: { id: input.pusherId, name: input.pusherName, ip: null },
-      action: 'pipeline.create',
-      resourceType: 'pipeline',
-      resourceId: row.id,
-      projectId: input.projectId,
-      detail: { trigger: 'push', ref: input.ref, sha: input.sha },
+  service: PipelineService,
+  projects: ProjectsService,
+  log: Logger,
+): (() => void)[] {
+  const actorOf = async (userId: string): Promise<Actor> => {
+    const u = await db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirst();
+    return { id: userId, name: u?.name ?? 'unknown', ip: null };
+  };
+
+  const onMr = async (
+    e: { projectId: string; mergeRequestId: string; sourceBranch: string; headSha: string },
+    action: MrAction,
+    userId: string,
+  ) => {
+    await service.create({
+      projectId: e.projectId,
+      trigger: 'mr',
+      ref: `refs/heads/${e.sourceBranch}`,
+      sha: e.headSha,
+      actor: await actorOf(userId),
+      triggeredBy: userId,
+      mrId: e.mergeRequestId,
+      mrAction: action,
     });
-    return row.id;
+  };
+
+  return [
+    events.on('push.received', async (e) => {
+      if (e.deleted || !/^refs\/(heads|tags)\//.test(e.ref) || !/^[0-9a-f]{7,64}$/.test(e.after)) return;
+      await service.create({
+        projectId: e.projectId,
+        trigger: 'push',
+        ref: e.ref,
+        sha: e.after,
+        actor: { id: e.pusherId, name: e.pusherName, ip: null },
+        triggeredBy: e.pusherId,
+      });
+      const project = await projects.get(e.projectId);
+      if (e.ref === `refs/heads/${project.default_branch}`) {
+        const def = await service.definitionAt(projects.repoDir(project), e.after);
+        await service.refreshSchedules(project, e.ref, def);
+      }
+    }),
+    events.on('mr.opened', (e) => onMr(e, 'opened', e.authorId)),
+    events.on('mr.updated', async (e) => {
+      if (e.headSha === e.previousHeadSha) return; // an edit of the title or description
+      await onMr(e, 'synchronized', e.actorId);
+    }),
+  ].map((off) => () => {
+    off();
+    void log;
   });
 }

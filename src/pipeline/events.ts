@@ -1,0 +1,33 @@
+import type { PipelineFinishedEvent } from '../notify/events.js';
+import type { ProjectRow } from '../projects/index.js';
+import type { PipelineRow, PipelineStatus } from '../store/schema.js';
+import { shortRef } from './types.js';
+
+/** The notify module's status words for finished pipelines. */
+const FINISHED_STATUS: Partial<Record<PipelineStatus, PipelineFinishedEvent['status']>> = {
+  success: 'success',
+  failure: 'failed',
+  cancelled: 'canceled',
+};
+
+export function toFinishedEvent(
+  row: Pick<PipelineRow, 'id' | 'project_id' | 'status' | 'git_ref' | 'triggered_by'>,
+  project: Pick<ProjectRow, 'owner_id'>,
+): PipelineFinishedEvent {
+  return {
+    projectId: row.project_id,
+    pipelineId: row.id,
+    status: FINISHED_STATUS[row.status] ?? 'failed',
+    ref: shortRef(row.git_ref),
+    triggeredBy: row.triggered_by,
+    ownerId: project.owner_id,
+  };
+}
+
+/** `$NAME` and `${NAME}` replaced by the variable's value (unknown names stay as written). */
+export function expandVariables(text: string, vars: Record<string, string>): string {
+  return text.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (whole, a, b) => {
+    const name = (a ?? b) as string;
+    return Object.hasOwn(vars, name) ? vars[name]! : whole;
+  });
+}

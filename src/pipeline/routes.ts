@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { type AnyRouteDef, paginationQuery, route } from '../core/http.js';
+import { pipelineStatuses, pipelineTriggers } from '../store/schema.js';
+import { type LogStreamDeps, serveStepLog } from './log-stream.js';
+import type { PipelineService } from './service.js';
+import { VARIABLE_NAME } from './types.js';
+
+const projectParams = z.object({ id: z.uuid() });
+const pipelineParams = z.object({ id: z.uuid(), pid: z.uuid() });
+const stepParams = z.object({ id: z.uuid(), pid: z.uuid(), sid: z.uuid() });
+const artifactParams = z.object({ id: z.uuid(), aid: z.uuid() });
+
+const listQuery = paginationQuery.extend({
+  status: z.enum(pipelineStatuses).optional(),
+  trigger: z.enum(pipelineTriggers).optional(),
+  ref: z.string().min(1).max(255).optional(),
+});
+
+const createBody = z.object({
+  git_ref: z.string().min(1).max(255),
+  variables: z
+    .record(
+      z.string().max(100).regex(VARIABLE_NAME, 'variable names are upper-case letters, digits and "_"'),
+      z.string().max(10_000),
+    )
+    .refine((v) => Object.keys(v).length <= 100, 'at most 100 variables')
+    .optional(),
+});
+
+const read = { permission: 'project:read', projectParam: 'id' } as const;
+const write = { permission: 'project:write', projectParam: 'id' } as const;
+
+export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): AnyRouteDef[] {
+  return [
+    route({
+      method: 'POST',
+      url: '/api/projects/:id/pipelines',
+      summary: 'Run the pipeline of a branch or tag (api trigger), with optional variables',
+      tags: ['pipelines'],
+      access: write,
+      params: projectParams,
+      body: createBody,
+      status: 201,
+      handler: async ({ params, body, actor }) =>
+        service.createFromApi(actor, params.id, body.git_ref, body.variables ?? {}),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/projects/:id/pipelines',
+      summary: "The project's pipelines, newest first (filters: status, ref, trigger)",
+      tags: ['pipelines'],
+      access: read,
+      params: projectParams,
+      query: listQuery,
+      handler: async ({ params, query }) => service.list(params.id, query),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/projects/:id/pipelines/:pid',
+      summary: 'One pipeline with its steps (status, durations, exit codes, errors)',
+      tags: ['pipelines'],
+      access: read,
+      params: pipelineParams,
+      handler: async ({ params }) => service.get(params.id, params.pid),
+    }),
+    route({
+      method: 'POST',
+      url: '/api/projects/:id/pipelines/:pid/cancel',
+      summary: 'Cancel a pending or running pipeline (running steps are killed within seconds)',
+      tags: ['pipelines'],
+      access: write,
+      params: pipelineParams,
+      handler: async ({ params, actor }) => service.cancel(actor, params.id, params.pid),
+    }),
+    route({
+      method: 'POST',
+      url: '/api/projects/:id/pipelines/:pid/retry',
+      summary: 'Run a finished pipeline again (same commit, ref, variables and definition)',
+      tags: ['pipelines'],
+      access: write,
+      params: pipelineParams,
+      status: 201,
+      handler: async ({ params, actor }) => service.retry(actor, params.id, params.pid, actor.id),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/projects/:id/pipelines/:pid/steps/:sid/logs',
+      summary:
+        'Step log from ?offset= (bytes; x-next-offset tells where to resume); Accept: text/event-stream streams it live',
+      tags: ['pipelines'],
+      access: read,
+      params: stepParams,
+      query: z.object({ offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0) }),
+      raw: true,
+      handler: async ({ params, query, req, reply }) =>
+        serveStepLog(
+          logs,
+          { projectId: params.id, pipelineId: params.pid, stepId: params.sid },
+          query.offset,
+          req,
+          reply,
+        ),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/projects/:id/pipelines/:pid/artifacts',
+      summary: "The pipeline's artifacts",
+      tags: ['pipelines'],
+      access: read,
+      params: pipelineParams,
+      handler: async ({ params }) => ({
+        items: await service.artifacts(params.id, params.pid),
+        next_cursor: null,
+      }),
+    }),
+    route({
+      method: 'GET',
+      url: '/api/projects/:id/artifacts/:aid/download',
+      summary: 'Download an artifact: redirect to a short-lived presigned URL',
+      tags: ['pipelines'],
+      access: read,
+      params: artifactParams,
+      raw: true,
+      handler: async ({ params, reply }) => {
+        const url = await service.artifactDownloadUrl(params.id, params.aid);
+        return reply.header('cache-control', 'no-store').redirect(url, 302);
+      },
+    }),
+  ];
+}
