@@ -442,11 +442,24 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     expect(closed.body).toMatchObject({ status: 'closed' });
     expect(closed.body.closed_at).not.toBeNull();
     expect((await merge(p.id, mr.number)).status).toBe(409);
+    // The source branch moves while the MR is closed: reopening picks up the new head.
+    const moved = await branch(p, 'cycle', { 'c.txt': 'c2\n' }, 'cycle');
+    const updates: { headSha: string; previousHeadSha: string | null }[] = [];
+    const off = t.platform.events.on('mr.updated', (e) => {
+      if (e.projectId === p.id) updates.push(e);
+    });
     const reopened = await t.request('PATCH', url, {
       token: owner.token,
       body: { status: 'open', title: 'cycle 2' },
     });
-    expect(reopened.body).toMatchObject({ status: 'open', title: 'cycle 2', closed_at: null });
+    off();
+    expect(reopened.body).toMatchObject({
+      status: 'open',
+      title: 'cycle 2',
+      closed_at: null,
+      head_sha: moved,
+    });
+    expect(updates).toEqual([expect.objectContaining({ headSha: moved, previousHeadSha: mr.head_sha })]);
     expect((await merge(p.id, mr.number)).status).toBe(200);
     const again = await t.request('PATCH', url, { token: owner.token, body: { status: 'open' } });
     expect(again.status).toBe(409);

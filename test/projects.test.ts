@@ -121,6 +121,18 @@ describe.skipIf(servicesMissing)('projects', () => {
     expect(pushOld.code, pushOld.stderr).toBe(0);
   });
 
+  it('a project-restricted token lists exactly its own project, private included', async () => {
+    const mine = await create(owner.token, { name: 'restricted-one' });
+    await create(owner.token, { name: 'restricted-two' });
+    const token = await t.request('POST', '/api/tokens', {
+      token: owner.token,
+      body: { name: 'one-project', project_id: mine.body.id },
+    });
+    const list = await t.request('GET', '/api/projects?limit=200', { token: token.body.token });
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((p: { name: string }) => p.name)).toEqual(['restricted-one']);
+  });
+
   it('archive hides the project (404) and keeps the repository; only owner or admin', async () => {
     const res = await create(owner.token, { name: 'to-archive', visibility: 'internal' });
     expect((await t.request('DELETE', `/api/projects/${res.body.id}`, { token: other.token })).status).toBe(
@@ -169,6 +181,11 @@ describe.skipIf(servicesMissing)('projects', () => {
       allow_force_push: true,
       required_approvals: 2,
     });
+    const empty = await t.request('PATCH', `/api/projects/${id}/protected-branches/${rule.body.id}`, {
+      token: owner.token,
+      body: {},
+    });
+    expect(empty.status).toBe(400);
     const list = await t.request('GET', `/api/projects/${id}/protected-branches`, { token: other.token });
     expect(list.body.items).toHaveLength(1);
     expect(

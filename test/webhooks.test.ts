@@ -391,7 +391,21 @@ describe.skipIf(servicesMissing)(`project webhooks (${storeMode})`, () => {
       event: 'issue.opened',
       delivery: deliveryId,
       project: { id: projectId, name: expect.any(String), full_name: `hook-owner/${body.project.name}` },
-      data: payload,
+      // snake_case, as the rest of the API.
+      data: {
+        project_id: projectId,
+        project: payload.project,
+        issue_id: issueId,
+        number: 7,
+        title: payload.title,
+        status: 'open',
+        labels: ['bug'],
+        author_id: owner.id,
+        assignee_id: dev.id,
+        actor_id: owner.id,
+        url: payload.url,
+        body: payload.body,
+      },
       sent_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
     });
 

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { writeAudit } from '../core/audit.js';
-import { badRequest, conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
-import type { Actor, Principal } from '../core/http.js';
+import type { Actor } from '../core/http.js';
 import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import { escapeLike, isUuid } from '../core/validation.js';
 import type { RbacService } from '../rbac/index.js';
@@ -484,24 +484,8 @@ export class IssuesService {
    * The assignee must be an active user who may read the project. RBAC decides on a principal, so
    * one is built for that user the way authentication does (no token: the user's own permissions).
    */
-  private async assertAssignable(projectId: string, userId: string): Promise<void> {
-    const detail = (message: string) => [{ path: 'body.assignee_id', message }];
-    const user = await this.db
-      .selectFrom('users')
-      .select(['id', 'name', 'user_type', 'is_active'])
-      .where('id', '=', userId)
-      .executeTakeFirst();
-    if (!user) throw unprocessable(`assignee ${userId} does not exist`, detail('no such user'));
-    if (!user.is_active) {
-      throw unprocessable(`assignee ${user.name} is deactivated`, detail('user is deactivated'));
-    }
-    const principal: Principal = { userId: user.id, userName: user.name, userType: user.user_type };
-    if (!(await this.rbac.can(principal, 'project:read', projectId))) {
-      throw unprocessable(
-        `assignee ${user.name} cannot read this project`,
-        detail('user lacks project:read on the project'),
-      );
-    }
+  private assertAssignable(projectId: string, userId: string): Promise<void> {
+    return this.rbac.assertParticipant(userId, projectId, 'assignee', 'body.assignee_id');
   }
 
   private async findParent(db: DbOrTx, ref: CommentParentRef): Promise<CommentParent> {

@@ -187,7 +187,9 @@ export class MergeRequestsService {
     ];
     if (missing.length > 0) throw unprocessable('branch not found', missing);
     const reviewerIds = [...new Set(input.reviewer_ids ?? [])].filter((id) => id !== principal.userId);
-    await this.assertCanRead(projectId, reviewerIds, 'body.reviewer_ids');
+    for (const id of reviewerIds) {
+      await this.rbac.assertParticipant(id, projectId, 'reviewer', 'body.reviewer_ids');
+    }
     const created = await this.db.transaction().execute(async (trx) => {
       const duplicate = await trx
         .selectFrom('merge_requests')
@@ -251,21 +253,6 @@ export class MergeRequestsService {
       recipientIds: [...reviewerIds, project.owner_id],
     });
     return this.view(created);
-  }
-
-  /** Each user must exist, be active and be able to read the project. */
-  private async assertCanRead(projectId: string, userIds: string[], path: string): Promise<void> {
-    for (const id of userIds) {
-      const user = await this.db
-        .selectFrom('users')
-        .select(['id', 'is_active'])
-        .where('id', '=', id)
-        .executeTakeFirst();
-      const ok =
-        user?.is_active &&
-        (await this.rbac.resolveEffectivePermissions(id, projectId)).permissions.includes('project:read');
-      if (!ok) throw unprocessable(`user ${id} cannot read this project`, [{ path, message: id }]);
-    }
   }
 
   async list(projectId: string, f: ListFilter): Promise<Page<MergeRequestView>> {
@@ -492,6 +479,26 @@ export class MergeRequestsService {
     input: { title?: string; body?: string; status?: 'open' | 'closed' },
   ): Promise<MergeRequestView> {
     const before = await this.row(projectId, number);
+    // State changes queue behind merges into the same branch, so a merge in progress never ends
+    // with the branch moved and the MR closed.
+    return this.serialize(`${projectId}\0${before.target_branch}`, () =>
+      this.updateSerialized(actor, principal, projectId, before, input),
+    );
+  }
+
+  private async updateSerialized(
+    actor: Actor,
+    principal: Principal,
+    projectId: string,
+    before: Awaited<ReturnType<MergeRequestsService['row']>>,
+    input: { title?: string; body?: string; status?: 'open' | 'closed' },
+  ): Promise<MergeRequestView> {
+    const { number } = before;
+    // Reopening picks up where the source branch is now (it may have moved while closed).
+    const reopenHead =
+      input.status === 'open' && before.status === 'closed'
+        ? await branchSha(this.repo(await this.projects.get(projectId)), before.source_branch)
+        : null;
     let statusChange: 'closed' | 'reopened' | null = null;
     const updated = await this.db.transaction().execute(async (trx) => {
       const current = await trx
@@ -500,7 +507,13 @@ export class MergeRequestsService {
         .where('id', '=', before.id)
         .forUpdate()
         .executeTakeFirstOrThrow();
-      const set: { title?: string; body?: string; status?: MergeRequestStatus; closed_at?: Date | null } = {};
+      const set: {
+        title?: string;
+        body?: string;
+        status?: MergeRequestStatus;
+        closed_at?: Date | null;
+        head_sha?: string;
+      } = {};
       if (input.title !== undefined) set.title = input.title;
       if (input.body !== undefined) set.body = input.body;
       if (input.status !== undefined && input.status !== current.status) {
@@ -514,10 +527,8 @@ export class MergeRequestsService {
         statusChange = input.status === 'closed' ? 'closed' : 'reopened';
       }
       if (statusChange === 'reopened') {
-        const project = await this.projects.get(projectId, trx);
-        if (!(await branchSha(this.repo(project), before.source_branch))) {
-          throw conflict(`source branch ${before.source_branch} no longer exists`);
-        }
+        if (!reopenHead) throw conflict(`source branch ${before.source_branch} no longer exists`);
+        set.head_sha = reopenHead;
       }
       if (Object.keys(set).length > 0) {
         await trx.updateTable('merge_requests').set(set).where('id', '=', before.id).execute();
@@ -541,6 +552,16 @@ export class MergeRequestsService {
     };
     if (statusChange === 'closed') this.events.emit('mr.closed', base);
     else if (statusChange === 'reopened') this.events.emit('mr.reopened', base);
+    if (input.title !== undefined || input.body !== undefined || updated.head_sha !== before.head_sha) {
+      // An edit (or a reopen onto a moved branch): same event as a push, with the head unchanged for edits.
+      this.events.emit('mr.updated', {
+        ...base,
+        sourceBranch: updated.source_branch,
+        targetBranch: updated.target_branch,
+        headSha: updated.head_sha ?? '',
+        previousHeadSha: before.head_sha,
+      });
+    }
     return this.view(updated);
   }
 
@@ -732,7 +753,8 @@ export class MergeRequestsService {
           base_sha: published.targetSha,
         })
         .where('id', '=', mr.id)
-        .where('status', '=', 'open')
+        // The branch has moved: that is what happened, even if another instance closed the MR meanwhile.
+        .where('status', '!=', 'merged')
         .execute();
       await writeAudit(trx, {
         actor,

@@ -174,7 +174,7 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: 'authenticated',
       params: ruleParams,
-      body: ruleBody.partial(),
+      body: ruleBody.partial().refine((b) => Object.keys(b).length > 0, 'nothing to change'),
       handler: async (ctx) =>
         changeRule(ctx, ctx.params.id, 'protected_branch.update', { ...ctx.body }, (trx) =>
           trx

@@ -218,9 +218,13 @@ export class ProjectsService {
       .orderBy('p.created_at', 'desc')
       .orderBy('p.id', 'desc')
       .limit(q.limit + 1);
-    const seesAll = principal
-      ? (await this.rbac.principalPermissions(principal, null)).includes('project:read')
-      : false;
+    const restrictedTo = principal?.token?.projectId ?? null;
+    // A project-restricted token sees its one project when it may read it, whatever its visibility.
+    const seesAll = restrictedTo
+      ? await this.rbac.can(principal, 'project:read', restrictedTo)
+      : principal
+        ? (await this.rbac.principalPermissions(principal, null)).includes('project:read')
+        : false;
     if (!seesAll) {
       const userId = principal?.userId ?? null;
       query = query.where((eb) => {

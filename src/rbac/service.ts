@@ -244,6 +244,30 @@ export class RbacService {
     return (await this.check(principal, permission, projectId)) === 'allowed';
   }
 
+  /**
+   * Whether a user can take part in a project's work as someone named by another user (assignee,
+   * reviewer): they must exist, be active and be able to read the project. Throws a 422 naming the
+   * user and the reason, with `path` as the detail path.
+   */
+  async assertParticipant(userId: string, projectId: string, role: string, path: string): Promise<void> {
+    const detail = (message: string) => [{ path, message }];
+    const user = await this.db
+      .selectFrom('users')
+      .select(['id', 'name', 'user_type', 'is_active'])
+      .where('id', '=', userId)
+      .executeTakeFirst();
+    if (!user) throw unprocessable(`${role} ${userId} does not exist`, detail('no such user'));
+    if (!user.is_active)
+      throw unprocessable(`${role} ${user.name} is deactivated`, detail('user is deactivated'));
+    const principal: Principal = { userId: user.id, userName: user.name, userType: user.user_type };
+    if (!(await this.can(principal, 'project:read', projectId))) {
+      throw unprocessable(
+        `${role} ${user.name} cannot read this project`,
+        detail('user lacks project:read on the project'),
+      );
+    }
+  }
+
   // ---------------------------------------------------------------- roles
 
   async listRoles() {
@@ -491,7 +515,7 @@ export class RbacService {
     )
       return;
     if (await this.can(principal, 'admin:users')) return;
-    throw forbidden('only the project owner or an admin may change members');
+    throw forbidden('only the project owner or an admin may do this');
   }
 
   // ---------------------------------------------------------------- delegations

@@ -22,6 +22,25 @@ export function webhookCategory(eventName: string): WebhookEvent | null {
   return null;
 }
 
+/** Internal routing data of events (who gets notified): not for receivers. */
+const INTERNAL_KEYS = new Set(['recipientIds']);
+
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * The event as receivers see it: the API's snake_case field names, without internal routing data.
+ * Domain events are plain JSON-like objects (ids, names, numbers, strings, arrays).
+ */
+export function webhookData(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(webhookData);
+  if (value === null || typeof value !== 'object' || value instanceof Date) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!INTERNAL_KEYS.has(key)) out[snake(key)] = webhookData(v);
+  }
+  return out;
+}
+
 /**
  * Turns every domain event of a webhook category into deliveries (the event is emitted after the
  * emitter's commit). The work each event starts is kept in `pending` so `settle()` can wait for it.
@@ -39,7 +58,7 @@ export function subscribeWebhookDispatch(
     const projectId = (payload as { projectId?: unknown } | null)?.projectId;
     if (typeof projectId !== 'string') return;
     const work = service
-      .enqueue(name, category, projectId, payload)
+      .enqueue(name, category, projectId, webhookData(payload))
       .then(() => undefined)
       .catch((err: unknown) =>
         log.error({ err, event: name, project_id: projectId }, 'queueing webhook deliveries failed'),

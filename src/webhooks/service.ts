@@ -40,8 +40,9 @@ export interface WebhookOptions {
 }
 
 export const defaultWebhookOptions: WebhookOptions = {
-  maxAttempts: 5,
-  backoffBaseMs: 1_000,
+  // Retries after about 10 s, 20 s, 40 s, 80 s and 160 s: a receiver restarting is covered.
+  maxAttempts: 6,
+  backoffBaseMs: 10_000,
   backoffMaxMs: 10 * 60_000,
   concurrency: 4,
   timeoutMs: 10_000,
