@@ -413,7 +413,7 @@ describe.skipIf(servicesMissing)(`notifications (${storeMode})`, () => {
     t.platform.events.emit('pipeline.finished', {
       projectId: await insertProject(t, { ownerId: owner.id, name: 'ev-project' }),
       pipelineId: '00000000-0000-4000-8000-000000000001',
-      status: 'failed',
+      status: 'failure',
       ref: 'main',
       triggeredBy: triggerer.id,
       ownerId: owner.id,
@@ -448,7 +448,7 @@ describe.skipIf(servicesMissing)(`notifications (${storeMode})`, () => {
       t.platform.events.emit('pipeline.finished', {
         projectId,
         pipelineId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-        status: 'failed',
+        status: 'failure',
         ref: `branch-${i}`,
         triggeredBy: null,
         ownerId: u.id,

@@ -280,7 +280,7 @@ describe.skipIf(servicesMissing)('pipelines triggered by git pushes', () => {
     const broken = await log(p, 'broken');
     expect(broken.text).toContain('about to fail');
     expect(broken.text).not.toContain('never printed'); // set -e
-    await eventually(async () => finished.some((e) => e.pipelineId === p.id && e.status === 'failed'));
+    await eventually(async () => finished.some((e) => e.pipelineId === p.id && e.status === 'failure'));
   });
 
   it('runs independent steps in parallel (two 1 s steps overlap)', async () => {
@@ -416,7 +416,7 @@ describe.skipIf(servicesMissing)('pipelines triggered by git pushes', () => {
     expect(p.error).toMatch(/^steps\[1\]\.commands: .*\(line 6\)$/);
     expect(p.finished_at).not.toBeNull();
     expect(p.steps).toEqual([]);
-    await eventually(async () => finished.some((e) => e.pipelineId === p.id && e.status === 'failed'));
+    await eventually(async () => finished.some((e) => e.pipelineId === p.id && e.status === 'failure'));
   });
 
   it('[skip ci] in the commit message and pushes without a definition create no pipeline', async () => {

@@ -462,7 +462,7 @@ describe.skipIf(servicesMissing)(`project webhooks (${storeMode})`, () => {
     t.platform.events.emit('pipeline.finished', {
       projectId,
       pipelineId: randomUUID(),
-      status: 'failed',
+      status: 'failure',
       ref: 'main',
       triggeredBy: owner.id,
       ownerId: owner.id,

@@ -41,7 +41,8 @@ export interface IssueAssignedEvent {
 export interface PipelineFinishedEvent {
   projectId: string;
   pipelineId: string;
-  status: 'success' | 'failed' | 'canceled';
+  /** The pipeline's final status, as in the API. */
+  status: 'success' | 'failure' | 'cancelled';
   ref: string;
   /** Who pushed or started it; null for scheduled runs. */
   triggeredBy: string | null;

@@ -61,8 +61,8 @@ export function subscribeDomainEvents(
     ),
     events.on('pipeline.finished', (e) => {
       // Failures go to the triggerer and the owner; successes only to whoever triggered the run.
-      if (e.status === 'canceled') return;
-      const failed = e.status === 'failed';
+      if (e.status === 'cancelled') return;
+      const failed = e.status === 'failure';
       return send({
         userIds: failed ? [e.triggeredBy, e.ownerId] : [e.triggeredBy],
         type: failed ? 'pipeline.failed' : 'pipeline.succeeded',

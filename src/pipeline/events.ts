@@ -1,14 +1,7 @@
 import type { PipelineFinishedEvent } from '../notify/events.js';
 import type { ProjectRow } from '../projects/index.js';
-import type { PipelineRow, PipelineStatus } from '../store/schema.js';
+import type { PipelineRow } from '../store/schema.js';
 import { shortRef } from './types.js';
-
-/** The notify module's status words for finished pipelines. */
-const FINISHED_STATUS: Partial<Record<PipelineStatus, PipelineFinishedEvent['status']>> = {
-  success: 'success',
-  failure: 'failed',
-  cancelled: 'canceled',
-};
 
 export function toFinishedEvent(
   row: Pick<PipelineRow, 'id' | 'project_id' | 'status' | 'git_ref' | 'triggered_by'>,
@@ -17,7 +10,8 @@ export function toFinishedEvent(
   return {
     projectId: row.project_id,
     pipelineId: row.id,
-    status: FINISHED_STATUS[row.status] ?? 'failed',
+    // Only finished pipelines get here; anything else would be a bug reported as a failure.
+    status: row.status === 'success' || row.status === 'cancelled' ? row.status : 'failure',
     ref: shortRef(row.git_ref),
     triggeredBy: row.triggered_by,
     ownerId: project.owner_id,
