@@ -1,4 +1,4 @@
-import { cursorTime, decodeTimeCursor, toPage } from '../core/pagination.js';
+import { afterTimeCursor, cursorTime, toPage } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 
 export interface AuditFilter {
@@ -23,12 +23,7 @@ export async function listAudit(db: Db, f: AuditFilter) {
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(f.limit + 1);
-  if (f.cursor) {
-    const { at: atDate, id } = decodeTimeCursor(f.cursor);
-    q = q.where((eb) =>
-      eb.or([eb('created_at', '<', atDate), eb.and([eb('created_at', '=', atDate), eb('id', '<', id)])]),
-    );
-  }
+  if (f.cursor) q = q.where(afterTimeCursor(f.cursor, { time: 'created_at', id: 'id' }));
   if (f.actor_id) q = q.where('actor_id', '=', f.actor_id);
   if (f.actor) q = q.where('actor_name', '=', f.actor);
   if (f.action)

@@ -30,7 +30,7 @@ export function cursorTime(column: string): RawBuilder<string> {
   return sql<string>`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
 
-const CURSOR_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/;
+const CURSOR_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
 /**
  * A `(time, id)` cursor, checked: a forged one is a 400 here rather than a malformed timestamp or a
@@ -44,6 +44,20 @@ export function decodeTimeCursor(cursor: string): { at: RawBuilder<Date>; id: st
     ]);
   }
   return { at: sql<Date>`${at}::timestamptz`, id };
+}
+
+/**
+ * The rows after a cursor made of `cursorTime(time)` and `id` in a list ordered by both columns
+ * descending (`desc`, newest first) or both ascending: a row-value comparison on the exact timestamp.
+ */
+export function afterTimeCursor(
+  cursor: string,
+  columns: { time: string; id: string },
+  order: 'asc' | 'desc' = 'desc',
+): RawBuilder<boolean> {
+  const { at, id } = decodeTimeCursor(cursor);
+  const op = sql.raw(order === 'desc' ? '<' : '>');
+  return sql<boolean>`(${sql.ref(columns.time)}, ${sql.ref(columns.id)}) ${op} (${at}, ${id}::uuid)`;
 }
 
 export interface Page<T> {

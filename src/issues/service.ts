@@ -3,8 +3,8 @@ import { writeAudit } from '../core/audit.js';
 import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
-import { decodeCursor, type Page, toPage } from '../core/pagination.js';
-import { escapeLike, isUuid } from '../core/validation.js';
+import { afterTimeCursor, cursorTime, decodeCursor, type Page, toPage } from '../core/pagination.js';
+import { escapeLike } from '../core/validation.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, DbOrTx } from '../store/db.js';
 import { type IssueStatus, issueStatusTransitions, type MergeRequestStatus } from '../store/schema.js';
@@ -108,9 +108,6 @@ interface CommentParent {
 /** Audit details name the issue by number and a short title; bodies never reach the audit log. */
 const auditTitle = (title: string) => (title.length > 80 ? `${title.slice(0, 80)}…` : title);
 
-/** Microsecond precision: a millisecond cursor would repeat or skip comments created within one ms. */
-const CURSOR_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
-
 function invalidCursor() {
   return badRequest('invalid cursor', [
     { path: 'query.cursor', message: 'not a cursor returned by this API' },
@@ -166,7 +163,7 @@ function selectComments(db: DbOrTx) {
       'c.body',
       'c.created_at',
       'c.updated_at',
-      sql<string>`to_char(c.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('cursor_at'),
+      cursorTime('c.created_at').as('cursor_at'),
     ]);
 }
 
@@ -386,15 +383,7 @@ export class IssuesService {
       .orderBy('c.id', 'asc')
       .limit(page.limit + 1);
     if (page.cursor) {
-      const [at, id] = decodeCursor(page.cursor, 2) as [string, string];
-      if (!CURSOR_TIME.test(at) || !isUuid(id)) throw invalidCursor();
-      const after = sql<Date>`${at}::timestamptz`;
-      q = q.where((eb) =>
-        eb.or([
-          eb('c.created_at', '>', after),
-          eb.and([eb('c.created_at', '=', after), eb('c.id', '>', id)]),
-        ]),
-      );
+      q = q.where(afterTimeCursor(page.cursor, { time: 'c.created_at', id: 'c.id' }, 'asc'));
     }
     const rows = await q.execute();
     return toPage(rows, page.limit, (r) => [r.cursor_at, r.id], commentView);

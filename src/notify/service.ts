@@ -4,7 +4,7 @@ import { writeAudit } from '../core/audit.js';
 import { badRequest, conflict, notFound } from '../core/errors.js';
 import type { Actor } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
-import { cursorTime, decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { openSealed, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
 import {
@@ -232,12 +232,7 @@ export class NotifyService {
     if (f.channel !== 'all') q = q.where('channel', '=', f.channel);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.type) q = q.where('type', '=', f.type);
-    if (f.cursor) {
-      const { at, id } = decodeTimeCursor(f.cursor);
-      q = q.where((eb) =>
-        eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('id', '<', id)])]),
-      );
-    }
+    if (f.cursor) q = q.where(afterTimeCursor(f.cursor, { time: 'created_at', id: 'id' }));
     const rows = await q
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')

@@ -4,7 +4,7 @@ import { systemActor, writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
-import { decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { GitError, runGit } from '../git/index.js';
 import '../notify/events.js';
 import type { ProjectRow, ProjectsService } from '../projects/index.js';
@@ -324,7 +324,11 @@ export class PipelineService {
   }
 
   async list(projectId: string, filter: ListFilter): Promise<Page<PipelineView>> {
-    let q = this.db.selectFrom('pipelines').selectAll().where('project_id', '=', projectId);
+    let q = this.db
+      .selectFrom('pipelines')
+      .selectAll()
+      .select(cursorTime('created_at').as('cursor_at'))
+      .where('project_id', '=', projectId);
     if (filter.status) q = q.where('status', '=', filter.status);
     if (filter.trigger) q = q.where('trigger', '=', filter.trigger);
     if (filter.ref) {
@@ -333,12 +337,7 @@ export class PipelineService {
         ? q.where('git_ref', '=', ref)
         : q.where('git_ref', 'in', [`refs/heads/${ref}`, `refs/tags/${ref}`]);
     }
-    if (filter.cursor) {
-      const c = decodeTimeCursor(filter.cursor);
-      q = q.where((eb) =>
-        eb.or([eb('created_at', '<', c.at), eb.and([eb('created_at', '=', c.at), eb('id', '<', c.id)])]),
-      );
-    }
+    if (filter.cursor) q = q.where(afterTimeCursor(filter.cursor, { time: 'created_at', id: 'id' }));
     const rows = await q
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
@@ -347,7 +346,7 @@ export class PipelineService {
     return toPage(
       rows,
       filter.limit,
-      (r) => [new Date(r.created_at).toISOString(), r.id],
+      (r) => [r.cursor_at, r.id],
       (r) => pipelineView(r),
     );
   }

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
 import type { Actor, Principal } from '../core/http.js';
-import { cursorTime, decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { escapeLike } from '../core/validation.js';
 import { runGit } from '../git/run.js';
 import type { RbacService } from '../rbac/index.js';
@@ -265,15 +265,7 @@ export class ProjectsService {
       const like = `%${escapeLike(q.q)}%`;
       query = query.where((eb) => eb.or([eb('p.name', 'ilike', like), eb('p.description', 'ilike', like)]));
     }
-    if (q.cursor) {
-      const { at: atDate, id } = decodeTimeCursor(q.cursor);
-      query = query.where((eb) =>
-        eb.or([
-          eb('p.created_at', '<', atDate),
-          eb.and([eb('p.created_at', '=', atDate), eb('p.id', '<', id)]),
-        ]),
-      );
-    }
+    if (q.cursor) query = query.where(afterTimeCursor(q.cursor, { time: 'p.created_at', id: 'p.id' }));
     const rows = await query.execute();
     return toPage(
       rows,

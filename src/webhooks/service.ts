@@ -5,7 +5,7 @@ import { writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
 import type { Actor } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
-import { cursorTime, decodeTimeCursor, type Page, toPage } from '../core/pagination.js';
+import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { isUuid } from '../core/validation.js';
 import { openSealed, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
@@ -249,12 +249,7 @@ export class WebhooksService {
       .selectAll()
       .select(cursorTime('created_at').as('cursor_at'))
       .where('project_id', '=', projectId);
-    if (page.cursor) {
-      const { at, id } = decodeTimeCursor(page.cursor);
-      q = q.where((eb) =>
-        eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('id', '<', id)])]),
-      );
-    }
+    if (page.cursor) q = q.where(afterTimeCursor(page.cursor, { time: 'created_at', id: 'id' }));
     const rows = await q
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
@@ -467,12 +462,7 @@ export class WebhooksService {
       .where('webhook_id', '=', hookId);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.delivery_id) q = q.where('delivery_id', '=', f.delivery_id);
-    if (f.cursor) {
-      const { at, id } = decodeTimeCursor(f.cursor);
-      q = q.where((eb) =>
-        eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('id', '<', id)])]),
-      );
-    }
+    if (f.cursor) q = q.where(afterTimeCursor(f.cursor, { time: 'created_at', id: 'id' }));
     const rows = await q
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
