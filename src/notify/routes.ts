@@ -1,6 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
+import { type EventStream, openEventStream } from '../core/sse.js';
 import type { PubSub } from '../store/pubsub/index.js';
 import { notificationChannels, notificationStatuses } from '../store/schema.js';
 import type { NotifyService } from './service.js';
@@ -148,53 +148,20 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       raw: true,
       handler: async ({ req, reply, requirePrincipal }) => {
         const userId = requirePrincipal().userId;
-        const res: ServerResponse = reply.raw;
-        let open = true;
-        const write = (chunk: string) => {
-          if (open) res.write(chunk);
-        };
+        let stream: EventStream | undefined;
         // Subscribed before the headers go out: a client that has the response misses nothing after it.
         const unsubscribe = await pubsub.subscribe(userChannel(userId), (message) => {
           const m = message as { notification?: { id?: string } };
-          write(
+          stream?.write(
             `event: notification\nid: ${m.notification?.id ?? ''}\ndata: ${JSON.stringify(m.notification)}\n\n`,
           );
         });
-        const headers: Record<string, string | number | string[]> = {};
-        for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
-        reply.hijack();
-        res.writeHead(200, {
-          ...headers,
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-store',
-          connection: 'keep-alive',
-          'x-accel-buffering': 'no',
+        stream = openEventStream(req, reply, {
+          heartbeatMs: service.options.heartbeatMs,
+          streams,
+          onEnd: () => void unsubscribe().catch(() => {}),
         });
-        write(`retry: 3000\nevent: ready\ndata: {"unread":${await service.unreadCount(userId)}}\n\n`);
-
-        const server = req.server.server;
-        const wasListening = server.listening;
-        const heartbeat = setInterval(() => write(': ping\n\n'), service.options.heartbeatMs);
-        // The HTTP server's close() waits for open connections; a stream notices the server stopped
-        // listening and ends itself, so shutdown is not held by a browser tab.
-        const watch = setInterval(() => {
-          if (wasListening && !server.listening) end();
-        }, 500);
-        heartbeat.unref();
-        watch.unref();
-        const end = () => {
-          if (!open) return;
-          open = false;
-          clearInterval(heartbeat);
-          clearInterval(watch);
-          streams.delete(end);
-          void unsubscribe().catch(() => {});
-          res.end();
-        };
-        streams.add(end);
-        req.raw.on('close', end);
-        res.on('close', end);
-        if (req.raw.destroyed || res.destroyed) end();
+        stream.write(`event: ready\ndata: {"unread":${await service.unreadCount(userId)}}\n\n`);
         return reply;
       },
     }),

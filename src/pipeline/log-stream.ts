@@ -1,6 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { notFound } from '../core/errors.js';
+import { type EventStream, openEventStream } from '../core/sse.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
 import type { PubSub } from '../store/pubsub/types.js';
@@ -131,16 +131,14 @@ async function streamSse(
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<FastifyReply> {
-  const res: ServerResponse = reply.raw;
-  let open = true;
+  let stream: EventStream | undefined;
   let sent = offset;
   let ended = false;
   let backlogDone = false;
   const queue: StepLogMessage[] = [];
   let work: Promise<void> = Promise.resolve();
-  const write = (chunk: string) => {
-    if (open) res.write(chunk);
-  };
+  const write = (chunk: string) => stream?.write(chunk);
+  const end = () => stream?.end();
   const sendData = (at: number, data: Buffer | string) => {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (at + buf.length <= sent) return;
@@ -172,49 +170,24 @@ async function streamSse(
     else handle(m);
   });
 
-  const headers: Record<string, string | number | string[]> = {};
-  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
-  reply.hijack();
-  res.writeHead(200, {
-    ...headers,
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
+  stream = openEventStream(req, reply, {
+    heartbeatMs: deps.heartbeatMs ?? 15_000,
+    streams: deps.streams,
+    tickMs: deps.pollMs ?? 2000,
+    onTick: () => {
+      work = work.then(async () => {
+        if (ended || !backlogDone) return;
+        const step = await loadStep(deps.db, ids.projectId, ids.pipelineId, ids.stepId).catch(() => null);
+        // The end message can be missed (the executing instance died, the step was skipped).
+        if (step && settled(step)) await finishFromStore(step.status);
+      });
+    },
+    onEnd: () => {
+      ended = true;
+      void unsubscribe().catch(() => {});
+    },
   });
-  write('retry: 3000\n\n');
-
-  const server = req.server.server;
-  const wasListening = server.listening;
-  const heartbeat = setInterval(() => write(': ping\n\n'), deps.heartbeatMs ?? 15_000);
-  const poll = setInterval(() => {
-    if (wasListening && !server.listening) return end();
-    work = work.then(async () => {
-      if (ended || !backlogDone) return;
-      const step = await loadStep(deps.db, ids.projectId, ids.pipelineId, ids.stepId).catch(() => null);
-      // The end message can be missed (the executing instance died, the step was skipped).
-      if (step && settled(step)) await finishFromStore(step.status);
-    });
-  }, deps.pollMs ?? 2000);
-  heartbeat.unref();
-  poll.unref();
-  const end = () => {
-    if (!open) return;
-    open = false;
-    ended = true;
-    clearInterval(heartbeat);
-    clearInterval(poll);
-    deps.streams.delete(end);
-    void unsubscribe().catch(() => {});
-    res.end();
-  };
-  deps.streams.add(end);
-  req.raw.on('close', end);
-  res.on('close', end);
-  if (req.raw.destroyed || res.destroyed) {
-    end();
-    return reply;
-  }
+  if (stream.ended) return reply;
 
   work = work.then(async () => {
     const step = await loadStep(deps.db, ids.projectId, ids.pipelineId, ids.stepId);
