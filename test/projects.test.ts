@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RESERVED_PROJECT_NAMES } from '../src/projects/index.js';
 import { createTestPlatform, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, git, gitOk, tempDir } from './helpers/git.js';
 
@@ -119,6 +120,19 @@ describe.skipIf(servicesMissing)('projects', () => {
     expect(viaOld.code, viaOld.stderr).toBe(0);
     const pushOld = await git(['push', 'origin', 'main'], { cwd: seed });
     expect(pushOld.code, pushOld.stderr).toBe(0);
+  });
+
+  it('reserves the names of project sub-resources, so /api/projects/:owner/:name always resolves', async () => {
+    const segments = new Set(
+      t.platform.registry.routes
+        .map((r) => /^\/api\/projects\/:id\/([a-z-]+)/.exec(r.url)?.[1])
+        .filter((s): s is string => s !== undefined),
+    );
+    expect(segments.size).toBeGreaterThan(10);
+    for (const segment of segments) expect(RESERVED_PROJECT_NAMES.has(segment), segment).toBe(true);
+    const res = await create(owner.token, { name: 'issues' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details[0]).toMatchObject({ path: 'body.name' });
   });
 
   it('a project-restricted token lists exactly its own project, private included', async () => {

@@ -1,5 +1,5 @@
 export { createProjectsModule } from './module.js';
-export { projectName, projectRoutes } from './routes.js';
+export { projectName, projectRoutes, RESERVED_PROJECT_NAMES } from './routes.js';
 export {
   isValidBranchName,
   type ProjectRow,

@@ -7,10 +7,37 @@ import type { RbacService } from '../rbac/index.js';
 import type { Db, Tx } from '../store/db.js';
 import type { ProjectsService } from './service.js';
 
-export const projectName = slugSchema.refine(
-  (s) => !s.endsWith('.git') && !s.includes('..'),
-  'must not end in ".git" or contain ".."',
-);
+/**
+ * Sub-resources of `/api/projects/:id/…`: a project with one of these names could not be addressed
+ * as `/api/projects/:owner/:name` (the router prefers the static segment). The rest are kept for
+ * modules to come. A test checks that every registered project sub-resource is in the list.
+ */
+export const RESERVED_PROJECT_NAMES: ReadonlySet<string> = new Set([
+  'alerts',
+  'artifacts',
+  'blob',
+  'branches',
+  'commits',
+  'compare',
+  'deployments',
+  'environments',
+  'issues',
+  'members',
+  'merge-requests',
+  'pipelines',
+  'protected-branches',
+  'raw',
+  'secrets',
+  'sessions',
+  'settings',
+  'tags',
+  'tree',
+  'webhooks',
+]);
+
+export const projectName = slugSchema
+  .refine((s) => !s.endsWith('.git') && !s.includes('..'), 'must not end in ".git" or contain ".."')
+  .refine((s) => !RESERVED_PROJECT_NAMES.has(s), 'is reserved (a project sub-resource name)');
 const visibility = z.enum(['private', 'internal', 'public']);
 const ownerParam = z.object({ owner: z.string().min(1).max(63), name: z.string().min(1).max(200) });
 const ruleParams = z.object({ id: z.uuid(), ruleId: z.uuid() });
