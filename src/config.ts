@@ -100,7 +100,7 @@ const settings = {
   artifact_expiry_default: {
     schema: z
       .string()
-      .regex(/^\d+[smhdw]$/, 'a duration such as 30d, 12h or 90m')
+      .regex(/^(\d+[dhms])+$/, 'a duration such as 30d, 12h, 90m or 1h30m')
       .default('30d'),
     help: 'how long artifacts are kept when the definition gives no `expires`',
   },

@@ -586,4 +586,60 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
     });
     expect((await done(list.body.items[0].id)).status).toBe('success');
   });
+
+  it('through the merge request API: opened, a push (synchronized) and a reopen each run on the head', async () => {
+    const first = await push('feature/real-mr', {
+      '.platform.yaml': `pipeline:
+  steps:
+    - name: check
+      commands: ["true"]
+  on:
+    mr: { actions: [opened, synchronized, reopened] }
+`,
+    });
+    const opened = await t.request('POST', `/api/projects/${projectId}/merge-requests`, {
+      token: dev.token,
+      body: { source_branch: 'feature/real-mr', target_branch: 'main', title: 'real' },
+      noAuditCheck: true,
+    });
+    expect(opened.status).toBe(201);
+    await t.platform.settle();
+    const second = await push('feature/real-mr', { 'more.txt': 'more' });
+    const mrUrl = `/api/projects/${projectId}/merge-requests/${opened.body.number}`;
+    for (const status of ['closed', 'open']) {
+      const r = await t.request('PATCH', mrUrl, { token: dev.token, body: { status }, noAuditCheck: true });
+      expect(r.status).toBe(200);
+    }
+    await t.platform.settle();
+    const rows = await t.platform.drivers.db.db
+      .selectFrom('pipelines')
+      .select(['commit_sha', 'trigger'])
+      .where('mr_id', '=', opened.body.id)
+      .orderBy('created_at')
+      .execute();
+    expect(rows).toEqual([
+      { commit_sha: first, trigger: 'mr' },
+      { commit_sha: second, trigger: 'mr' },
+      { commit_sha: second, trigger: 'mr' },
+    ]);
+  });
+
+  it('an annotated tag builds the commit it points to', async () => {
+    const sha = await push('tagged', {
+      '.platform.yaml': `pipeline:
+  steps:
+    - name: check
+      commands: ["test \\"$COMMIT_SHA\\" = \\"$(git rev-parse HEAD)\\""]
+  on:
+    push: { tags: ["rel-*"] }
+`,
+    });
+    await gitOk(['tag', '-a', 'rel-1', '-m', 'release 1'], { cwd: work });
+    await gitOk(['push', '-q', 'origin', 'rel-1'], { cwd: work });
+    await t.platform.settle();
+    const list = await t.request('GET', `${base()}?ref=rel-1`, { token: dev.token });
+    expect(list.body.items).toHaveLength(1);
+    expect(list.body.items[0]).toMatchObject({ git_ref: 'refs/tags/rel-1', commit_sha: sha });
+    expect((await done(list.body.items[0].id)).status).toBe('success');
+  });
 });

@@ -24,6 +24,13 @@ export interface MergeRequestStateEvent {
   actorId: string;
 }
 
+/** Reopened: the head is the source branch's tip at reopening (it may have moved while closed). */
+export interface MergeRequestReopenedEvent extends MergeRequestStateEvent {
+  sourceBranch: string;
+  targetBranch: string;
+  headSha: string;
+}
+
 export interface MergeRequestReviewedEvent extends MergeRequestStateEvent {
   verdict: 'approve' | 'request_changes' | 'comment';
   authorId: string;
@@ -33,7 +40,7 @@ declare module '../core/events.js' {
   interface DomainEvents {
     'mr.updated': MergeRequestUpdatedEvent;
     'mr.closed': MergeRequestStateEvent;
-    'mr.reopened': MergeRequestStateEvent;
+    'mr.reopened': MergeRequestReopenedEvent;
     'mr.reviewed': MergeRequestReviewedEvent;
   }
 }

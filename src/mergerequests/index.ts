@@ -1,4 +1,5 @@
 export type {
+  MergeRequestReopenedEvent,
   MergeRequestReviewedEvent,
   MergeRequestStateEvent,
   MergeRequestUpdatedEvent,

@@ -551,15 +551,22 @@ export class MergeRequestsService {
       actorId: principal.userId,
     };
     if (statusChange === 'closed') this.events.emit('mr.closed', base);
-    else if (statusChange === 'reopened') this.events.emit('mr.reopened', base);
-    if (input.title !== undefined || input.body !== undefined || updated.head_sha !== before.head_sha) {
-      // An edit (or a reopen onto a moved branch): same event as a push, with the head unchanged for edits.
+    else if (statusChange === 'reopened') {
+      this.events.emit('mr.reopened', {
+        ...base,
+        sourceBranch: updated.source_branch,
+        targetBranch: updated.target_branch,
+        headSha: updated.head_sha ?? '',
+      });
+    }
+    if (input.title !== undefined || input.body !== undefined) {
+      // An edit: the same event as a push, with the head unchanged (pipeline triggers ignore it).
       this.events.emit('mr.updated', {
         ...base,
         sourceBranch: updated.source_branch,
         targetBranch: updated.target_branch,
         headSha: updated.head_sha ?? '',
-        previousHeadSha: before.head_sha,
+        previousHeadSha: updated.head_sha,
       });
     }
     return this.view(updated);

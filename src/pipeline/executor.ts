@@ -389,6 +389,11 @@ export class PipelineExecutor {
       const failed = await this.runDag(full, steps).finally(() => Promise.all(ctx.logUploads));
       if (!running.abort.signal.aborted) await this.collectArtifacts(full, definition?.artifacts ?? []);
       await this.finish(full, failed ? 'failure' : 'success', null);
+    } catch (err) {
+      // A platform-side problem (database, object store, clone token): the pipeline fails now with
+      // the reason, instead of staying `running` until its lease expires.
+      this.deps.log.error({ err, pipelineId: row.id }, 'pipeline execution failed');
+      await this.finish({ ...ctx, workspace }, 'failure', `platform error: ${(err as Error).message}`);
     } finally {
       await workspace
         ?.dispose()
@@ -499,12 +504,14 @@ export class PipelineExecutor {
 
   private async runStep(ctx: RunContext, step: PipelineStepRow): Promise<PipelineStepStatus> {
     const started = Date.now();
-    await this.db
+    const claimed = await this.db
       .updateTable('pipeline_steps')
       .set({ status: 'running', started_at: sql<Date>`now()` })
       .where('id', '=', step.id)
       .where('status', '=', 'pending')
-      .execute();
+      .executeTakeFirst();
+    // Cancelled (or finished by recovery) between the scheduling decision and now: do not start it.
+    if (Number(claimed.numUpdatedRows) === 0) return 'cancelled';
 
     let env: Record<string, string>;
     let secrets: string[];

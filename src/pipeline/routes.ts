@@ -19,10 +19,11 @@ const listQuery = paginationQuery.extend({
 const createBody = z.object({
   git_ref: z.string().min(1).max(255),
   variables: z
-    .record(
-      z.string().max(100).regex(VARIABLE_NAME, 'variable names are upper-case letters, digits and "_"'),
-      z.string().max(10_000),
-    )
+    .record(z.string(), z.string().max(10_000))
+    // Checked on the whole record: zod reports a bad record key only as "Invalid key in record".
+    .refine((v) => Object.keys(v).every((k) => k.length <= 100 && VARIABLE_NAME.test(k)), {
+      message: 'variable names are upper-case letters, digits and "_" (at most 100 characters)',
+    })
     .refine((v) => Object.keys(v).length <= 100, 'at most 100 variables')
     .optional(),
 });

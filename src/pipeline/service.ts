@@ -135,6 +135,14 @@ export class PipelineService {
     }
   }
 
+  private async commitOf(repoDir: string, sha: string): Promise<string> {
+    const r = await runGit(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`], {
+      cwd: repoDir,
+      okExitCodes: [0, 1],
+    });
+    return r.exitCode === 0 ? r.stdout.toString('utf8').trim() : sha;
+  }
+
   private async commitMessage(repoDir: string, sha: string): Promise<string> {
     const r = await runGit(['log', '-1', '--format=%B', sha], { cwd: repoDir, timeoutMs: 30_000 });
     return r.stdout.toString('utf8').trim().slice(0, 10_000);
@@ -187,12 +195,14 @@ export class PipelineService {
       if (input.trigger === 'api' && !d.on.api) return { skipped: 'api_disabled' };
     }
 
+    // A pushed annotated tag names the tag object: pipelines build (and report) the commit it points to.
+    const sha = await this.commitOf(repoDir, input.sha);
     const variables = input.retryOf?.variables ?? input.variables ?? {};
     const branch = branchOf(input.ref);
     const definition = def.kind === 'ok' ? def.definition : null;
     const steps = definition ? definition.steps.filter((s) => stepApplies(s, branch)) : [];
     const group = definition?.concurrency
-      ? expandVariables(definition.concurrency.group, groupVariables(project, input.ref, input.sha))
+      ? expandVariables(definition.concurrency.group, groupVariables(project, input.ref, sha))
       : null;
 
     const { row, stepRows, cancelled } = await this.db.transaction().execute(async (trx) => {
@@ -202,7 +212,7 @@ export class PipelineService {
           project_id: project.id,
           trigger: input.trigger,
           git_ref: input.ref,
-          commit_sha: input.sha,
+          commit_sha: sha,
           commit_message: message,
           status: def.kind === 'invalid' ? 'failure' : 'pending',
           triggered_by: input.triggeredBy,
@@ -272,7 +282,7 @@ export class PipelineService {
         detail: {
           trigger: input.trigger,
           ref: input.ref,
-          sha: input.sha,
+          sha,
           status: row.status,
           ...(input.retryOf ? { retry_of: input.retryOf.id } : {}),
           ...(cancelled.length > 0 ? { cancelled: cancelled.map((c) => c.id) } : {}),
@@ -530,7 +540,13 @@ export class PipelineService {
         await trx
           .insertInto('pipeline_schedules')
           .values({ project_id: project.id, git_ref: ref, cron, next_run_at: nextCronRun(cron, now) })
-          .onConflict((oc) => oc.columns(['project_id', 'git_ref', 'cron']).doUpdateSet({ is_active: true }))
+          .onConflict((oc) =>
+            oc.columns(['project_id', 'git_ref', 'cron']).doUpdateSet((eb) => ({
+              is_active: true,
+              // A schedule switched back on starts from now: it does not fire for the time it was off.
+              next_run_at: sql<Date>`case when ${eb.ref('pipeline_schedules.is_active')} then ${eb.ref('pipeline_schedules.next_run_at')} else ${eb.ref('excluded.next_run_at')} end`,
+            })),
+          )
           .execute();
       }
     });

@@ -410,7 +410,7 @@ export type PipelineTrigger = (typeof pipelineTriggers)[number];
 
 export const pipelineStatuses = ['pending', 'running', 'success', 'failure', 'cancelled'] as const;
 export type PipelineStatus = (typeof pipelineStatuses)[number];
-/** running → pending: a pipeline whose runner vanished is requeued (resumed) at start-up. */
+/** running → pending: allowed for a requeue; recovery today fails interrupted pipelines instead (see the pipeline executor). */
 export const pipelineStatusTransitions: StatusTransitions<PipelineStatus> = {
   pending: ['running', 'failure', 'cancelled'],
   running: ['success', 'failure', 'cancelled', 'pending'],

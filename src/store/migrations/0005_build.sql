@@ -23,7 +23,7 @@ CREATE TABLE pipelines (
   variables jsonb NOT NULL DEFAULT '{}',
   -- The parsed definition the pipeline was created from, so execution and retries do not re-read git.
   definition jsonb NULL,
-  -- Instance executing the pipeline; a pipeline whose lease expired is resumed or failed at start-up.
+  -- Instance executing the pipeline; a pipeline whose lease expired is failed (interrupted) at start-up.
   lease_holder text NULL,
   lease_expires_at timestamptz NULL,
   started_at timestamptz NULL,
