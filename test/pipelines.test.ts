@@ -248,6 +248,15 @@ describe.skipIf(servicesMissing)('pipelines triggered by git pushes', () => {
     const data = [...body.matchAll(/^data: (.+)$/gm)].map((m) => JSON.parse(m[1]!));
     expect(data[0]).toEqual({ offset: 5, data: full.slice(5) });
     expect(body).toMatch(/event: end\ndata: \{"offset":\d+,"status":"success"\}/);
+    // A reconnecting EventSource sends the last event id (a byte offset): it wins over ?offset=.
+    const resumed = await fetch(
+      `${t.baseUrl}/api/projects/${projectId}/pipelines/${p.id}/steps/${p.steps[0]!.id}/logs?offset=0`,
+      {
+        headers: { authorization: `Bearer ${dev.token}`, accept: 'text/event-stream', 'last-event-id': '7' },
+      },
+    );
+    const again = [...(await resumed.text()).matchAll(/^data: (.+)$/gm)].map((m) => JSON.parse(m[1]!));
+    expect(again[0]).toEqual({ offset: 7, data: full.slice(7) });
   });
 
   it('a failing step fails the pipeline and skips its dependents; allow_failure lets them run', async () => {

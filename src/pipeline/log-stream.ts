@@ -94,8 +94,13 @@ export async function serveStepLog(
   reply: FastifyReply,
 ): Promise<FastifyReply> {
   const step = await loadStep(deps.db, ids.projectId, ids.pipelineId, ids.stepId);
-  if ((req.headers.accept ?? '').includes('text/event-stream'))
-    return streamSse(deps, ids, step, offset, req, reply);
+  if ((req.headers.accept ?? '').includes('text/event-stream')) {
+    // Event ids are byte offsets: a reconnecting EventSource resumes where it stopped, not at ?offset=.
+    const lastEventId = req.headers['last-event-id'];
+    const resumeAt =
+      typeof lastEventId === 'string' && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : null;
+    return streamSse(deps, ids, step, resumeAt ?? offset, req, reply);
+  }
 
   reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8');
   if (step.log_key) {
