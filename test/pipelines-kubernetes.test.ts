@@ -172,6 +172,12 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
     );
     expect(log.text).toContain('installed 42 packages');
     await eventually(async () => build.deleted && test.deleted, 10_000, 'both pods deleted');
+    // The clone token lives only as long as the run.
+    await eventually(
+      async () => (await t.request('GET', `/api/projects/${projectId}`, { token: bearer })).status === 401,
+      10_000,
+      'the clone token revoked',
+    );
   });
 
   it('maps a failed pod to a failed step with its exit code and skips the dependents', async () => {

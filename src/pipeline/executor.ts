@@ -44,8 +44,11 @@ export interface ExecutorDeps {
   instanceId: string;
   options: ExecutorOptions;
   createMasker(secrets: string[]): OutputMasker;
-  /** A read token for remote clones (kubernetes); undefined when the runner clones locally. */
-  cloneToken?(pipeline: PipelineRow, project: ProjectRow): Promise<string | undefined>;
+  /** A read token for remote clones (kubernetes), revoked when the run ends; undefined when the runner clones locally. */
+  cloneToken?(
+    pipeline: PipelineRow,
+    project: ProjectRow,
+  ): Promise<{ token: string; revoke(): Promise<void> } | undefined>;
 }
 
 type AbortReason = 'cancel' | 'shutdown' | 'lost';
@@ -376,9 +379,11 @@ export class PipelineExecutor {
       artifactNames: new Set(),
       logUploads: [],
     };
+    let credential: { revoke(): Promise<void> } | undefined;
     try {
-      const token = await this.deps.cloneToken?.(row, project);
-      if (token) source.cloneToken = token;
+      const clone = await this.deps.cloneToken?.(row, project);
+      credential = clone;
+      if (clone) source.cloneToken = clone.token;
       try {
         workspace = await this.deps.runner.prepareWorkspace(row.id, source);
       } catch (err) {
@@ -395,6 +400,9 @@ export class PipelineExecutor {
       this.deps.log.error({ err, pipelineId: row.id }, 'pipeline execution failed');
       await this.finish({ ...ctx, workspace }, 'failure', `platform error: ${(err as Error).message}`);
     } finally {
+      await credential
+        ?.revoke()
+        .catch((err: unknown) => this.deps.log.warn({ err }, 'revoking the clone token failed'));
       await workspace
         ?.dispose()
         .catch((err: unknown) => this.deps.log.warn({ err }, 'disposing a workspace failed'));

@@ -85,7 +85,7 @@ export function createPipelineModule(
     ...(runner.kind === 'kubernetes'
       ? {
           // The init container clones over HTTP: a read-only token of the person who triggered the run
-          // (the project owner for schedules), valid for a few hours.
+          // (the project owner for schedules), valid for a few hours and revoked when the run ends.
           cloneToken: async (pipeline, project) => {
             const userId = pipeline.triggered_by ?? project.owner_id;
             const user = await db
@@ -94,17 +94,18 @@ export function createPipelineModule(
               .where('id', '=', userId)
               .executeTakeFirst();
             if (!user) return undefined;
-            const created = await ctx.auth.createToken(
-              { id: null, name: `pipeline:${pipeline.id}`, ip: null },
-              { userId: user.id, userName: user.name, userType: user.user_type },
-              {
-                name: `pipeline-${pipeline.id}`,
-                scopes: ['project:read'],
-                project_id: project.id,
-                expires_at: new Date(Date.now() + 6 * 3600_000),
-              },
-            );
-            return created.token;
+            const actor = { id: null, name: `pipeline:${pipeline.id}`, ip: null };
+            const owner = { userId: user.id, userName: user.name, userType: user.user_type };
+            const created = await ctx.auth.createToken(actor, owner, {
+              name: `pipeline-${pipeline.id}`,
+              scopes: ['project:read'],
+              project_id: project.id,
+              expires_at: new Date(Date.now() + 6 * 3600_000),
+            });
+            return {
+              token: created.token,
+              revoke: () => ctx.auth.revokeToken(actor, owner, created.id, false),
+            };
           },
         }
       : {}),
