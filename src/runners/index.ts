@@ -1,4 +1,15 @@
 export { createKubernetesRunner, type KubernetesRunnerOptions } from './kubernetes.js';
+export {
+  createProcessLauncher,
+  LAUNCHER_DIED,
+  type LaunchedProcess,
+  LauncherDiedError,
+  type LauncherMode,
+  type LaunchOptions,
+  type ProcessExit,
+  type ProcessLauncher,
+  sharedProcessLauncher,
+} from './launcher.js';
 export { createLocalRunner, type LocalRunnerOptions } from './local.js';
 export { createMasker, type Masker } from './mask.js';
 export type {

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gitOk, tempDir } from '../../test/helpers/git.js';
+import { createProcessLauncher, LAUNCHER_DIED, LauncherDiedError, type ProcessLauncher } from './launcher.js';
 import { createLocalRunner } from './local.js';
 import type { RepoSource, Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
 
@@ -445,6 +446,130 @@ describe('local runner: steps', () => {
     );
     expect(result).toMatchObject({ outcome: 'failure', exitCode: 127 });
     expect(output).toContain('no-such-command-xyz');
+    await workspace.dispose();
+  });
+});
+
+describe('local runner: process launcher', () => {
+  const launchers: ProcessLauncher[] = [];
+  afterAll(async () => {
+    await Promise.all(launchers.map((l) => l.close()));
+  });
+
+  function parentOf(pid: number): number {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+
+  it('starts steps from the launcher process, not from the platform', async () => {
+    const launcher = createProcessLauncher();
+    launchers.push(launcher);
+    const runner = createLocalRunner({ workRoot, bwrap: 'never', launcher });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const { result, output } = await run(
+      runner,
+      stepRequest(workspace, pipelineId, 'parent', ['echo "parent=$PPID"']),
+    );
+    expect(result.outcome).toBe('success');
+    const parent = Number(/parent=(\d+)/.exec(output)?.[1]);
+    expect(parent).not.toBe(process.pid);
+    expect(parentOf(parent)).toBe(process.pid);
+    await workspace.dispose();
+  });
+
+  it('fails the running step clearly when the launcher dies, kills its group, and recovers', async () => {
+    const launcher = createProcessLauncher();
+    launchers.push(launcher);
+    const runner = createLocalRunner({ workRoot, bwrap: 'never', launcher });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const output: Buffer[] = [];
+    const done = runner.runStep(
+      stepRequest(workspace, pipelineId, 'orphaned', ['sleep 300 &', 'echo started', 'sleep 300'], {
+        output,
+      }),
+    );
+    const pgid = await recordedGroup(pipelineId, 'orphaned');
+    await outputContains(output, 'started');
+    process.kill(parentOf(pgid), 'SIGKILL');
+
+    const result = await done;
+    expect(result).toMatchObject({ outcome: 'failure', exitCode: null, error: 'process launcher died' });
+    await eventually(async () => !groupAlive(pgid), 5_000, 'group of the lost step gone');
+    expect(existsSync(pidFile(pipelineId, 'orphaned'))).toBe(false);
+
+    const after = await run(runner, stepRequest(workspace, pipelineId, 'after', ['echo still works']));
+    expect(after.result.outcome).toBe('success');
+    expect(after.output).toContain('still works\n');
+    await workspace.dispose();
+  });
+
+  it('does not take a launcher that died during the bubblewrap probe for a sandbox that does not work', async () => {
+    const real = createProcessLauncher();
+    launchers.push(real);
+    let probes = 0;
+    const flaky: ProcessLauncher = {
+      mode: 'process',
+      spawn: (options) => {
+        if (options.file === BWRAP && probes++ === 0) {
+          return Promise.reject(new LauncherDiedError(LAUNCHER_DIED, 'injected by the test'));
+        }
+        return real.spawn(options);
+      },
+      close: () => real.close(),
+    };
+    const runner = createLocalRunner({ workRoot, launcher: flaky });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const first = await run(runner, stepRequest(workspace, pipelineId, 'first', ['echo first']));
+    expect(first.result).toMatchObject({
+      outcome: 'failure',
+      exitCode: null,
+      error: 'process launcher died',
+    });
+    const second = await run(runner, stepRequest(workspace, pipelineId, 'second', ['echo second']));
+    expect(second.result.outcome).toBe('success');
+    expect(second.output).toBe('[runner] local, isolated with bubblewrap\n$ echo second\nsecond\n');
+    await workspace.dispose();
+  });
+
+  it('fails a workspace clone clearly when the launcher dies, leaving nothing behind', async () => {
+    const real = createProcessLauncher();
+    launchers.push(real);
+    let clones = 0;
+    const flaky: ProcessLauncher = {
+      mode: 'process',
+      spawn: (options) => {
+        if (options.args[0] === 'clone' && clones++ === 0) {
+          return Promise.reject(new LauncherDiedError(LAUNCHER_DIED, 'injected by the test'));
+        }
+        return real.spawn(options);
+      },
+      close: () => real.close(),
+    };
+    const runner = createLocalRunner({ workRoot, bwrap: 'never', launcher: flaky });
+    const pipelineId = randomUUID();
+    await expect(runner.prepareWorkspace(pipelineId, source)).rejects.toThrow('process launcher died');
+    expect(existsSync(path.join(workRoot, pipelineId))).toBe(false);
+    const workspace = await runner.prepareWorkspace(pipelineId, source);
+    expect(readFileSync(path.join(workspace.dir, 'hello.txt'), 'utf8')).toBe('hello from the repo\n');
+    await workspace.dispose();
+  });
+
+  it('can fork from the platform process itself (launcher: inline), with the same results', async () => {
+    const runner = createLocalRunner({ workRoot, launcher: 'inline' });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const { result, output } = await run(
+      runner,
+      stepRequest(workspace, pipelineId, 'inline', [
+        'echo out',
+        'echo err >&2',
+        'echo "parent=$PPID"',
+        'exit 3',
+      ]),
+    );
+    expect(result).toMatchObject({ outcome: 'failure', exitCode: 3 });
+    expect(output).toMatch(
+      /^\[runner\] local, isolated with bubblewrap\n\$ echo out\nout\n\$ echo err >&2\nerr\n/,
+    );
     await workspace.dispose();
   });
 });

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { GitError, runGit } from '../git/index.js';
+import { GitError, gitEnv } from '../git/index.js';
+import { type ProcessLauncher, sharedProcessLauncher } from './launcher.js';
 import type { RepoSource, Workspace } from './types.js';
 
 /** Cloning a large repository can take a while; a hung clone must still end. */
@@ -31,6 +32,7 @@ export async function prepareLocalWorkspace(
   workRoot: string,
   pipelineId: string,
   source: RepoSource,
+  launcher: ProcessLauncher = sharedProcessLauncher(),
 ): Promise<Workspace> {
   const root = workspaceRoot(workRoot, pipelineId);
   const dir = checkoutDir(root);
@@ -42,20 +44,26 @@ export async function prepareLocalWorkspace(
   await mkdir(root, { recursive: true });
   try {
     // --no-hardlinks: steps may rewrite files in .git (gc, fetch); the platform's repository must not change.
-    await runGit(['clone', '--quiet', '--no-checkout', '--no-hardlinks', '--', source.repoDir, dir], {
-      timeoutMs: CLONE_TIMEOUT_MS,
-    });
-    const exists = await runGit(['cat-file', '-e', `${source.sha}^{commit}`], {
-      cwd: dir,
-      okExitCodes: [0, 1, 128],
-    });
-    if (exists.exitCode !== 0) {
-      throw new Error(`commit ${source.sha} not found in ${source.repoDir}`);
+    await launchGit(
+      launcher,
+      ['clone', '--quiet', '--no-checkout', '--no-hardlinks', '--', source.repoDir, dir],
+      { timeoutMs: CLONE_TIMEOUT_MS },
+    );
+    try {
+      await launchGit(launcher, ['checkout', '--quiet', '--detach', source.sha], {
+        cwd: dir,
+        timeoutMs: CHECKOUT_TIMEOUT_MS,
+      });
+    } catch (err) {
+      // Asked only after a failure (one process less per run): a missing commit gets a clear message.
+      if (!(err instanceof GitError)) throw err;
+      const exists = await launchGit(launcher, ['cat-file', '-e', `${source.sha}^{commit}`], {
+        cwd: dir,
+        okExitCodes: [0, 1, 128],
+      });
+      if (exists !== 0) throw new Error(`commit ${source.sha} not found in ${source.repoDir}`);
+      throw err;
     }
-    await runGit(['checkout', '--quiet', '--detach', source.sha], {
-      cwd: dir,
-      timeoutMs: CHECKOUT_TIMEOUT_MS,
-    });
   } catch (err) {
     await dispose();
     if (err instanceof GitError)
@@ -63,4 +71,48 @@ export async function prepareLocalWorkspace(
     throw err;
   }
   return { dir, dispose };
+}
+
+/**
+ * runGit's contract (explicit gitEnv() environment, timeout with process-group kill, stderr turned
+ * into a GitError) for the workspace's git commands, started through the launcher so that the
+ * platform does not fork itself. No stdin (runGit's empty input) and no stdout: these commands
+ * print nothing we use. Resolves the exit code.
+ */
+async function launchGit(
+  launcher: ProcessLauncher,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number; okExitCodes?: number[] },
+): Promise<number> {
+  const { cwd, timeoutMs = 60_000, okExitCodes = [0] } = options;
+  const child = await launcher.spawn({ file: 'git', args, ...(cwd ? { cwd } : {}), env: gitEnv() });
+  let stderr = '';
+  child.onOutput((chunk, stream) => {
+    if (stream === 'stderr' && stderr.length < 65_536) stderr += chunk.toString('utf8');
+  });
+  // git spawns helpers (pack-objects, index-pack) into its group.
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  const timer = setTimeout(() => {
+    stderr += `\n(timed out after ${timeoutMs} ms)`;
+    killGroup();
+  }, timeoutMs);
+  let code: number | null;
+  try {
+    code = (await child.exited).code;
+    await child.closed;
+  } catch (err) {
+    // The launcher died: nothing would ever see this git again.
+    killGroup();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (code === null || !okExitCodes.includes(code)) throw new GitError(args, code, stderr);
+  return code;
 }
