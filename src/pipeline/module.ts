@@ -133,7 +133,7 @@ export function createPipelineModule(
       streams,
     }),
     start: async () => {
-      unsubscribe = subscribeTriggers(ctx.events, db, service, projects, log);
+      unsubscribe = subscribeTriggers(ctx.events, db, service, projects);
       await executor.start();
       ctx.scheduler.add({
         name: PIPELINE_LOOPS.claim,

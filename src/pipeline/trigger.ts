@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
 import '../git/events.js';
@@ -19,7 +18,6 @@ export function subscribeTriggers(
   db: Db,
   service: PipelineService,
   projects: ProjectsService,
-  log: Logger,
 ): (() => void)[] {
   const actorOf = async (userId: string): Promise<Actor> => {
     const u = await db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirst();
@@ -66,8 +64,5 @@ export function subscribeTriggers(
       if (e.headSha === e.previousHeadSha) return; // an edit of the title or description
       await onMr(e, 'synchronized', e.actorId);
     }),
-  ].map((off) => () => {
-    off();
-    void log;
-  });
+  ];
 }
