@@ -3,7 +3,7 @@
  * pipeline ends as `failure` ("interrupted"), never stays `running`, and the step's processes —
  * which outlive the server without bubblewrap — are killed by the restarted instance.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, servicesMissing, storeMode } from './helpers/app.js';
@@ -15,27 +15,13 @@ import {
   killAllChildren,
   login,
   makeTempDir,
+  processesWith,
   removeTempDirs,
   startCli,
   waitForHttp,
 } from './helpers/process.js';
 
 const ADMIN_PASSWORD = 'pipeline-crash-admin-password';
-
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
-      if (cmd.includes(marker) && state !== 'Z') found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 describe.skipIf(servicesMissing)(`pipeline interrupted by a crash (${storeMode})`, () => {
   let external: ExternalStores | undefined;

@@ -2,12 +2,13 @@
  * The pipeline engine end to end: real pushes with stock git to a listening test platform, pipelines
  * run on the local runner, results observed through the API, the database and the object store.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineFinishedEvent } from '../src/notify/events.js';
 import { createTestPlatform, eventually, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, gitOk, tempDir } from './helpers/git.js';
+import { processesWith } from './helpers/process.js';
 
 interface Step {
   id: string;
@@ -29,22 +30,6 @@ interface Pipeline {
   finished_at: string | null;
   duration_ms: number | null;
   steps: Step[];
-}
-
-/** Processes whose command line contains `marker` (the step's `sleep <marker>`), on this machine. */
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
-      if (cmd.includes(marker) && state !== 'Z') found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 describe.skipIf(servicesMissing)('pipelines triggered by git pushes', () => {
