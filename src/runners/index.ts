@@ -1,4 +1,3 @@
-export { createKubernetesRunner, type KubernetesRunnerOptions } from './kubernetes.js';
 export {
   createProcessLauncher,
   LAUNCHER_DIED,
@@ -9,7 +8,8 @@ export {
   type ProcessExit,
   type ProcessLauncher,
   sharedProcessLauncher,
-} from './launcher.js';
+} from '../core/launcher.js';
+export { createKubernetesRunner, type KubernetesRunnerOptions } from './kubernetes.js';
 export { createLocalRunner, type LocalRunnerOptions } from './local.js';
 export { createMasker, type Masker } from './mask.js';
 export type {

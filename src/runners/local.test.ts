@@ -13,7 +13,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gitOk, tempDir } from '../../test/helpers/git.js';
-import { createProcessLauncher, LAUNCHER_DIED, LauncherDiedError, type ProcessLauncher } from './launcher.js';
+import {
+  createProcessLauncher,
+  LAUNCHER_DIED,
+  LauncherDiedError,
+  type ProcessLauncher,
+} from '../core/launcher.js';
 import { createLocalRunner } from './local.js';
 import type { RepoSource, Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
 

@@ -20,7 +20,7 @@ import {
   type ProcessExit,
   type ProcessLauncher,
   sharedProcessLauncher,
-} from './launcher.js';
+} from '../core/launcher.js';
 import { buildStepScript } from './script.js';
 import type { Runner, StepRunRequest, StepRunResult } from './types.js';
 import { checkoutDir, prepareLocalWorkspace, workspaceRoot } from './workspace.js';

@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { type ProcessLauncher, sharedProcessLauncher } from '../core/launcher.js';
 import { GitError, gitEnv } from '../git/index.js';
-import { type ProcessLauncher, sharedProcessLauncher } from './launcher.js';
 import type { RepoSource, Workspace } from './types.js';
 
 /** Cloning a large repository can take a while; a hung clone must still end. */

@@ -242,6 +242,85 @@ describe.each(['process', 'inline'] as const)('launcher (%s)', (mode) => {
     await eventually(() => !groupAlive(child.pid), 5000, 'group gone');
   });
 
+  it('delivers piped input exactly, binary bytes included, and end() is the end of input', async () => {
+    const child = await launcher.spawn({
+      file: '/bin/sh',
+      args: ['-c', 'cat; echo after-eof >&2'],
+      env: { PATH },
+      stdin: 'pipe',
+    });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.onOutput((chunk, stream) => {
+      if (stream === 'stdout') stdout.push(chunk);
+      else stderr += chunk.toString('utf8');
+    });
+    const bytes = Buffer.from([0, 255, 1, 254, 10, 13]);
+    child.write(bytes);
+    child.write('héllo');
+    child.write('');
+    await eventually(() => Buffer.concat(stdout).length === bytes.length + 6, 5000, 'input echoed');
+    // cat is still waiting for more: stdin is open until end().
+    expect(stderr).toBe('');
+    child.end();
+    child.end();
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    await child.closed;
+    expect(Buffer.concat(stdout)).toEqual(Buffer.concat([bytes, Buffer.from('héllo', 'utf8')]));
+    expect(stderr).toBe('after-eof\n');
+  });
+
+  it('delivers a large input (1 MB) completely', async () => {
+    const child = await launcher.spawn({ file: '/bin/cat', args: [], env: { PATH }, stdin: 'pipe' });
+    const got: Buffer[] = [];
+    child.onOutput((chunk) => got.push(chunk));
+    const input = Buffer.alloc(1024 * 1024 + 7);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 31 + (i >> 8)) & 0xff;
+    child.write(input.subarray(0, 100_000));
+    child.write(input.subarray(100_000));
+    child.end();
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    await child.closed;
+    expect(Buffer.concat(got).equals(input)).toBe(true);
+  });
+
+  it('drops input quietly when the process exits without reading it (EPIPE), and keeps working', async () => {
+    const child = await launcher.spawn({
+      file: '/bin/sh',
+      args: ['-c', 'exec 0<&-; echo gone'],
+      env: { PATH },
+      stdin: 'pipe',
+    });
+    const out = collect(child);
+    child.write(Buffer.alloc(2 * 1024 * 1024, 1));
+    expect(await child.exited).toEqual({ code: 0, signal: null });
+    await child.closed;
+    // After the exit: nothing to write to, nothing thrown.
+    child.write('more');
+    child.end();
+    expect(out.text()).toBe('gone\n');
+    const after = await launcher.spawn({ file: '/bin/cat', args: [], env: { PATH }, stdin: 'pipe' });
+    const afterOut = collect(after);
+    after.write('still fine');
+    after.end();
+    await after.closed;
+    expect(afterOut.text()).toBe('still fine');
+  });
+
+  it('refuses write() on a process whose stdin is /dev/null', async () => {
+    const child = await launcher.spawn({ file: '/bin/sh', args: ['-c', 'exit 0'], env: { PATH } });
+    expect(() => child.write('x')).toThrow(/not piped/);
+    expect(() => child.end()).toThrow(/not piped/);
+    await child.closed;
+  });
+
+  it('reports a spawn error with its code', async () => {
+    const err = await launcher
+      .spawn({ file: '/no/such/program', args: [], env: { PATH } })
+      .catch((e: unknown) => e as NodeJS.ErrnoException);
+    expect(err).toMatchObject({ code: 'ENOENT' });
+  });
+
   it('stops waiting for output on release() when an escaped process keeps the pipe open', async () => {
     const child = await launcher.spawn({
       file: '/bin/sh',

@@ -19,6 +19,12 @@ export interface LaunchOptions {
   cwd?: string;
   /** The complete environment of the process: nothing is inherited or added. */
   env: Record<string, string>;
+  /**
+   * `ignore` (default): stdin is /dev/null. `pipe`: the caller feeds it with `write()` and closes
+   * it with `end()`. Writes are buffered by the launcher without flow control: for inputs that fit in
+   * memory (commit messages, ref lists), not for streams.
+   */
+  stdin?: 'ignore' | 'pipe';
 }
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -30,7 +36,7 @@ export interface ProcessExit {
 
 /**
  * A started process. It runs detached (its own session and process group, pgid = pid) with stdin on
- * /dev/null and stdout/stderr piped to the launcher.
+ * /dev/null (or piped, on request) and stdout/stderr piped to the launcher.
  */
 export interface LaunchedProcess {
   readonly pid: number;
@@ -51,6 +57,14 @@ export interface LaunchedProcess {
    * left the group (setsid) and keep a pipe open after the step has ended.
    */
   release(): void;
+  /**
+   * Writes to the process's stdin (spawned with `stdin: 'pipe'`; throws otherwise). Once the process
+   * has exited or closed its stdin, data is dropped silently (the EPIPE is swallowed), as after `end()`
+   * or `release()`.
+   */
+  write(data: Buffer | string): void;
+  /** Closes the process's stdin (end of input). Idempotent. */
+  end(): void;
 }
 
 export interface ProcessLauncher {
@@ -87,12 +101,22 @@ export class LauncherDiedError extends Error {
 export const LAUNCHER_DIED = 'process launcher died';
 
 type Request =
-  | { type: 'spawn'; id: number; file: string; args: string[]; cwd: string; env: Record<string, string> }
+  | {
+      type: 'spawn';
+      id: number;
+      file: string;
+      args: string[];
+      cwd: string;
+      env: Record<string, string>;
+      stdin: 'ignore' | 'pipe';
+    }
+  | { type: 'stdin'; id: number; data: Buffer }
+  | { type: 'stdin-end'; id: number }
   | { type: 'release'; id: number };
 
 type Reply =
   | { type: 'spawned'; id: number; pid: number }
-  | { type: 'spawn-error'; id: number; message: string }
+  | { type: 'spawn-error'; id: number; message: string; code?: string }
   | { type: 'output'; id: number; stream: OutputStream; data: Buffer }
   | { type: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null }
   | { type: 'closed'; id: number };
@@ -136,15 +160,17 @@ const send = (message) => {
 const start = (m) => {
   let child;
   try {
-    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: true, stdio: [m.stdin, 'pipe', 'pipe'] });
   } catch (err) {
-    send({ type: 'spawn-error', id: m.id, message: String((err && err.message) || err) });
+    send({ type: 'spawn-error', id: m.id, message: String((err && err.message) || err), code: err && err.code });
     return;
   }
   if (child.pid === undefined) {
-    child.once('error', (err) => send({ type: 'spawn-error', id: m.id, message: err.message }));
+    child.once('error', (err) => send({ type: 'spawn-error', id: m.id, message: err.message, code: err.code }));
     return;
   }
+  // A process that exits (or closes stdin) before reading all its input: EPIPE, nothing to report.
+  if (child.stdin) child.stdin.on('error', () => {});
   children.set(m.id, child);
   send({ type: 'spawned', id: m.id, pid: child.pid });
   if (paused) { child.stdout.pause(); child.stderr.pause(); }
@@ -159,7 +185,13 @@ const start = (m) => {
 };
 process.on('message', (m) => {
   if (m.type === 'spawn') start(m);
-  else if (m.type === 'release') {
+  else if (m.type === 'stdin' || m.type === 'stdin-end') {
+    const child = children.get(m.id);
+    const stdin = child && child.stdin;
+    if (!stdin || stdin.destroyed || stdin.writableEnded) return;
+    if (m.type === 'stdin') stdin.write(m.data);
+    else stdin.end();
+  } else if (m.type === 'release') {
     const child = children.get(m.id);
     if (child) { child.stdout.destroy(); child.stderr.destroy(); }
   }
@@ -175,8 +207,8 @@ export function createProcessLauncher(options: { mode?: LauncherMode } = {}): Pr
 
 let shared: ProcessLauncher | undefined;
 /**
- * One launcher per platform process, shared by every local runner and workspace: the launcher holds
- * no per-run state, and one idle Node process is enough.
+ * One launcher per platform process, shared by runGit, every local runner and workspace: the launcher
+ * holds no per-run state, and one idle Node process is enough.
  */
 export function sharedProcessLauncher(): ProcessLauncher {
   shared ??= createLauncherChild();
@@ -189,6 +221,7 @@ class Launched implements LaunchedProcess {
   #listeners: Array<(chunk: Buffer, stream: OutputStream) => void> = [];
   #early: Array<[Buffer, OutputStream]> = [];
   #released = false;
+  #inputEnded = false;
   #settleExit!: (exit: ProcessExit) => void;
   #failExit!: (err: Error) => void;
   #settleClosed!: () => void;
@@ -197,6 +230,8 @@ class Launched implements LaunchedProcess {
   constructor(
     readonly pid: number,
     private readonly onRelease: () => void,
+    /** Null when stdin is /dev/null. */
+    private readonly input: { write(data: Buffer): void; end(): void } | null,
   ) {
     this.exited = new Promise((resolve, reject) => {
       this.#settleExit = resolve;
@@ -226,6 +261,20 @@ class Launched implements LaunchedProcess {
     this.#early = [];
     this.onRelease();
     this.#settleClosed();
+  }
+
+  write(data: Buffer | string): void {
+    if (!this.input) throw new Error('stdin of this process is not piped (spawn it with stdin: "pipe")');
+    if (this.#inputEnded || this.#released) return;
+    const buffer = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (buffer.length > 0) this.input.write(buffer);
+  }
+
+  end(): void {
+    if (!this.input) throw new Error('stdin of this process is not piped (spawn it with stdin: "pipe")');
+    if (this.#inputEnded) return;
+    this.#inputEnded = true;
+    this.input.end();
   }
 
   output(chunk: Buffer, stream: OutputStream): void {
@@ -260,7 +309,7 @@ function createInlineLauncher(): ProcessLauncher {
             cwd: options.cwd,
             env: options.env,
             detached: true,
-            stdio: ['ignore', 'pipe', 'pipe'],
+            stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
           });
         } catch (err) {
           reject(err);
@@ -271,10 +320,27 @@ function createInlineLauncher(): ProcessLauncher {
           child.once('error', reject);
           return;
         }
-        const launched = new Launched(pid, () => {
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-        });
+        const stdin = child.stdin;
+        // A process that exits (or closes stdin) before reading all its input: EPIPE, nothing to report.
+        stdin?.on('error', () => {});
+        const input = stdin
+          ? {
+              write: (data: Buffer) => {
+                if (!stdin.destroyed && !stdin.writableEnded) stdin.write(data);
+              },
+              end: () => {
+                if (!stdin.destroyed && !stdin.writableEnded) stdin.end();
+              },
+            }
+          : null;
+        const launched = new Launched(
+          pid,
+          () => {
+            child.stdout?.destroy();
+            child.stderr?.destroy();
+          },
+          input,
+        );
         child.stdout?.on('data', (chunk: Buffer) => launched.output(chunk, 'stdout'));
         child.stderr?.on('data', (chunk: Buffer) => launched.output(chunk, 'stderr'));
         // After a successful start, 'error' only reports a failed kill(), which nobody calls here.
@@ -290,7 +356,7 @@ function createInlineLauncher(): ProcessLauncher {
 
 interface Incarnation {
   child: ChildProcess;
-  pending: Map<number, { resolve: (p: Launched) => void; reject: (err: Error) => void }>;
+  pending: Map<number, { resolve: (p: Launched) => void; reject: (err: Error) => void; stdin: boolean }>;
   running: Map<number, Launched>;
   dead: boolean;
   /** Set by close(): in-flight requests then report a closed launcher rather than a crash. */
@@ -334,7 +400,14 @@ function createLauncherChild(): ProcessLauncher {
         const waiter = inc.pending.get(reply.id);
         if (!waiter) return;
         inc.pending.delete(reply.id);
-        const launched = new Launched(reply.pid, () => send(inc, { type: 'release', id: reply.id }));
+        const id = reply.id;
+        const input = waiter.stdin
+          ? {
+              write: (data: Buffer) => send(inc, { type: 'stdin', id, data }),
+              end: () => send(inc, { type: 'stdin-end', id }),
+            }
+          : null;
+        const launched = new Launched(reply.pid, () => send(inc, { type: 'release', id }), input);
         inc.running.set(reply.id, launched);
         waiter.resolve(launched);
         return;
@@ -343,7 +416,7 @@ function createLauncherChild(): ProcessLauncher {
         const waiter = inc.pending.get(reply.id);
         if (!waiter) return;
         inc.pending.delete(reply.id);
-        waiter.reject(new Error(reply.message));
+        waiter.reject(Object.assign(new Error(reply.message), reply.code ? { code: reply.code } : {}));
         updateRef(inc);
         return;
       }
@@ -400,7 +473,8 @@ function createLauncherChild(): ProcessLauncher {
       const inc = current;
       const id = nextId++;
       return new Promise<LaunchedProcess>((resolve, reject) => {
-        inc.pending.set(id, { resolve, reject });
+        const stdin = options.stdin ?? 'ignore';
+        inc.pending.set(id, { resolve, reject, stdin: stdin === 'pipe' });
         updateRef(inc);
         send(inc, {
           type: 'spawn',
@@ -409,6 +483,7 @@ function createLauncherChild(): ProcessLauncher {
           args: options.args,
           cwd: options.cwd ?? process.cwd(),
           env: options.env,
+          stdin,
         });
       });
     },
