@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { eventually } from '../../test/helpers/wait.js';
 import {
   createProcessLauncher,
   LAUNCHER_DIED,
@@ -15,17 +16,6 @@ import {
 
 const launcherModule = fileURLToPath(new URL('./launcher.ts', import.meta.url));
 const PATH = '/usr/local/bin:/usr/bin:/bin';
-
-/** Polls until fn returns a truthy value (same contract as `eventually` in test/helpers/app.ts). */
-async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await fn();
-    if (value) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function alive(pid: number): boolean {
   try {

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gitOk, tempDir } from '../../test/helpers/git.js';
+import { eventually } from '../../test/helpers/wait.js';
 import {
   createProcessLauncher,
   LAUNCHER_DIED,
@@ -24,25 +25,6 @@ import type { RepoSource, Runner, StepRunRequest, StepRunResult, Workspace } fro
 
 const BWRAP = '/usr/bin/bwrap';
 const localModule = fileURLToPath(new URL('./local.ts', import.meta.url));
-
-/**
- * Polls until fn returns a truthy value. Same contract as `eventually` in test/helpers/app.ts, which is
- * not imported here because it would load the whole application into a unit test.
- */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 let tmp: ReturnType<typeof tempDir>;
 let workRoot: string;

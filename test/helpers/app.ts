@@ -286,18 +286,4 @@ export async function insertProject(
   return row.id;
 }
 
-/** Polls until fn returns a truthy value or the deadline passes (no fixed sleeps in tests). */
-export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+export { eventually } from './wait.js';

@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testValkeyUrl, valkeyAvailable } from '../../../test/helpers/services.js';
+import { eventually } from '../../../test/helpers/wait.js';
 import { type Cache, MemoryCache, ValkeyCache } from './index.js';
-
-/** Polls until check() is true; fails after the deadline. */
-async function eventually(check: () => Promise<boolean>, deadlineMs = 5_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`condition not met within ${deadlineMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 function cacheContract(name: string, create: () => Cache): void {
   describe(`Cache contract: ${name}`, () => {

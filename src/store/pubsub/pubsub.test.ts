@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { testValkeyUrl, valkeyAvailable } from '../../../test/helpers/services.js';
+import { eventually } from '../../../test/helpers/wait.js';
 import { type HandlerErrorReporter, MemoryPubSub, type PubSub, ValkeyPubSub } from './index.js';
-
-/** Polls until check() is true; fails after the deadline. */
-async function eventually(check: () => boolean, deadlineMs = 5_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${deadlineMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Creates instances sharing one namespace (a fresh one per test). */
 type PubSubFactory = (options?: { onHandlerError?: HandlerErrorReporter }) => PubSub;
