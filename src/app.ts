@@ -306,7 +306,8 @@ export async function buildApp(
     }),
   ];
 
-  if (drivers.objects instanceof FsObjectStore) systemRoutes.push(...objectUrlRoutes(drivers.objects));
+  if (drivers.objects instanceof FsObjectStore)
+    systemRoutes.push(...objectUrlRoutes(drivers.objects, config.git_body_limit_bytes));
 
   const ctx: ModuleContext = {
     config,
@@ -424,7 +425,8 @@ async function checkDependencies(drivers: Drivers): Promise<DependencyCheck[]> {
 }
 
 /** Serves the filesystem store's presigned URLs: the HMAC signature is the authorization. */
-function objectUrlRoutes(store: FsObjectStore): AnyRouteDef[] {
+/** Presigned GET/PUT of the filesystem store; `uploadLimit` bounds a PUT body (LFS objects). */
+function objectUrlRoutes(store: FsObjectStore, uploadLimit: number): AnyRouteDef[] {
   const params = z.object({ '*': z.string().min(1).max(2048) });
   const query = z.object({
     method: z.enum(['GET', 'PUT']),
@@ -465,7 +467,7 @@ function objectUrlRoutes(store: FsObjectStore): AnyRouteDef[] {
       access: 'public',
       params,
       query,
-      bodyLimit: 5 * 1024 * 1024 * 1024,
+      bodyLimit: uploadLimit,
       raw: true,
       handler: async ({ params: p, query: q, req, reply }) => {
         verify('PUT', p['*'], q);

@@ -297,6 +297,18 @@ describe.skipIf(servicesMissing)('git LFS with the stock git-lfs client', () => 
       body: JSON.stringify({ operation: 'upload', objects: [{ oid: '../../etc/passwd', size: 1 }] }),
     });
     expect(bad.status).toBe(400);
+    // Larger than the upload limit (git_body_limit_bytes): refused per object before any upload.
+    const huge = await fetch(`${base}/lena/assets.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ operation: 'upload', objects: [{ oid: 'b'.repeat(64), size: 6 * 1024 ** 3 }] }),
+    });
+    expect(huge.status).toBe(200);
+    const hugeBody = (await huge.json()) as { objects: { error?: { code: number; message: string } }[] };
+    expect(hugeBody.objects[0]!.error).toEqual({
+      code: 422,
+      message: 'object is larger than the 5368709120-byte upload limit',
+    });
     const anon = await fetch(`${base}/lena/assets.git/info/lfs/objects/batch`, {
       method: 'POST',
       headers: { 'content-type': 'application/vnd.git-lfs+json' },

@@ -37,6 +37,8 @@ export interface LfsDeps {
   rbac: RbacService;
   objects: ObjectStore;
   publicUrl: string;
+  /** Largest object an upload may announce: the presigned upload's own body limit (git_body_limit_bytes). */
+  maxObjectSize: number;
 }
 
 /** Git LFS batch API (basic transfer) over the object store's presigned URLs. */
@@ -87,6 +89,16 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
               };
             }
             if (existing && existing.size === size) return { oid, size, authenticated: true };
+            if (size > deps.maxObjectSize) {
+              return {
+                oid,
+                size,
+                error: {
+                  code: 422,
+                  message: `object is larger than the ${deps.maxObjectSize}-byte upload limit`,
+                },
+              };
+            }
             await deps.db
               .insertInto('lfs_objects')
               .values({ project_id: project.id, oid, size })

@@ -32,6 +32,7 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
         rbac: ctx.rbac,
         objects: ctx.drivers.objects,
         publicUrl: ctx.config.public_url,
+        maxObjectSize: ctx.config.git_body_limit_bytes,
       }),
     ],
     start: async () => {
