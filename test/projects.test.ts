@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,23 @@ describe.skipIf(servicesMissing)('projects', () => {
       token: other.token,
     });
     expect(filtered.body.items.map((p: { name: string }) => p.name)).toEqual(['pub-2']);
+  });
+
+  it('a rename whose later git step fails moves the repository back and changes nothing', async () => {
+    const res = await create(owner.token, { name: 'half-renamed' });
+    const dir = path.join(t.config.data_dir, 'repos', 'olivia', 'half-renamed.git');
+    // A HEAD that is a directory: `git symbolic-ref` fails after the directory was moved.
+    rmSync(path.join(dir, 'HEAD'));
+    mkdirSync(path.join(dir, 'HEAD'));
+    const failed = await t.request('PATCH', `/api/projects/${res.body.id}`, {
+      token: owner.token,
+      body: { name: 'fully-renamed', default_branch: 'dev' },
+    });
+    expect(failed.status).toBe(500);
+    expect(existsSync(dir)).toBe(true);
+    expect(existsSync(path.join(t.config.data_dir, 'repos', 'olivia', 'fully-renamed.git'))).toBe(false);
+    const after = await t.request('GET', `/api/projects/${res.body.id}`, { token: owner.token });
+    expect(after.body).toMatchObject({ name: 'half-renamed', default_branch: 'main' });
   });
 
   it('rename keeps old clone URLs and owner/name lookups working', async () => {

@@ -296,50 +296,65 @@ export class ProjectsService {
     const newRepoPath = renaming
       ? path.join('repos', before.owner_name, `${input.name}.git`)
       : before.repo_path;
-    const updated = await this.db.transaction().execute(async (trx) => {
-      const changes: Record<string, unknown> = {};
-      for (const key of ['display_name', 'description', 'visibility', 'default_branch'] as const) {
-        if (input[key] !== undefined) changes[key] = input[key];
-      }
-      if (renaming) {
-        const taken = await trx
-          .selectFrom('projects')
-          .select('id')
-          .where('owner_id', '=', before.owner_id)
-          .where('name', '=', input.name!)
-          .executeTakeFirst();
-        if (taken) throw conflict(`a project named ${input.name} already exists`);
-        changes.name = input.name;
-        changes.repo_path = newRepoPath;
-        await trx
-          .deleteFrom('project_redirects')
-          .where('owner_id', '=', before.owner_id)
-          .where('name', '=', input.name!)
-          .execute();
-        await trx
-          .insertInto('project_redirects')
-          .values({ owner_id: before.owner_id, name: before.name, project_id: id })
-          .onConflict((oc) => oc.columns(['owner_id', 'name']).doUpdateSet({ project_id: id }))
-          .execute();
-      }
-      if (Object.keys(changes).length > 0)
-        await trx.updateTable('projects').set(changes).where('id', '=', id).execute();
-      await writeAudit(trx, {
-        actor,
-        action: renaming ? 'project.rename' : 'project.update',
-        resourceType: 'project',
-        resourceId: id,
-        projectId: id,
-        detail: { fields: Object.keys(changes), ...(renaming ? { from: before.name, to: input.name } : {}) },
-      });
-      if (renaming) await rename(this.repoDir(before), path.join(this.options.dataDir, newRepoPath));
-      if (input.default_branch) {
-        await runGit(['symbolic-ref', 'HEAD', `refs/heads/${input.default_branch}`], {
-          cwd: path.join(this.options.dataDir, newRepoPath),
+    const oldDir = this.repoDir(before);
+    const newDir = path.join(this.options.dataDir, newRepoPath);
+    // The directory moves inside the transaction (so a failed move leaves the row as it was); when
+    // anything after the move fails — symbolic-ref, the commit itself — it is moved back.
+    let moved = false;
+    const updated = await this.db
+      .transaction()
+      .execute(async (trx) => {
+        const changes: Record<string, unknown> = {};
+        for (const key of ['display_name', 'description', 'visibility', 'default_branch'] as const) {
+          if (input[key] !== undefined) changes[key] = input[key];
+        }
+        if (renaming) {
+          const taken = await trx
+            .selectFrom('projects')
+            .select('id')
+            .where('owner_id', '=', before.owner_id)
+            .where('name', '=', input.name!)
+            .executeTakeFirst();
+          if (taken) throw conflict(`a project named ${input.name} already exists`);
+          changes.name = input.name;
+          changes.repo_path = newRepoPath;
+          await trx
+            .deleteFrom('project_redirects')
+            .where('owner_id', '=', before.owner_id)
+            .where('name', '=', input.name!)
+            .execute();
+          await trx
+            .insertInto('project_redirects')
+            .values({ owner_id: before.owner_id, name: before.name, project_id: id })
+            .onConflict((oc) => oc.columns(['owner_id', 'name']).doUpdateSet({ project_id: id }))
+            .execute();
+        }
+        if (Object.keys(changes).length > 0)
+          await trx.updateTable('projects').set(changes).where('id', '=', id).execute();
+        await writeAudit(trx, {
+          actor,
+          action: renaming ? 'project.rename' : 'project.update',
+          resourceType: 'project',
+          resourceId: id,
+          projectId: id,
+          detail: {
+            fields: Object.keys(changes),
+            ...(renaming ? { from: before.name, to: input.name } : {}),
+          },
         });
-      }
-      return this.get(id, trx);
-    });
+        if (renaming) {
+          await rename(oldDir, newDir);
+          moved = true;
+        }
+        if (input.default_branch) {
+          await runGit(['symbolic-ref', 'HEAD', `refs/heads/${input.default_branch}`], { cwd: newDir });
+        }
+        return this.get(id, trx);
+      })
+      .catch(async (err: unknown) => {
+        if (moved) await rename(newDir, oldDir);
+        throw err;
+      });
     await this.rbac.invalidate({ projectId: id });
     return this.view(updated);
   }
