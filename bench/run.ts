@@ -34,6 +34,32 @@ export async function json<T>(res: Response, what: string): Promise<T> {
   return JSON.parse(text) as T;
 }
 
+/** Logs in as `user` and creates an API token (shown once): what every scenario needs first. */
+export async function loginToken(
+  base: string,
+  user: string,
+  password: string,
+  tokenName: string,
+): Promise<string> {
+  const login = await fetch(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: user, password }),
+  });
+  await json(login, 'login');
+  const cookie = login.headers.get('set-cookie')?.split(';')[0];
+  if (!cookie) throw new Error('login answered without a session cookie');
+  const { token } = await json<{ token: string }>(
+    await fetch(`${base}/api/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie },
+      body: JSON.stringify({ name: tokenName }),
+    }),
+    'create token',
+  );
+  return token;
+}
+
 let built: Promise<void> | undefined;
 /**
  * The platform as users run it (`npm start`): compiled to dist/ by `npm run build`, run with plain

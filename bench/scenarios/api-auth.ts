@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchContext, Scenario, ScenarioResult } from '../run.js';
-import { childEnv, json, platformServeCommand, repoRoot } from '../run.js';
+import { childEnv, json, loginToken, platformServeCommand, repoRoot } from '../run.js';
 
 const GOAL = 0.5;
 const ADMIN_PASSWORD = 'bench-admin-password';
@@ -56,23 +56,8 @@ export const apiAuth: Scenario = {
     });
     await platform.waitReady(`${base}/readyz`, 180_000);
 
-    const login = await fetch(`${base}/api/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'admin', password: ADMIN_PASSWORD }),
-    });
-    await json(login, 'login');
-    const cookie = login.headers.get('set-cookie')?.split(';')[0];
-    if (!cookie) throw new Error('login answered without a session cookie');
-    const created = await json<{ token: string }>(
-      await fetch(`${base}/api/tokens`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', cookie },
-        body: JSON.stringify({ name: 'bench' }),
-      }),
-      'create token',
-    );
-    const headers = { authorization: `Bearer ${created.token}` };
+    const token = await loginToken(base, 'admin', ADMIN_PASSWORD, 'bench');
+    const headers = { authorization: `Bearer ${token}` };
     await json(await fetch(`${base}/api/auth/me`, { headers }), 'GET /api/auth/me');
 
     const measured = await ctx.measure(

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchContext, ComparisonResult, Figure, Scenario } from '../run.js';
-import { childEnv, json, platformServeCommand, repoRoot } from '../run.js';
+import { childEnv, json, loginToken, platformServeCommand, repoRoot } from '../run.js';
 
 const RATIO_GOAL = 1.25;
 const RSS_GOAL_MB = 64;
@@ -308,22 +308,7 @@ export const git: Scenario = {
     const cmdline = readFileSync(`/proc/${serverPid}/cmdline`, 'utf8').split('\0').join(' ');
     if (!cmdline.includes('src/main.js')) throw new Error(`pid ${serverPid} is not the server: ${cmdline}`);
 
-    const login = await fetch(`${base}/api/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: ADMIN_USER, password: ADMIN_PASSWORD }),
-    });
-    await json(login, 'login');
-    const cookie = login.headers.get('set-cookie')?.split(';')[0];
-    if (!cookie) throw new Error('login answered without a session cookie');
-    const { token } = await json<{ token: string }>(
-      await fetch(`${base}/api/tokens`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', cookie },
-        body: JSON.stringify({ name: 'bench-git' }),
-      }),
-      'create token',
-    );
+    const token = await loginToken(base, ADMIN_USER, ADMIN_PASSWORD, 'bench-git');
     const projects: { url: string; repoPath: string }[] = [];
     for (let i = 1; i <= RUNS; i++) {
       const p = await json<{ clone_url: string; full_name: string }>(

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchContext, ComparisonResult, Figure, Scenario } from '../run.js';
-import { childEnv, json, platformServeCommand, repoRoot } from '../run.js';
+import { childEnv, json, loginToken, platformServeCommand, repoRoot } from '../run.js';
 
 const RATIO_GOAL = 2;
 /** Not set by the issue; a budget that keeps the figure honest. */
@@ -96,22 +96,7 @@ export const pipeline: Scenario = {
       }),
     });
     await server.waitReady(`${base}/readyz`, 180_000);
-    const login = await fetch(`${base}/api/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: ADMIN_USER, password: ADMIN_PASSWORD }),
-    });
-    await json(login, 'login');
-    const cookie = login.headers.get('set-cookie')?.split(';')[0];
-    if (!cookie) throw new Error('login answered without a session cookie');
-    const { token } = await json<{ token: string }>(
-      await fetch(`${base}/api/tokens`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', cookie },
-        body: JSON.stringify({ name: 'bench-pipeline' }),
-      }),
-      'create token',
-    );
+    const token = await loginToken(base, ADMIN_USER, ADMIN_PASSWORD, 'bench-pipeline');
     const auth = { authorization: `Bearer ${token}` };
     const project = await json<{ id: string; full_name: string }>(
       await fetch(`${base}/api/projects`, {
