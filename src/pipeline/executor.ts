@@ -9,7 +9,7 @@ import '../notify/events.js';
 import type { ProjectRow, ProjectsService } from '../projects/index.js';
 import type { RepoSource, Runner, StepRunResult, Workspace } from '../runners/types.js';
 import { SecretResolutionError, type SecretsService } from '../secrets/index.js';
-import type { Db } from '../store/db.js';
+import type { Db, Tx } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
 import type { PubSub } from '../store/pubsub/types.js';
 import type { PipelineRow, PipelineStatus, PipelineStepRow, PipelineStepStatus } from '../store/schema.js';
@@ -292,18 +292,7 @@ export class PipelineExecutor {
       const failed: PipelineRow[] = [];
       for (const row of rows) {
         const interrupted = row.status === 'running';
-        const updated = await trx
-          .updateTable('pipelines')
-          .set({
-            ...(interrupted
-              ? { status: 'failure' as const, error: INTERRUPTED_ERROR, finished_at: sql<Date>`now()` }
-              : {}),
-            lease_holder: null,
-            lease_expires_at: null,
-          })
-          .where('id', '=', row.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
+        // The steps the dead instance was running; the ones it never started are closed below.
         await trx
           .updateTable('pipeline_steps')
           .set({
@@ -314,23 +303,14 @@ export class PipelineExecutor {
           .where('pipeline_id', '=', row.id)
           .where('status', '=', 'running')
           .execute();
-        await trx
-          .updateTable('pipeline_steps')
-          .set({ status: interrupted ? 'skipped' : 'cancelled' })
-          .where('pipeline_id', '=', row.id)
-          .where('status', '=', 'pending')
-          .execute();
-        if (interrupted) {
-          failed.push(updated);
-          await writeAudit(trx, {
-            actor: systemActor,
-            action: 'pipeline.finish',
-            resourceType: 'pipeline',
-            resourceId: row.id,
-            projectId: row.project_id,
-            detail: { status: 'failure', error: INTERRUPTED_ERROR },
-          });
-        }
+        const updated = await closePipelineRow(
+          trx,
+          row,
+          interrupted ? 'failure' : 'cancelled',
+          interrupted,
+          INTERRUPTED_ERROR,
+        );
+        if (interrupted) failed.push(updated);
       }
       return { ids: rows.map((r) => r.id), failed };
     });
@@ -761,22 +741,6 @@ export class PipelineExecutor {
       if (!cur || cur.lease_holder !== me) return null; // recovered by another instance meanwhile
       const transitioned = cur.status === 'running';
       const final: PipelineStatus = transitioned ? status : cur.status;
-      const updated = await trx
-        .updateTable('pipelines')
-        .set({
-          ...(transitioned ? { status: final, error: finalError, finished_at: sql<Date>`now()` } : {}),
-          lease_holder: null,
-          lease_expires_at: null,
-        })
-        .where('id', '=', row.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await trx
-        .updateTable('pipeline_steps')
-        .set({ status: final === 'cancelled' ? 'cancelled' : 'skipped' })
-        .where('pipeline_id', '=', row.id)
-        .where('status', '=', 'pending')
-        .execute();
       const artifactIds = new Map<string, string>();
       for (const a of ctx.artifacts) {
         const published = ctx.publications.some((p) => p.artifactName === a.name) && final === 'success';
@@ -834,20 +798,14 @@ export class PipelineExecutor {
           deployments.push(d);
         }
       }
-      if (transitioned) {
-        await writeAudit(trx, {
-          actor: systemActor,
-          action: 'pipeline.finish',
-          resourceType: 'pipeline',
-          resourceId: row.id,
-          projectId: row.project_id,
-          detail: {
-            status: final,
-            ...(finalError ? { error: finalError } : {}),
-            ...(deployments.length > 0 ? { deployments: deployments.map((d) => d.environment) } : {}),
-          },
-        });
-      }
+      const updated = await closePipelineRow(
+        trx,
+        row,
+        final,
+        transitioned,
+        finalError,
+        deployments.length > 0 ? { deployments: deployments.map((d) => d.environment) } : {},
+      );
       return { transitioned, updated, deployments };
     });
     if (!outcome) return;
@@ -876,4 +834,46 @@ export class PipelineExecutor {
     this.unsubscribers = [];
     await this.replay.stop();
   }
+}
+
+/**
+ * Ends a pipeline row in `trx`: the final status (only when it was still running — `transitioned` —
+ * with one `pipeline.finish` audit row), the lease released, and the steps that never started closed
+ * (`cancelled` for a cancelled pipeline, else `skipped`).
+ */
+async function closePipelineRow(
+  trx: Tx,
+  row: Pick<PipelineRow, 'id' | 'project_id'>,
+  final: PipelineStatus,
+  transitioned: boolean,
+  error: string | null,
+  auditDetail: Record<string, unknown> = {},
+): Promise<PipelineRow> {
+  const updated = await trx
+    .updateTable('pipelines')
+    .set({
+      ...(transitioned ? { status: final, error, finished_at: sql<Date>`now()` } : {}),
+      lease_holder: null,
+      lease_expires_at: null,
+    })
+    .where('id', '=', row.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await trx
+    .updateTable('pipeline_steps')
+    .set({ status: final === 'cancelled' ? 'cancelled' : 'skipped' })
+    .where('pipeline_id', '=', row.id)
+    .where('status', '=', 'pending')
+    .execute();
+  if (transitioned) {
+    await writeAudit(trx, {
+      actor: systemActor,
+      action: 'pipeline.finish',
+      resourceType: 'pipeline',
+      resourceId: row.id,
+      projectId: row.project_id,
+      detail: { status: final, ...(error ? { error } : {}), ...auditDetail },
+    });
+  }
+  return updated;
 }
