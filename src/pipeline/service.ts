@@ -50,6 +50,8 @@ export interface CreatePipelineInput {
   mrAction?: MrAction;
   /** Retry: the finished pipeline whose definition, ref, commit and variables are reused. */
   retryOf?: PipelineRow;
+  /** The definition at `sha` when the caller has read it already (the push trigger does, for schedules). */
+  definition?: DefinitionAt;
 }
 
 /** Why no pipeline was created (push/mr/schedule triggers skip silently; the API answers 422). */
@@ -135,17 +137,14 @@ export class PipelineService {
     }
   }
 
-  private async commitOf(repoDir: string, sha: string): Promise<string> {
-    const r = await runGit(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`], {
-      cwd: repoDir,
-      okExitCodes: [0, 1],
-    });
-    return r.exitCode === 0 ? r.stdout.toString('utf8').trim() : sha;
-  }
-
-  private async commitMessage(repoDir: string, sha: string): Promise<string> {
-    const r = await runGit(['log', '-1', '--format=%B', sha], { cwd: repoDir, timeoutMs: 30_000 });
-    return r.stdout.toString('utf8').trim().slice(0, 10_000);
+  /**
+   * The commit `sha` names and its message, in one git call: a pushed annotated tag names the tag
+   * object, and pipelines build (and report) the commit it points to (`git log` peels it).
+   */
+  private async commitAt(repoDir: string, sha: string): Promise<{ sha: string; message: string }> {
+    const r = await runGit(['log', '-1', '--format=%H%x00%B', sha], { cwd: repoDir, timeoutMs: 30_000 });
+    const [commit, message = ''] = r.stdout.toString('utf8').split('\0');
+    return { sha: commit!.trim(), message: message.trim().slice(0, 10_000) };
   }
 
   /** The commit a ref (branch name, tag name or full ref) points at, with the full ref; null when unknown. */
@@ -173,20 +172,23 @@ export class PipelineService {
     const project = await this.deps.projects.get(input.projectId);
     const repoDir = this.deps.projects.repoDir(project);
     let def: DefinitionAt;
-    let message: string;
+    let commit: { sha: string; message: string };
     if (input.retryOf) {
-      message = input.retryOf.commit_message;
+      commit = { sha: input.sha, message: input.retryOf.commit_message };
       def = input.retryOf.definition
         ? { kind: 'ok', definition: input.retryOf.definition as unknown as PipelineDefinition }
         : await this.definitionAt(repoDir, input.sha);
     } else {
-      def = await this.definitionAt(repoDir, input.sha);
+      def = input.definition ?? (await this.definitionAt(repoDir, input.sha));
       if (def.kind === 'missing') return { skipped: 'no_definition' };
-      message = await this.commitMessage(repoDir, input.sha);
+      commit = await this.commitAt(repoDir, input.sha);
       // A manual run (api) is asked for explicitly: the commit message does not veto it.
-      if (input.trigger !== 'api' && /\[(skip ci|ci skip)\]/i.test(message)) return { skipped: 'skip_ci' };
+      if (input.trigger !== 'api' && /\[(skip ci|ci skip)\]/i.test(commit.message)) {
+        return { skipped: 'skip_ci' };
+      }
     }
     if (def.kind === 'missing') return { skipped: 'no_definition' };
+    const { sha, message } = commit;
     if (def.kind === 'ok' && !input.retryOf) {
       const d = def.definition;
       if (input.trigger === 'push' && !matchesPush(d, input.ref)) return { skipped: 'not_matching' };
@@ -195,8 +197,6 @@ export class PipelineService {
       if (input.trigger === 'api' && !d.on.api) return { skipped: 'api_disabled' };
     }
 
-    // A pushed annotated tag names the tag object: pipelines build (and report) the commit it points to.
-    const sha = await this.commitOf(repoDir, input.sha);
     const variables = input.retryOf?.variables ?? input.variables ?? {};
     const branch = branchOf(input.ref);
     const definition = def.kind === 'ok' ? def.definition : null;

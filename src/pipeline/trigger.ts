@@ -44,6 +44,9 @@ export function subscribeTriggers(
   return [
     events.on('push.received', async (e) => {
       if (e.deleted || !/^refs\/(heads|tags)\//.test(e.ref) || !/^[0-9a-f]{7,64}$/.test(e.after)) return;
+      const project = await projects.get(e.projectId);
+      // Read once: the push pipeline and, on the default branch, the schedules both need it.
+      const definition = await service.definitionAt(projects.repoDir(project), e.after);
       await service.create({
         projectId: e.projectId,
         trigger: 'push',
@@ -51,11 +54,10 @@ export function subscribeTriggers(
         sha: e.after,
         actor: { id: e.pusherId, name: e.pusherName, ip: null },
         triggeredBy: e.pusherId,
+        definition,
       });
-      const project = await projects.get(e.projectId);
       if (e.ref === `refs/heads/${project.default_branch}`) {
-        const def = await service.definitionAt(projects.repoDir(project), e.after);
-        await service.refreshSchedules(project, e.ref, def);
+        await service.refreshSchedules(project, e.ref, definition);
       }
     }),
     events.on('mr.opened', (e) => onMr(e, 'opened', e.authorId)),
