@@ -322,13 +322,14 @@ export async function buildApp(
   };
   // Later modules, in dependency order. Each: routes, optional start/stop, and a service for other modules.
   const projectsModule = createProjectsModule(ctx);
+  const secretsModule = createSecretsModule(ctx);
   const modules: PlatformModule[] = [
     projectsModule,
     createGitModule(ctx, projectsModule.service),
     createMergeRequestsModule(ctx, projectsModule.service),
-    createSecretsModule(ctx),
+    secretsModule,
     createNotifyModule(ctx),
-    createPipelineModule(ctx, projectsModule.service),
+    createPipelineModule(ctx, projectsModule.service, secretsModule.service),
     createWebhooksModule(ctx),
     createIssuesModule(ctx),
   ];

@@ -3,7 +3,7 @@ import type { ModuleContext, PlatformModule } from '../app.js';
 import type { ProjectsService } from '../projects/index.js';
 import { createKubernetesRunner, createLocalRunner, createMasker } from '../runners/index.js';
 import type { Runner } from '../runners/types.js';
-import { SecretsService } from '../secrets/index.js';
+import type { SecretsService } from '../secrets/index.js';
 import { parseDuration } from './definition.js';
 import { PipelineExecutor } from './executor.js';
 import type { StreamSet } from './log-stream.js';
@@ -52,6 +52,7 @@ function createRunner(ctx: ModuleContext, workRoot: string): Runner {
 export function createPipelineModule(
   ctx: ModuleContext,
   projects: ProjectsService,
+  secrets: SecretsService,
   options: PipelineModuleOptions = {},
 ): PlatformModule & { service: PipelineService; executor: PipelineExecutor } {
   const db = ctx.drivers.db.db;
@@ -59,8 +60,6 @@ export function createPipelineModule(
   const stateDir = path.resolve(
     ctx.config.pipeline_workspace_dir ?? path.join(ctx.config.data_dir, 'workspaces'),
   );
-  // Stateless (database + key): the module resolves `${{ secrets.NAME }}` with its own instance.
-  const secrets = new SecretsService(db, ctx.masterKey);
   const runner = options.runner ?? createRunner(ctx, path.join(stateDir, 'runs'));
   const executor = new PipelineExecutor({
     db,

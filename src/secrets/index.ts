@@ -20,7 +20,7 @@ export {
 export type { PutSecretInput, SecretConsumer, SecretMetadata, SecretScope } from './types.js';
 
 /** The secrets module: its routes, and `SecretsService` as `platform.service('secrets')`. */
-export function createSecretsModule(ctx: ModuleContext): PlatformModule {
+export function createSecretsModule(ctx: ModuleContext): PlatformModule & { service: SecretsService } {
   const service = new SecretsService(ctx.drivers.db.db, ctx.masterKey);
   return { name: 'secrets', routes: secretsRoutes(service), service };
 }
