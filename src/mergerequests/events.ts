@@ -9,7 +9,9 @@ export interface MergeRequestUpdatedEvent {
   title: string;
   sourceBranch: string;
   targetBranch: string;
-  /** New head of the source branch. */
+  /** `push`: new commits on the source branch (an MR pipeline's `synchronized`); `edit`: title/body. */
+  reason: 'push' | 'edit';
+  /** Head of the source branch (unchanged by an edit). */
   headSha: string;
   previousHeadSha: string | null;
   /** Who pushed (or edited). */

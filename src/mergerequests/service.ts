@@ -560,9 +560,9 @@ export class MergeRequestsService {
       });
     }
     if (input.title !== undefined || input.body !== undefined) {
-      // An edit: the same event as a push, with the head unchanged (pipeline triggers ignore it).
       this.events.emit('mr.updated', {
         ...base,
+        reason: 'edit',
         sourceBranch: updated.source_branch,
         targetBranch: updated.target_branch,
         headSha: updated.head_sha ?? '',
@@ -856,6 +856,7 @@ export class MergeRequestsService {
             title: mr.title,
             sourceBranch: mr.source_branch,
             targetBranch: mr.target_branch,
+            reason: 'push',
             headSha: e.after,
             previousHeadSha: mr.head_sha,
             actorId: e.pusherId,

@@ -63,7 +63,7 @@ export function subscribeTriggers(
     events.on('mr.opened', (e) => onMr(e, 'opened', e.authorId)),
     events.on('mr.reopened', (e) => onMr(e, 'reopened', e.actorId)),
     events.on('mr.updated', async (e) => {
-      if (e.headSha === e.previousHeadSha) return; // an edit of the title or description
+      if (e.reason !== 'push') return;
       await onMr(e, 'synchronized', e.actorId);
     }),
   ];
