@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
+import { backoffDelayMs } from '../core/backoff.js';
 import { OutboundError, signPayload } from '../core/outbound.js';
 import type { Db } from '../store/db.js';
 import type { PubSub } from '../store/pubsub/index.js';
@@ -192,8 +193,7 @@ export class NotificationWorker {
     const message = (err instanceof Error ? err.message : String(err)).slice(0, 2000);
     const retry = transient && row.attempts < this.options.maxAttempts;
     if (retry) {
-      const exp = this.options.backoffBaseMs * 2 ** Math.max(0, row.attempts - 1);
-      const delay = Math.min(this.options.backoffMaxMs, exp) * (0.8 + Math.random() * 0.4);
+      const delay = backoffDelayMs(row.attempts, this.options.backoffBaseMs, this.options.backoffMaxMs);
       await this.db
         .updateTable('notifications')
         .set({ error: message, next_attempt_at: sql<Date>`now() + make_interval(secs => ${delay / 1000})` })

@@ -10,4 +10,3 @@ export {
   WebhooksService,
   type WebhookView,
 } from './service.js';
-export { backoffDelayMs } from './worker.js';

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
+import { backoffDelayMs } from '../core/backoff.js';
 import { OutboundError, signPayload } from '../core/outbound.js';
 import { type Db, transaction } from '../store/db.js';
 import { type WebhookDeliveryStatus, webhookDeliveryStatusTransitions } from '../store/schema.js';
@@ -21,12 +22,6 @@ const failure = (error: string, retryable: boolean, statusCode: number | null = 
   error: error.slice(0, 2000),
   retryable,
 });
-
-/** Exponential backoff with ±20 % jitter, so receivers that failed together are not retried together. */
-export function backoffDelayMs(attempt: number, baseMs: number, maxMs: number): number {
-  const exp = baseMs * 2 ** Math.max(0, attempt - 1);
-  return Math.min(maxMs, exp * (0.8 + Math.random() * 0.4));
-}
 
 /**
  * Sends the delivery outbox. Every instance runs it: due rows are claimed with FOR UPDATE SKIP
