@@ -494,7 +494,9 @@ function renderDocs(routes: AnyRouteDef[]): string {
       const access =
         typeof r.access === 'string'
           ? r.access
-          : `${r.access.permission}${r.access.projectParam ? ' on project' : ''}`;
+          : 'self' in r.access
+            ? `self (${r.access.self})`
+            : `${r.access.permission}${r.access.projectParam ? ' on project' : ''}`;
       return `<tr><td><code>${r.method}</code></td><td><code>${escapeHtml(r.url)}</code></td><td>${escapeHtml(r.summary)}</td><td>${escapeHtml(access)}</td></tr>`;
     })
     .join('\n');

@@ -101,7 +101,8 @@ function validParamValue(r: AnyRouteDef, name: string): string {
 
 /** A request URL with valid values in every path parameter except the overridden ones. */
 function fillUrl(r: AnyRouteDef, overrides: Record<string, string> = {}): string {
-  const projectParam = typeof r.access === 'object' ? r.access.projectParam : undefined;
+  const projectParam =
+    typeof r.access === 'object' && 'permission' in r.access ? r.access.projectParam : undefined;
   return r.url
     .replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) =>
       name in overrides ? overrides[name]! : name === projectParam ? projectId : validParamValue(r, name),

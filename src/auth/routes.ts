@@ -121,7 +121,8 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
       url: '/api/users/:id',
       summary: 'Update a user; you may update your own profile and password (old_password required)',
       tags: ['users'],
-      access: 'authenticated',
+      // Your own profile, e-mail and password: a full credential; another user: admin:users.
+      access: { self: 'account', selfParam: 'id' },
       params: uuidParam,
       body: z.object({
         display_name: z.string().max(200).nullish(),
@@ -149,15 +150,16 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
     route({
       method: 'GET',
       url: '/api/tokens',
-      summary: 'Your API tokens (metadata only)',
+      summary: 'Your API tokens (metadata only; a scoped or project-restricted token sees only itself)',
       tags: ['tokens'],
       access: 'authenticated',
-      handler: async ({ requirePrincipal }) => auth.listTokens(requirePrincipal().userId),
+      handler: async ({ requirePrincipal }) => auth.listTokens(requirePrincipal()),
     }),
     route({
       method: 'POST',
       url: '/api/tokens',
-      summary: 'Create an API token; the raw token is answered once as `token`',
+      summary:
+        'Create an API token; the raw token is answered once as `token` (a token creates only tokens within its own expiry, scopes and project)',
       tags: ['tokens'],
       access: 'authenticated',
       status: 201,

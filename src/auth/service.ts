@@ -13,7 +13,7 @@ import {
   unauthorized,
   unprocessable,
 } from '../core/errors.js';
-import type { Actor, Principal } from '../core/http.js';
+import { type Actor, credentialAllows, type Principal } from '../core/http.js';
 import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import type { Permission } from '../core/permissions.js';
 import { escapeLike } from '../core/validation.js';
@@ -124,6 +124,23 @@ export class AuthService {
     for (const key of keys) await this.cache.increment(key, this.settings.rateWindowSeconds);
   }
 
+  /**
+   * The one password check (login, HTTP Basic, `old_password`): refused with 429 while the IP or
+   * the name is over the failure limit, exactly one argon2 verification (against a dummy hash when
+   * the user is unknown, so timing tells nothing), and every failure counted against both.
+   */
+  private async checkPassword(name: string, password: string, ip: string): Promise<UserRow | undefined> {
+    const keys = this.rateKeys('login', ip, name);
+    await this.assertNotRateLimited(keys);
+    const user = await this.db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+    const ok = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash()), password);
+    if (!user || !ok || !user.password_hash) {
+      await this.countFailure(keys);
+      return undefined;
+    }
+    return user;
+  }
+
   // ---------------------------------------------------------------- request authentication
 
   async authenticate(req: FastifyRequest): Promise<Principal | null> {
@@ -149,12 +166,9 @@ export class AuthService {
     const key = `basic:${digestSecret(`${name}\u0000${secret}`)}`;
     const cached = this.fromCache(key);
     if (cached) return cached;
-    const keys = this.rateKeys('login', ip, name);
-    await this.assertNotRateLimited(keys);
-    const user = await this.db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
-    const ok = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash()), secret);
-    if (!user || !ok || !user.password_hash || !user.is_active || user.user_type !== 'human') {
-      await this.countFailure(keys);
+    const user = await this.checkPassword(name, secret, ip);
+    if (!user?.is_active || user.user_type !== 'human') {
+      if (user) await this.countFailure(this.rateKeys('login', ip, name));
       throw invalidCredentials();
     }
     const principal: Principal = { userId: user.id, userName: user.name, userType: 'human' };
@@ -236,7 +250,12 @@ export class AuthService {
             userId: row.user_id,
             userName: row.name,
             userType: row.user_type as UserType,
-            token: { id: row.id, scopes: row.scopes, projectId: row.project_id },
+            token: {
+              id: row.id,
+              scopes: row.scopes,
+              projectId: row.project_id,
+              expiresAt: row.expires_at ? new Date(row.expires_at) : null,
+            },
           },
           credentialExpires: expires,
           cachedUntil: Date.now() + PRINCIPAL_CACHE_MS,
@@ -278,17 +297,14 @@ export class AuthService {
   // ---------------------------------------------------------------- login / logout
 
   async login(input: { name: string; password: string }, meta: { ip: string; userAgent: string | null }) {
-    const keys = this.rateKeys('login', meta.ip, input.name);
-    await this.assertNotRateLimited(keys);
-    const user = await this.db
-      .selectFrom('users')
-      .selectAll()
-      .where('name', '=', input.name)
-      .executeTakeFirst();
-    // Always exactly one verification, so the response time does not tell whether the name exists.
-    const ok = await verifyPassword(user?.password_hash ?? (await dummyPasswordHash()), input.password);
-    if (!user || !ok || !user.password_hash || !user.is_active || user.user_type !== 'human') {
-      await this.countFailure(keys);
+    const checked = await this.checkPassword(input.name, input.password, meta.ip);
+    if (!checked?.is_active || checked.user_type !== 'human') {
+      if (checked) await this.countFailure(this.rateKeys('login', meta.ip, input.name));
+      // Which reason, for the audit row only (the caller gets one answer for all of them).
+      const user =
+        checked ??
+        (await this.db.selectFrom('users').selectAll().where('name', '=', input.name).executeTakeFirst());
+      const ok = checked !== undefined;
       await writeAudit(this.db, {
         actor: { id: null, name: input.name.slice(0, 64), ip: meta.ip },
         action: 'auth.login_failed',
@@ -306,6 +322,7 @@ export class AuthService {
       });
       throw invalidCredentials();
     }
+    const user = checked;
     await this.cache.delete(`ratelimit:login:name:${input.name.toLowerCase()}`);
     const token = generateSecret('plat_sess_');
     const expiresAt = new Date(Date.now() + this.settings.sessionTtlSeconds * 1000);
@@ -499,8 +516,9 @@ export class AuthService {
         throw badRequest('old_password is required to change your own password', [
           { path: 'body.old_password', message: 'required' },
         ]);
-      const ok = await verifyPassword(user.password_hash ?? (await dummyPasswordHash()), input.old_password);
-      if (!ok || !user.password_hash) throw new AppError(403, 'forbidden', 'old_password is wrong');
+      // The same limiter as login: old_password is a password guess like any other.
+      const ok = await this.checkPassword(user.name, input.old_password, actor.ip ?? 'unknown');
+      if (!ok) throw new AppError(403, 'forbidden', 'old_password is wrong');
     }
     if (input.is_active === false && self) throw conflict('you cannot deactivate yourself');
     const changes: Record<string, unknown> = {};
@@ -608,8 +626,19 @@ export class AuthService {
       throw unprocessable('expires_at must be in the future');
     let scopes = input.scopes ? [...new Set(input.scopes)] : null;
     let projectId = input.project_id ?? null;
-    // A token can only mint tokens that are no stronger than itself.
+    let expiresAt = input.expires_at ?? null;
+    // A token can only mint tokens that are no stronger than itself: no later expiry, no scope it
+    // lacks, no other project.
     if (owner.token) {
+      const parentExpiry = owner.token.expiresAt;
+      if (parentExpiry) {
+        if (expiresAt === null) expiresAt = parentExpiry;
+        else if (expiresAt.getTime() > parentExpiry.getTime())
+          throw unprocessable(
+            `a token cannot create a token that outlives it (expires_at at most ${parentExpiry.toISOString()})`,
+            [{ path: 'body.expires_at', message: `after the parent token's expiry` }],
+          );
+      }
       if (owner.token.scopes) {
         if (scopes === null) scopes = [...owner.token.scopes] as Permission[];
         const allowed = new Set(owner.token.scopes);
@@ -623,16 +652,11 @@ export class AuthService {
         projectId = owner.token.projectId;
       }
     }
+    // A project the owner cannot read answers exactly like one that does not exist.
+    if (projectId && !(await this.rbac.projectAccess(withoutToken(owner), projectId)).readable)
+      throw notFound('project');
     const token = generateSecret(API_TOKEN_PREFIX);
     return this.mutate(async (trx) => {
-      if (projectId) {
-        const project = await trx
-          .selectFrom('projects')
-          .select('id')
-          .where('id', '=', projectId)
-          .executeTakeFirst();
-        if (!project) throw notFound('project');
-      }
       const row = await trx
         .insertInto('api_tokens')
         .values({
@@ -642,7 +666,7 @@ export class AuthService {
           token_prefix: token.slice(0, API_TOKEN_PREFIX.length + 6),
           scopes,
           project_id: projectId,
-          expires_at: input.expires_at ?? null,
+          expires_at: expiresAt,
         })
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -660,24 +684,32 @@ export class AuthService {
     });
   }
 
-  async listTokens(userId: string) {
-    const rows = await this.db
+  /**
+   * The caller's tokens. A bounded token (scoped or project-restricted) sees only itself: the
+   * others may be stronger than it, and managing them needs a full credential.
+   */
+  async listTokens(principal: Principal) {
+    let q = this.db
       .selectFrom('api_tokens')
       .selectAll()
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .execute();
+      .where('user_id', '=', principal.userId)
+      .where('revoked_at', 'is', null);
+    if (principal.token && !credentialAllows(principal, 'account'))
+      q = q.where('id', '=', principal.token.id);
+    const rows = await q.orderBy('created_at', 'desc').execute();
     return { items: rows.map(tokenView), next_cursor: null };
   }
 
+  /** Own tokens (a bounded token: only itself), or any with `admin:users`; others are "not found". */
   async revokeToken(actor: Actor, principal: Principal, id: string, asAdmin: boolean): Promise<void> {
     const row = await this.db
       .selectFrom('api_tokens')
       .select(['id', 'user_id', 'revoked_at', 'name'])
       .where('id', '=', id)
       .executeTakeFirst();
-    if (!row || (row.user_id !== principal.userId && !asAdmin)) throw notFound('token');
+    const bounded = principal.token !== undefined && !credentialAllows(principal, 'account');
+    const own = row?.user_id === principal.userId && (!bounded || row.id === principal.token?.id);
+    if (!row || (!own && !asAdmin)) throw notFound('token');
     if (row.revoked_at) throw conflict('token is already revoked');
     await this.mutate(async (trx) => {
       await trx
@@ -740,6 +772,12 @@ function tokenView(row: {
     expires_at: row.expires_at,
     created_at: row.created_at,
   };
+}
+
+/** The user behind a credential, for questions about the user rather than the token. */
+function withoutToken(principal: Principal): Principal {
+  const { token: _token, ...user } = principal;
+  return user;
 }
 
 function readCookie(header: string | undefined, name: string): string | undefined {

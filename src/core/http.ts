@@ -9,7 +9,7 @@ export interface Principal {
   userName: string;
   userType: 'human' | 'agent' | 'service_account';
   /** Present when the request authenticated with an API token. */
-  token?: { id: string; scopes: string[] | null; projectId: string | null };
+  token?: { id: string; scopes: string[] | null; projectId: string | null; expiresAt: Date | null };
   /** Present when the request authenticated with a login session. */
   sessionId?: string;
 }
@@ -38,7 +38,27 @@ export type AccessDecision = 'allowed' | 'denied' | 'hidden';
 export type Access =
   | 'public'
   | 'authenticated'
-  | { permission: Permission; projectParam?: string; description?: string };
+  | { permission: Permission; projectParam?: string; description?: string }
+  | { self: SelfScope; selfParam?: string; description?: string };
+
+/**
+ * What a self-service route (the caller's own profile, tokens, notifications) needs from the
+ * credential, since a token is an upper bound on everything done with it:
+ * - a permission name: a scoped token must carry it (a session or an unscoped token may);
+ * - `account`: a full credential only — a login session, a password, or a token with neither
+ *   scopes nor a project restriction (changing the e-mail, password, preferences, other tokens).
+ * With `selfParam`, the requirement applies when that path parameter is the caller's own user id
+ * (the route's handler authorizes acting on others, e.g. with `admin:users`).
+ */
+export type SelfScope = Permission | 'account';
+
+/** Whether the credential allows a self-service action: see `SelfScope`. */
+export function credentialAllows(principal: Principal, scope: SelfScope): boolean {
+  const token = principal.token;
+  if (!token) return true;
+  if (scope === 'account') return token.scopes === null && token.projectId === null;
+  return token.scopes === null || token.scopes.includes(scope);
+}
 
 export interface Actor {
   id: string | null;
@@ -169,7 +189,18 @@ export class RouteRegistry {
         };
 
         if (def.access === 'authenticated' && !principal) throw unauthorized();
-        if (typeof def.access === 'object') {
+        if (typeof def.access === 'object' && 'self' in def.access) {
+          if (!principal) throw unauthorized();
+          const { self, selfParam } = def.access;
+          const applies = !selfParam || (params as Record<string, unknown>)[selfParam] === principal.userId;
+          if (applies && !credentialAllows(principal, self)) {
+            throw forbidden(
+              self === 'account'
+                ? 'this needs a login session or an unscoped, unrestricted token'
+                : `token scope ${self} required`,
+            );
+          }
+        } else if (typeof def.access === 'object') {
           const projectId = def.access.projectParam
             ? String((params as Record<string, unknown>)[def.access.projectParam])
             : null;

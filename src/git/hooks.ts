@@ -9,7 +9,9 @@ import path from 'node:path';
  * ref updates that really happened. Whatever pre-receive prints reaches the pusher as `remote: …`.
  */
 const PRE_RECEIVE = `#!/bin/sh
-# Platform push policy. PLATFORM_NO_FORCE / PLATFORM_NO_DELETE: space-separated ref globs.
+# Platform push policy. PLATFORM_NO_FORCE / PLATFORM_NO_DELETE / PLATFORM_NO_DIRECT_PUSH:
+# space-separated ref globs (a branch whose rule requires approvals or a pipeline takes no direct
+# push at all: it changes through merge requests).
 set -f
 status=0
 while read old new ref; do
@@ -21,6 +23,15 @@ while read old new ref; do
     *[!0]*) creating=0 ;;
     *) creating=1 ;;
   esac
+  if [ "$deleting" = 0 ]; then
+    for pattern in $PLATFORM_NO_DIRECT_PUSH; do
+      case "$ref" in
+        $pattern)
+          echo "push rejected: $ref is protected: changes go through a merge request (approvals or a pipeline are required)" >&2
+          status=1 ;;
+      esac
+    done
+  fi
   if [ "$deleting" = 1 ]; then
     for pattern in $PLATFORM_NO_DELETE; do
       case "$ref" in

@@ -12,7 +12,7 @@ import { writeAudit } from '../core/audit.js';
 import { AppError, notFound, unauthorized } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
 import { type AnyRouteDef, type Principal, route } from '../core/http.js';
-import type { ProjectRow, ProjectsService } from '../projects/index.js';
+import { loadProtectionRules, type ProjectRow, type ProjectsService, pushPolicy } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
 import './events.js';
@@ -120,23 +120,15 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
 
   const service = z.object({ service: z.enum(['git-upload-pack', 'git-receive-pack']) });
 
+  /** The projects module's branch protection, for this pusher, handed to the pre-receive hook. */
   const policyEnv = async (project: ProjectRow, pusher: Principal) => {
-    if (await deps.rbac.can(pusher, 'admin:users')) return { PLATFORM_NO_FORCE: '', PLATFORM_NO_DELETE: '' };
-    const rules = await deps.db
-      .selectFrom('protected_branches')
-      .select(['pattern', 'allow_force_push', 'allow_deletion'])
-      .where('project_id', '=', project.id)
-      .execute();
-    const defaultRef = `refs/heads/${project.default_branch}`;
+    const admin = await deps.rbac.can(pusher, 'admin:users');
+    const rules = await loadProtectionRules(deps.db, project.id);
+    const policy = pushPolicy(rules, project.default_branch, { userId: pusher.userId, admin });
     return {
-      PLATFORM_NO_FORCE: [
-        defaultRef,
-        ...rules.filter((r) => !r.allow_force_push).map((r) => `refs/heads/${r.pattern}`),
-      ].join(' '),
-      PLATFORM_NO_DELETE: [
-        defaultRef,
-        ...rules.filter((r) => !r.allow_deletion).map((r) => `refs/heads/${r.pattern}`),
-      ].join(' '),
+      PLATFORM_NO_FORCE: policy.noForce.join(' '),
+      PLATFORM_NO_DELETE: policy.noDelete.join(' '),
+      PLATFORM_NO_DIRECT_PUSH: policy.noDirectPush.join(' '),
     };
   };
 

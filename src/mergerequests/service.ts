@@ -2,12 +2,16 @@ import type { Logger } from 'pino';
 import { writeAudit } from '../core/audit.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
-import { globMatch } from '../core/glob.js';
 import type { Actor, Principal } from '../core/http.js';
 import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import { escapeLike } from '../core/validation.js';
 import type { PushReceivedEvent } from '../git/index.js';
-import type { ProjectRow, ProjectsService } from '../projects/index.js';
+import {
+  branchProtection,
+  loadProtectionRules,
+  type ProjectRow,
+  type ProjectsService,
+} from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, DbOrTx } from '../store/db.js';
 import { type MergeRequestStatus, mergeRequestStatusTransitions } from '../store/schema.js';
@@ -289,17 +293,7 @@ export class MergeRequestsService {
 
   /** Protection of the target branch: the strictest of the matching rules. */
   private async protection(projectId: string, branch: string, db: DbOrTx = this.db) {
-    const rules = await db
-      .selectFrom('protected_branches')
-      .select(['pattern', 'required_approvals', 'require_pipeline'])
-      .where('project_id', '=', projectId)
-      .execute();
-    const matching = rules.filter((r) => globMatch(r.pattern, branch));
-    return {
-      protected: matching.length > 0,
-      required_approvals: Math.max(0, ...matching.map((r) => r.required_approvals)),
-      require_pipeline: matching.some((r) => r.require_pipeline),
-    };
+    return branchProtection(await loadProtectionRules(db, projectId), branch);
   }
 
   /**

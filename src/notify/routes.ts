@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
+import { type AnyRouteDef, type Principal, paginationQuery, route, uuidParam } from '../core/http.js';
 import { type EventStream, openEventStream } from '../core/sse.js';
 import type { PubSub } from '../store/pubsub/index.js';
 import { notificationChannels, notificationStatuses } from '../store/schema.js';
@@ -35,6 +35,9 @@ const DEFAULTS_DESCRIPTION = {
   webhook: 'every event type, when a notification webhook is configured',
 };
 
+/** A project-restricted token sees only notifications about its project. */
+const onlyProject = (p: Principal): string | null => p.token?.projectId ?? null;
+
 /** Open SSE streams, so shutdown can end them (an open stream would hold the server's close). */
 export type StreamSet = Set<() => void>;
 
@@ -45,11 +48,11 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications',
       summary: "The caller's notifications, newest first (in-app unless ?channel=)",
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'project:read' },
       query: listQuery,
       handler: async ({ query, requirePrincipal }) => {
         const p = requirePrincipal();
-        return service.list(p.userId, query);
+        return service.list(p.userId, query, onlyProject(p));
       },
     }),
     route({
@@ -57,9 +60,9 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/unread-count',
       summary: 'Number of unread in-app notifications of the caller',
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'project:read' },
       handler: async ({ requirePrincipal }) => ({
-        count: await service.unreadCount(requirePrincipal().userId),
+        count: await service.unreadCount(requirePrincipal().userId, onlyProject(requirePrincipal())),
       }),
     }),
     route({
@@ -67,19 +70,19 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/:id/read',
       summary: 'Mark one in-app notification read',
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'project:read' },
       params: uuidParam,
       handler: async ({ params, requirePrincipal, actor }) =>
-        service.markRead(actor, requirePrincipal().userId, params.id),
+        service.markRead(actor, requirePrincipal().userId, params.id, onlyProject(requirePrincipal())),
     }),
     route({
       method: 'POST',
       url: '/api/notifications/read-all',
       summary: "Mark all of the caller's in-app notifications read",
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'project:read' },
       handler: async ({ requirePrincipal, actor }) => ({
-        updated: await service.markAllRead(actor, requirePrincipal().userId),
+        updated: await service.markAllRead(actor, requirePrincipal().userId, onlyProject(requirePrincipal())),
       }),
     }),
     route({
@@ -98,7 +101,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/preferences',
       summary: "Replace the caller's notification preferences (event type or * → channels)",
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'account' },
       body: preferencesBody,
       handler: async ({ body, requirePrincipal, actor }) => ({
         items: await service.setPreferences(actor, requirePrincipal().userId, body.items),
@@ -110,7 +113,8 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/webhooks',
       summary: "The caller's notification webhooks (secrets are never returned)",
       tags: ['notifications'],
-      access: 'authenticated',
+      // Their URLs often carry credentials: a full credential, like changing them.
+      access: { self: 'account' },
       handler: async ({ requirePrincipal }) => ({
         items: await service.webhooks(requirePrincipal().userId),
         next_cursor: null,
@@ -121,7 +125,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/webhooks',
       summary: 'Add a notification webhook (signed with the secret when given)',
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'account' },
       body: webhookBody,
       status: 201,
       handler: async ({ body, requirePrincipal, actor }) =>
@@ -132,7 +136,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/webhooks/:id',
       summary: 'Remove a notification webhook',
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'account' },
       params: uuidParam,
       handler: async ({ params, requirePrincipal, actor }) => {
         await service.deleteWebhook(actor, requirePrincipal().userId, params.id);
@@ -144,14 +148,16 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       url: '/api/notifications/stream',
       summary: "Server-sent events: the caller's in-app notifications as they are delivered",
       tags: ['notifications'],
-      access: 'authenticated',
+      access: { self: 'project:read' },
       raw: true,
       handler: async ({ req, reply, requirePrincipal }) => {
         const userId = requirePrincipal().userId;
+        const only = onlyProject(requirePrincipal());
         let stream: EventStream | undefined;
         // Subscribed before the headers go out: a client that has the response misses nothing after it.
         const unsubscribe = await pubsub.subscribe(userChannel(userId), (message) => {
-          const m = message as { notification?: { id?: string } };
+          const m = message as { notification?: { id?: string; project_id?: string | null } };
+          if (only && m.notification?.project_id !== only) return;
           stream?.write(
             `event: notification\nid: ${m.notification?.id ?? ''}\ndata: ${JSON.stringify(m.notification)}\n\n`,
           );
@@ -161,7 +167,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
           streams,
           onEnd: () => void unsubscribe().catch(() => {}),
         });
-        stream.write(`event: ready\ndata: {"unread":${await service.unreadCount(userId)}}\n\n`);
+        stream.write(`event: ready\ndata: {"unread":${await service.unreadCount(userId, only)}}\n\n`);
         return reply;
       },
     }),

@@ -223,12 +223,21 @@ export class NotifyService {
     );
   }
 
-  async list(userId: string, f: ListFilter): Promise<Page<NotificationView>> {
+  /**
+   * `onlyProject`: the caller's token is restricted to that project, so it sees only notifications
+   * about it (02-identity: a token is an upper bound on self-service routes too).
+   */
+  async list(
+    userId: string,
+    f: ListFilter,
+    onlyProject: string | null = null,
+  ): Promise<Page<NotificationView>> {
     let q = this.db
       .selectFrom('notifications')
       .selectAll()
       .select(cursorTime('created_at').as('cursor_at'))
       .where('user_id', '=', userId);
+    if (onlyProject) q = q.where('project_id', '=', onlyProject);
     if (f.channel !== 'all') q = q.where('channel', '=', f.channel);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.type) q = q.where('type', '=', f.type);
@@ -241,11 +250,12 @@ export class NotifyService {
     return toPage(rows, f.limit, (r) => [r.cursor_at, r.id], notificationView);
   }
 
-  async unreadCount(userId: string): Promise<number> {
+  async unreadCount(userId: string, onlyProject: string | null = null): Promise<number> {
     const r = await this.db
       .selectFrom('notifications')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('user_id', '=', userId)
+      .$if(onlyProject !== null, (q) => q.where('project_id', '=', onlyProject!))
       .where('channel', '=', 'in_app')
       .where('status', 'in', ['pending', 'sent'])
       .executeTakeFirstOrThrow();
@@ -253,13 +263,19 @@ export class NotifyService {
   }
 
   /** Marks one in-app notification of the caller read (pending/sent → read; anything else is 409). */
-  async markRead(actor: Actor, userId: string, id: string): Promise<NotificationView> {
+  async markRead(
+    actor: Actor,
+    userId: string,
+    id: string,
+    onlyProject: string | null = null,
+  ): Promise<NotificationView> {
     return transaction(this.db, async (trx) => {
       const row = (await trx
         .selectFrom('notifications')
         .selectAll()
         .where('id', '=', id)
         .where('user_id', '=', userId)
+        .$if(onlyProject !== null, (q) => q.where('project_id', '=', onlyProject!))
         .forUpdate()
         .executeTakeFirst()) as Row | undefined;
       if (!row) throw notFound('notification');
@@ -290,12 +306,13 @@ export class NotifyService {
     });
   }
 
-  async markAllRead(actor: Actor, userId: string): Promise<number> {
+  async markAllRead(actor: Actor, userId: string, onlyProject: string | null = null): Promise<number> {
     return transaction(this.db, async (trx) => {
       const r = await trx
         .updateTable('notifications')
         .set({ status: 'read', read_at: sql<Date>`now()` })
         .where('user_id', '=', userId)
+        .$if(onlyProject !== null, (q) => q.where('project_id', '=', onlyProject!))
         .where('channel', '=', 'in_app')
         .where('status', 'in', ['pending', 'sent'])
         .executeTakeFirst();

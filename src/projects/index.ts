@@ -1,4 +1,12 @@
 export { createProjectsModule } from './module.js';
+export {
+  type BranchProtection,
+  branchProtection,
+  loadProtectionRules,
+  type ProtectionRule,
+  pushPolicy,
+  ruleRestrictions,
+} from './protection.js';
 export { projectName, projectRoutes, RESERVED_PROJECT_NAMES } from './routes.js';
 export {
   isValidBranchName,

@@ -51,19 +51,20 @@ const ruleBody = z.object({
   allow_deletion: z.boolean().optional(),
   required_approvals: z.number().int().min(0).max(100).optional(),
   require_pipeline: z.boolean().optional(),
+  /** Users who may still push directly when the rule requires approvals or a pipeline. */
+  allow_direct_push: z.array(z.uuid()).max(100).optional(),
 });
 
 export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: Db): AnyRouteDef[] {
   /** Protection rules are changed by the project owner or an admin; one audited transaction each. */
   const changeRule = async <R extends { id: string; pattern: string }>(
-    ctx: Pick<RouteContext<unknown, unknown, unknown>, 'actor' | 'authorize' | 'requirePrincipal'>,
+    ctx: Pick<RouteContext<unknown, unknown, unknown>, 'actor' | 'principal'>,
     projectId: string,
     action: string,
     detail: Record<string, unknown>,
     write: (trx: Tx) => Promise<R | undefined>,
   ): Promise<R> => {
-    await ctx.authorize('project:read', projectId);
-    await rbac.assertCanManageMembers(ctx.requirePrincipal(), projectId);
+    await rbac.assertCanChangeSettings(ctx.principal, projectId);
     return db.transaction().execute(async (trx) => {
       const row = await write(trx);
       if (!row) throw notFound('protection rule');
@@ -148,7 +149,13 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
         visibility: visibility.optional(),
         default_branch: z.string().min(1).max(255).optional(),
       }),
-      handler: async ({ params, body, actor }) => projects.update(actor, params.id, body),
+      handler: async ({ params, body, actor, principal }) => {
+        // Name, visibility and default branch decide who can see or change the project: owner or
+        // admin. Display name and description are ordinary project:write.
+        if (body.name !== undefined || body.visibility !== undefined || body.default_branch !== undefined)
+          await rbac.assertCanChangeSettings(principal, params.id);
+        return projects.update(actor, params.id, body);
+      },
     }),
     route({
       method: 'DELETE',
@@ -157,7 +164,10 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: { permission: 'project:delete', projectParam: 'id' },
       params: uuidParam,
-      handler: async ({ params, actor }) => projects.archive(actor, params.id),
+      handler: async ({ params, actor, principal }) => {
+        await rbac.assertCanChangeSettings(principal, params.id, 'project:delete');
+        return projects.archive(actor, params.id);
+      },
     }),
     route({
       method: 'GET',

@@ -1,6 +1,5 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { sql } from 'kysely';
 import { writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
 import type { Actor, Principal } from '../core/http.js';
@@ -218,47 +217,8 @@ export class ProjectsService {
       .orderBy('p.created_at', 'desc')
       .orderBy('p.id', 'desc')
       .limit(q.limit + 1);
-    const restrictedTo = principal?.token?.projectId ?? null;
-    // A project-restricted token sees its one project when it may read it, whatever its visibility.
-    const seesAll = restrictedTo
-      ? await this.rbac.can(principal, 'project:read', restrictedTo)
-      : principal
-        ? (await this.rbac.principalPermissions(principal, null)).includes('project:read')
-        : false;
-    if (!seesAll) {
-      const userId = principal?.userId ?? null;
-      query = query.where((eb) => {
-        const visible = [eb('p.visibility', '=', 'public')];
-        if (principal && userId && !principal.token?.projectId) {
-          visible.push(eb('p.visibility', '=', 'internal'));
-          visible.push(eb('p.owner_id', '=', userId));
-          visible.push(
-            eb.exists(
-              eb
-                .selectFrom('user_roles as ur')
-                .select('ur.id')
-                .whereRef('ur.project_id', '=', 'p.id')
-                .where('ur.user_id', '=', userId),
-            ),
-          );
-          visible.push(
-            eb.exists(
-              eb
-                .selectFrom('delegations as d')
-                .select('d.id')
-                .whereRef('d.project_id', '=', 'p.id')
-                .where('d.delegate_id', '=', userId)
-                .where('d.revoked_at', 'is', null)
-                .where((e) =>
-                  e.or([e('d.expires_at', 'is', null), e('d.expires_at', '>', sql<Date>`now()`)]),
-                ),
-            ),
-          );
-        }
-        return eb.or(visible);
-      });
-    }
-    if (principal?.token?.projectId) query = query.where('p.id', '=', principal.token.projectId);
+    // The visibility rule lives in rbac; this is its SQL form.
+    query = query.where(await this.rbac.visibleProjectsFilter(principal));
     if (q.owner) query = query.where('u.name', '=', q.owner);
     if (q.visibility) query = query.where('p.visibility', '=', q.visibility);
     if (q.q) {

@@ -169,9 +169,8 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       status: 201,
       params: uuidParam,
       body: z.object({ user_id: z.uuid(), role: z.string().min(1).max(64) }),
-      handler: async ({ params, body, actor, requirePrincipal, authorize }) => {
-        await authorize('project:read', params.id);
-        await rbac.assertCanManageMembers(requirePrincipal(), params.id);
+      handler: async ({ params, body, actor, principal }) => {
+        await rbac.assertCanChangeSettings(principal, params.id);
         return rbac.assignRole(
           actor,
           body.user_id,
@@ -188,12 +187,11 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       access: 'authenticated',
       params: z.object({ id: z.uuid(), userId: z.uuid() }),
       query: z.object({ role: z.string().min(1).max(64).optional() }),
-      handler: async ({ params, query, actor, requirePrincipal, authorize }) => {
-        await authorize('project:read', params.id);
-        await rbac.assertCanManageMembers(requirePrincipal(), params.id);
-        const bindings = (await rbac.listBindings(params.userId)).filter(
-          (b) =>
-            b.project_id === params.id && (!query.role || b.role === query.role || b.role_id === query.role),
+      handler: async ({ params, query, actor, principal }) => {
+        await rbac.assertCanChangeSettings(principal, params.id);
+        // An unknown user and a user who is not a member answer the same.
+        const bindings = (await rbac.memberBindings(params.id, params.userId)).filter(
+          (b) => !query.role || b.role === query.role || b.role_id === query.role,
         );
         const [binding, ...rest] = bindings;
         if (!binding || rest.length > 0) {

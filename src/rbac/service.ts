@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
+import { type RawBuilder, type SqlBool, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { type AuditEntry, writeAudit } from '../core/audit.js';
-import { conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
+import { conflict, forbidden, notFound, unauthorized, unprocessable } from '../core/errors.js';
 import type { AccessDecision, Actor, Principal } from '../core/http.js';
 import { isPermission, PERMISSIONS, type Permission, PROJECT_PERMISSIONS } from '../core/permissions.js';
 import { isUuid } from '../core/validation.js';
@@ -14,6 +14,21 @@ export interface EffectivePermissions {
   roles: { name: string; project_id: string | null }[];
   /** Epoch ms when this resolution stops being valid (earliest delegation expiry), or null. */
   valid_until: number | null;
+  /**
+   * On a project: whether the user has an explicit relationship with it (owner, a role bound to it,
+   * an active delegation on it, or global admin) — what makes a private project visible.
+   */
+  related: boolean;
+}
+
+/** What a caller may do on one project: the one visibility rule (02-identity) in one place. */
+export interface ProjectAccess {
+  /** The project exists for the caller; when false every answer about it is "not found". */
+  visible: boolean;
+  /** The caller may read it (visible, and a token's scopes allow `project:read`, or it is public). */
+  readable: boolean;
+  /** Effective permissions on it, already narrowed by the token's scopes and project restriction. */
+  permissions: Permission[];
 }
 
 interface ProjectInfo {
@@ -165,7 +180,7 @@ export class RbacService {
       .execute();
     const delegationRows = await db
       .selectFrom('delegations')
-      .select(['permission', 'expires_at'])
+      .select(['permission', 'expires_at', 'project_id'])
       .where('delegate_id', '=', userId)
       .where('revoked_at', 'is', null)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
@@ -175,33 +190,48 @@ export class RbacService {
           : eb('project_id', 'is', null),
       )
       .execute();
-    const permissions = new Set<Permission>();
+    const globalGrants = new Set<Permission>();
+    const projectGrants = new Set<Permission>();
     const roles = new Map<string, { name: string; project_id: string | null }>();
+    let bound = false;
     for (const row of roleRows) {
       roles.set(`${row.name}:${row.project_id ?? ''}`, { name: row.name, project_id: row.project_id });
-      if (row.permission && isPermission(row.permission)) permissions.add(row.permission);
+      if (row.project_id) bound = true;
+      if (row.permission && isPermission(row.permission))
+        (row.project_id ? projectGrants : globalGrants).add(row.permission);
     }
     let validUntil: number | null = null;
     for (const row of delegationRows) {
-      if (isPermission(row.permission)) permissions.add(row.permission);
+      if (row.project_id) bound = true;
+      if (isPermission(row.permission)) (row.project_id ? projectGrants : globalGrants).add(row.permission);
       if (row.expires_at) {
         const t = new Date(row.expires_at).getTime();
         validUntil = validUntil === null ? t : Math.min(validUntil, t);
       }
     }
+    const admin = globalGrants.has('admin:users');
+    let related = false;
+    let globalApplies = true;
     if (projectId) {
-      const owner = await db
+      const project = await db
         .selectFrom('projects')
-        .select('id')
+        .select(['owner_id', 'visibility'])
         .where('id', '=', projectId)
-        .where('owner_id', '=', userId)
         .executeTakeFirst();
-      if (owner) for (const p of PROJECT_PERMISSIONS) permissions.add(p);
+      const owner = project?.owner_id === userId;
+      if (owner) for (const p of PROJECT_PERMISSIONS) projectGrants.add(p);
+      related = owner || bound || admin;
+      // "Private" means members only: global roles and global delegations of anyone but an admin
+      // stop at public and internal projects (as in Gitea and GitLab).
+      globalApplies = project?.visibility !== 'private' || admin;
     }
+    const permissions = new Set<Permission>(projectGrants);
+    if (globalApplies) for (const p of globalGrants) permissions.add(p);
     return {
       permissions: PERMISSIONS.filter((p) => permissions.has(p)),
       roles: [...roles.values()].sort((a, b) => a.name.localeCompare(b.name)),
       valid_until: validUntil,
+      related,
     };
   }
 
@@ -210,9 +240,51 @@ export class RbacService {
     const token = principal.token;
     if (token?.projectId && projectId !== token.projectId) return [];
     const resolved = await this.resolveEffectivePermissions(principal.userId, projectId);
-    if (!token?.scopes) return resolved.permissions;
-    const scopes = new Set(token.scopes);
-    return resolved.permissions.filter((p) => scopes.has(p));
+    return narrowToToken(principal, resolved.permissions);
+  }
+
+  /**
+   * The visibility rule of 02-identity, the only place it is decided (routes, git HTTP, LFS and the
+   * project list's SQL filter below follow it): public projects are visible to everyone; internal
+   * ones to every signed-in caller; private ones only to the owner, members (a role bound to the
+   * project), holders of an active delegation on it and global admins. A token restricted to another
+   * project counts as anonymous here, and a token whose scopes lack `project:read` reads only public
+   * projects.
+   */
+  async projectAccess(principal: Principal | null, projectId: string): Promise<ProjectAccess> {
+    const project = await this.project(projectId);
+    if (!project?.is_active) return { visible: false, readable: false, permissions: [] };
+    const caller = principal?.token?.projectId && principal.token.projectId !== projectId ? null : principal;
+    const isPublic = project.visibility === 'public';
+    if (!caller) return { visible: isPublic, readable: isPublic, permissions: [] };
+    const resolved = await this.resolveEffectivePermissions(caller.userId, projectId);
+    const visible = isPublic || project.visibility === 'internal' || resolved.related;
+    const permissions = visible ? narrowToToken(caller, resolved.permissions) : [];
+    const tokenMayRead = !caller.token?.scopes || caller.token.scopes.includes('project:read');
+    return { visible, readable: isPublic || (visible && tokenMayRead), permissions };
+  }
+
+  /**
+   * SQL condition "project `p` is visible to the principal" for listings: the same rule as
+   * `projectAccess`, as a filter over `projects as p`.
+   */
+  async visibleProjectsFilter(principal: Principal | null): Promise<RawBuilder<SqlBool>> {
+    const restricted = principal?.token?.projectId ?? null;
+    const tokenMayRead = !principal?.token?.scopes || principal.token.scopes.includes('project:read');
+    if (!principal || !tokenMayRead) return sql<SqlBool>`p.visibility = 'public'`;
+    if (restricted) {
+      return (await this.projectAccess(principal, restricted)).readable
+        ? sql<SqlBool>`p.id = ${restricted}`
+        : sql<SqlBool>`(p.id = ${restricted} and p.visibility = 'public')`;
+    }
+    const global = await this.resolveEffectivePermissions(principal.userId, null);
+    if (global.permissions.includes('admin:users')) return sql<SqlBool>`true`;
+    const userId = principal.userId;
+    return sql<SqlBool>`(p.visibility in ('public', 'internal')
+      or p.owner_id = ${userId}
+      or exists (select 1 from user_roles ur where ur.project_id = p.id and ur.user_id = ${userId})
+      or exists (select 1 from delegations d where d.project_id = p.id and d.delegate_id = ${userId}
+        and d.revoked_at is null and (d.expires_at is null or d.expires_at > now())))`;
   }
 
   async check(
@@ -220,20 +292,15 @@ export class RbacService {
     permission: Permission,
     projectId: string | null,
   ): Promise<AccessDecision> {
-    let project: ProjectInfo | null = null;
-    if (projectId) {
-      project = await this.project(projectId);
-      if (!project?.is_active) return 'hidden';
+    if (!projectId) {
+      const granted = principal ? await this.principalPermissions(principal, null) : [];
+      return granted.includes(permission) ? 'allowed' : 'denied';
     }
-    const granted = principal ? await this.principalPermissions(principal, projectId) : [];
-    if (granted.includes(permission)) return 'allowed';
-    if (!project) return 'denied';
-    const visible =
-      project.visibility === 'public' ||
-      (project.visibility === 'internal' && principal !== null) ||
-      granted.includes('project:read');
-    if (permission === 'project:read' && visible) return 'allowed';
-    return visible ? 'denied' : 'hidden';
+    const access = await this.projectAccess(principal, projectId);
+    if (!access.visible) return 'hidden';
+    if (access.permissions.includes(permission)) return 'allowed';
+    if (permission === 'project:read' && access.readable) return 'allowed';
+    return access.readable || access.permissions.length > 0 ? 'denied' : 'hidden';
   }
 
   async can(
@@ -396,6 +463,18 @@ export class RbacService {
     return rows;
   }
 
+  /** The user's role bindings on one project (none for an unknown user). */
+  async memberBindings(projectId: string, userId: string) {
+    return this.db
+      .selectFrom('user_roles as ur')
+      .innerJoin('roles as r', 'r.id', 'ur.role_id')
+      .select(['ur.id', 'ur.user_id', 'ur.role_id', 'r.name as role', 'ur.project_id', 'ur.created_at'])
+      .where('ur.user_id', '=', userId)
+      .where('ur.project_id', '=', projectId)
+      .orderBy('r.name')
+      .execute();
+  }
+
   async assignRole(
     actor: Actor,
     userId: string,
@@ -505,17 +584,29 @@ export class RbacService {
     };
   }
 
-  /** Owner of the project or `admin:users` may change its members. */
-  async assertCanManageMembers(principal: Principal, projectId: string): Promise<void> {
-    const project = await this.requireProject(this.db, projectId);
-    if (principal.token?.projectId && principal.token.projectId !== projectId) throw forbidden();
-    if (
-      project.owner_id === principal.userId &&
-      (!principal.token?.scopes || principal.token.scopes.includes('project:write'))
-    )
-      return;
+  /**
+   * The settings rule of 02-identity, in one place: what decides who can see or change a project —
+   * visibility, default branch, name, archiving, members, protection rules, webhooks — belongs to
+   * its owner (with a credential whose scopes allow `permission`) and to admins (`admin:users`).
+   * A project the caller cannot see is a 404, as everywhere.
+   */
+  async assertCanChangeSettings(
+    principal: Principal | null,
+    projectId: string,
+    permission: Permission = 'project:write',
+  ): Promise<void> {
+    const access = await this.projectAccess(principal, projectId);
+    if (!access.visible || !principal) {
+      if (!principal && access.visible) throw unauthorized();
+      throw notFound('project');
+    }
+    if (principal.token?.projectId && principal.token.projectId !== projectId)
+      throw forbidden('this token is restricted to another project');
+    const project = await this.project(projectId);
+    const tokenAllows = !principal.token?.scopes || principal.token.scopes.includes(permission);
+    if (project?.owner_id === principal.userId && tokenAllows) return;
     if (await this.can(principal, 'admin:users')) return;
-    throw forbidden('only the project owner or an admin may do this');
+    throw forbidden('only the project owner or an admin may change this setting');
   }
 
   // ---------------------------------------------------------------- delegations
@@ -576,6 +667,8 @@ export class RbacService {
     if (input.expires_at && input.expires_at.getTime() <= Date.now())
       throw unprocessable('expires_at must be in the future');
     if (input.delegate_id === delegator.userId) throw unprocessable('cannot delegate to yourself');
+    // A project the delegator cannot see answers like one that does not exist.
+    if (projectId && !(await this.projectAccess(delegator, projectId)).visible) throw notFound('project');
     const held = await this.principalPermissions(delegator, projectId);
     if (!held.includes(input.permission)) {
       throw forbidden(
@@ -616,7 +709,9 @@ export class RbacService {
 
   async revokeDelegation(actor: Actor, principal: Principal, id: string, mayRevokeAny: boolean) {
     const row = await this.db.selectFrom('delegations').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound('delegation');
+    const party = row && (row.delegator_id === principal.userId || row.delegate_id === principal.userId);
+    // Someone else's delegation answers like a random id; its delegate sees it, so may learn it exists.
+    if (!row || (!party && !mayRevokeAny)) throw notFound('delegation');
     if (row.delegator_id !== principal.userId && !mayRevokeAny)
       throw forbidden('only the delegator or an admin:delegate holder may revoke');
     if (row.revoked_at)
@@ -684,6 +779,13 @@ export class RbacService {
     if (!project) throw notFound('project');
     return project;
   }
+}
+
+/** A token is an upper bound: its scopes narrow what the user could do. */
+function narrowToToken(principal: Principal, permissions: Permission[]): Permission[] {
+  const scopes = principal.token?.scopes;
+  if (!scopes) return permissions;
+  return permissions.filter((p) => scopes.includes(p));
 }
 
 function roleView(r: {

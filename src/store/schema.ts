@@ -185,6 +185,8 @@ export interface ProtectedBranchesTable {
   allow_deletion: Generated<boolean>;
   required_approvals: Generated<number>;
   require_pipeline: Generated<boolean>;
+  /** Users who may push directly although the rule requires approvals or a pipeline. */
+  allow_direct_push: Generated<string[]>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }

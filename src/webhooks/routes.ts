@@ -44,7 +44,7 @@ const deliveriesQuery = paginationQuery.extend({
   delivery_id: z.uuid().optional(),
 });
 
-type Ctx = Pick<RouteContext<unknown, unknown, unknown>, 'authorize' | 'requirePrincipal'>;
+type Ctx = Pick<RouteContext<unknown, unknown, unknown>, 'principal'>;
 
 export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyRouteDef[] {
   /**
@@ -52,9 +52,8 @@ export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyR
    * project the caller cannot see stays hidden (404) before the owner check (403).
    */
   const assertCanManage = async (ctx: Ctx, projectId: string): Promise<void> => {
-    await ctx.authorize('project:read', projectId);
     try {
-      await rbac.assertCanManageMembers(ctx.requirePrincipal(), projectId);
+      await rbac.assertCanChangeSettings(ctx.principal, projectId);
     } catch (err) {
       if (err instanceof AppError && err.status === 403) {
         throw forbidden('only the project owner or an admin may manage its webhooks');
