@@ -25,6 +25,12 @@ export interface LaunchOptions {
    * memory (commit messages, ref lists), not for streams.
    */
   stdin?: 'ignore' | 'pipe';
+  /**
+   * Runs the process as this user and group (the launcher must be root). Supplementary groups are
+   * dropped (libuv calls setgroups(0) when either is set).
+   */
+  uid?: number;
+  gid?: number;
 }
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -109,6 +115,8 @@ type Request =
       cwd: string;
       env: Record<string, string>;
       stdin: 'ignore' | 'pipe';
+      uid?: number;
+      gid?: number;
     }
   | { type: 'stdin'; id: number; data: Buffer }
   | { type: 'stdin-end'; id: number }
@@ -160,7 +168,7 @@ const send = (message) => {
 const start = (m) => {
   let child;
   try {
-    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: true, stdio: [m.stdin, 'pipe', 'pipe'] });
+    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: true, stdio: [m.stdin, 'pipe', 'pipe'], uid: m.uid, gid: m.gid });
   } catch (err) {
     send({ type: 'spawn-error', id: m.id, message: String((err && err.message) || err), code: err && err.code });
     return;
@@ -310,6 +318,8 @@ function createInlineLauncher(): ProcessLauncher {
             env: options.env,
             detached: true,
             stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
+            ...(options.uid !== undefined ? { uid: options.uid } : {}),
+            ...(options.gid !== undefined ? { gid: options.gid } : {}),
           });
         } catch (err) {
           reject(err);
@@ -484,6 +494,8 @@ function createLauncherChild(): ProcessLauncher {
           cwd: options.cwd ?? process.cwd(),
           env: options.env,
           stdin,
+          ...(options.uid !== undefined ? { uid: options.uid } : {}),
+          ...(options.gid !== undefined ? { gid: options.gid } : {}),
         });
       });
     },

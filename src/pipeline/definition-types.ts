@@ -20,6 +20,8 @@ export interface StepDefinition {
   when: { branches: string[] } | null;
   allow_failure: boolean;
   publish: PublishSpec | null;
+  /** `none`: the step gets its own network namespace with loopback only (local runner: a second sandbox). */
+  network: 'host' | 'none';
 }
 
 export interface ArtifactDefinition {

@@ -38,6 +38,7 @@ const step = (overrides: Partial<StepDefinition>): StepDefinition => ({
   when: null,
   allow_failure: false,
   publish: null,
+  network: 'host',
   ...overrides,
 });
 
@@ -124,6 +125,7 @@ describe('parseDefinition', () => {
         '      when: { branch: main }',
         '      allow_failure: true',
         '      publish: { image: "$REGISTRY/$PROJECT:$COMMIT_SHA", environment: staging-2 }',
+        '      network: none',
         '    - name: other',
         '      commands: [x]',
         '      timeout: 90',
@@ -141,6 +143,7 @@ describe('parseDefinition', () => {
         when: { branches: ['main'] },
         allow_failure: true,
         publish: { image: '$REGISTRY/$PROJECT:$COMMIT_SHA', environment: 'staging-2' },
+        network: 'none',
       }),
       step({
         name: 'other',
@@ -366,9 +369,14 @@ describe('parseDefinition', () => {
       'steps[0].comands: unknown key (did you mean "commands"?) (line 3)',
     ],
     [
+      'unknown network mode',
+      yaml('steps:', '  - name: a', '    commands: [x]', '    network: bridge'),
+      'steps[0].network: unknown network "bridge" (expected one of: host, none) (line 4)',
+    ],
+    [
       'unknown step key without a suggestion',
       yaml('steps:', '  - name: a', '    commands: [x]', '    services: [db]'),
-      'steps[0].services: unknown key (expected one of: name, image, commands, environment, depends_on, timeout, when, allow_failure, publish) (line 4)',
+      'steps[0].services: unknown key (expected one of: name, image, commands, environment, depends_on, timeout, when, allow_failure, publish, network) (line 4)',
     ],
     [
       'unknown top-level key with a suggestion',

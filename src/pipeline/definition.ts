@@ -62,7 +62,9 @@ const STEP_KEYS = [
   'when',
   'allow_failure',
   'publish',
+  'network',
 ] as const;
+const NETWORK_MODES = ['host', 'none'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Durations
@@ -397,8 +399,17 @@ function readStep(r: Reader, field: Field, names: Map<string, Field>): StepDraft
     when: readWhen(r, f.when),
     allow_failure: r.boolean(f.allow_failure, false),
     publish: readPublish(r, f.publish),
+    network: readNetwork(r, f.network),
   };
   return { step, dependsOn, dependsOnField: f.depends_on };
+}
+
+function readNetwork(r: Reader, field: Field): StepDefinition['network'] {
+  const value = r.optionalString(field);
+  if (value === null) return 'host';
+  if (!(NETWORK_MODES as readonly string[]).includes(value))
+    r.fail(field, `unknown network ${JSON.stringify(value)} (expected one of: ${NETWORK_MODES.join(', ')})`);
+  return value as StepDefinition['network'];
 }
 
 /** Resolves depends_on (forward references allowed) and rejects cycles, naming one. */

@@ -1,14 +1,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,27 +25,35 @@ import {
   LauncherDiedError,
   type ProcessLauncher,
 } from '../core/launcher.js';
-import { createLocalRunner } from './local.js';
-import type { RepoSource, Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
+import { createLocalRunner, type LocalRunner, type LocalRunnerOptions } from './local.js';
+import type { RepoSource, StepRunRequest, StepRunResult, Workspace } from './types.js';
 
 const BWRAP = '/usr/bin/bwrap';
 const localModule = fileURLToPath(new URL('./local.ts', import.meta.url));
+const asRoot = process.getuid?.() === 0;
 
 let tmp: ReturnType<typeof tempDir>;
 let workRoot: string;
 let source: RepoSource;
+/** A root-owned file outside everything: the checkout holds a symlink to it. */
+let victim: string;
 const children: ChildProcess[] = [];
 const cleanups: Array<() => void> = [];
 
 beforeAll(async () => {
   tmp = tempDir('platform-runner-local-');
+  // mkdtemp makes 0700: the sandbox user must be able to pass through to the workspaces.
+  chmodSync(tmp.dir, 0o711);
   workRoot = path.join(tmp.dir, 'work');
   const bare = path.join(tmp.dir, 'repo.git');
   const seed = path.join(tmp.dir, 'seed');
+  victim = path.join(tmp.dir, 'victim.txt');
+  writeFileSync(victim, 'root-owned\n', { mode: 0o600 });
   await gitOk(['init', '--bare', bare]);
   await gitOk(['init', seed]);
   writeFileSync(path.join(seed, 'hello.txt'), 'hello from the repo\n');
-  await gitOk(['add', 'hello.txt'], { cwd: seed });
+  symlinkSync(victim, path.join(seed, 'link-to-victim'));
+  await gitOk(['add', 'hello.txt', 'link-to-victim'], { cwd: seed });
   await gitOk(['commit', '-m', 'first'], { cwd: seed });
   const first = (await gitOk(['rev-parse', 'HEAD'], { cwd: seed })).trim();
   writeFileSync(path.join(seed, 'hello.txt'), 'hello again\n');
@@ -60,6 +73,46 @@ afterAll(() => {
   for (const cleanup of cleanups) cleanup();
   tmp.cleanup();
 });
+
+/** A distinct host uid per runner: the host processes of its steps are exactly those of that uid. */
+let nextUid = 61_000 + (process.pid % 500) * 8;
+function runnerWith(options: Partial<LocalRunnerOptions> = {}): { runner: LocalRunner; uid: number } {
+  const uid = nextUid++;
+  const runner = createLocalRunner({ workRoot, sandboxUser: { uid, gid: uid }, ...options });
+  return { runner, uid };
+}
+
+interface HostProcess {
+  pid: number;
+  uid: number;
+  pgrp: number;
+  ppid: number;
+  comm: string;
+}
+
+function hostProcesses(): HostProcess[] {
+  const list: HostProcess[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]);
+      // Zombies are dead already (their parent has not reaped them yet).
+      if (fields[0] === 'Z') continue;
+      list.push({ pid: Number(entry), uid, pgrp: Number(fields[2]), ppid: Number(fields[1]), comm });
+    } catch {
+      // exited while listing
+    }
+  }
+  return list;
+}
+
+const sleepsOf = (uid: number) => hostProcesses().filter((p) => p.uid === uid && p.comm === 'sleep');
+/** Killed processes take a moment to be reaped: waits until none of the step's sleeps is left. */
+const noSleepsOf = (uid: number) =>
+  eventually(async () => sleepsOf(uid).length === 0, 5_000, `no sleep of uid ${uid}`);
 
 interface Ran {
   result: StepRunResult;
@@ -90,7 +143,7 @@ function stepRequest(
   };
 }
 
-async function run(runner: Runner, req: StepRunRequest): Promise<Ran> {
+async function run(runner: LocalRunner, req: StepRunRequest): Promise<Ran> {
   const chunks: Buffer[] = [];
   const inner = req.onOutput;
   const result = await runner.runStep({
@@ -103,62 +156,40 @@ async function run(runner: Runner, req: StepRunRequest): Promise<Ran> {
   return { result, output: Buffer.concat(chunks).toString('utf8') };
 }
 
-async function workspaceFor(runner: Runner): Promise<{ pipelineId: string; workspace: Workspace }> {
+async function workspaceFor(runner: LocalRunner): Promise<{ pipelineId: string; workspace: Workspace }> {
   const pipelineId = randomUUID();
   return { pipelineId, workspace: await runner.prepareWorkspace(pipelineId, source) };
-}
-
-function pidFile(pipelineId: string, step: string): string {
-  return path.join(workRoot, pipelineId, 'pids', `${step}.pid`);
-}
-
-async function recordedGroup(pipelineId: string, step: string): Promise<number> {
-  return eventually(
-    async () => (JSON.parse(readFileSync(pidFile(pipelineId, step), 'utf8')) as { pgid: number }).pgid,
-    10_000,
-    `pid file of ${step}`,
-  );
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    expect((err as NodeJS.ErrnoException).code).toBe('ESRCH');
-    return false;
-  }
-}
-
-/** Processes (by /proc) whose process group is pgid. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid) members.push(Number(entry));
-    } catch {
-      // exited while listing
-    }
-  }
-  return members;
 }
 
 async function outputContains(chunks: Buffer[], text: string): Promise<void> {
   await eventually(async () => Buffer.concat(chunks).toString().includes(text), 10_000, `output "${text}"`);
 }
 
+const SANDBOXED = /^\[runner\] local, sandboxed: bubblewrap as /;
+
 describe('local runner: workspace', () => {
-  it('clones the repository and checks out the commit detached, outside the platform repository', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
+  it('clones the repository and checks out the commit detached, owned by the sandbox user', async () => {
+    const { runner, uid } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     expect(workspace.dir).toBe(path.join(workRoot, pipelineId, 'src'));
     expect(readFileSync(path.join(workspace.dir, 'hello.txt'), 'utf8')).toBe('hello from the repo\n');
-    expect((await gitOk(['rev-parse', 'HEAD'], { cwd: workspace.dir })).trim()).toBe(source.sha);
-    const head = await gitOk(['symbolic-ref', '-q', 'HEAD'], { cwd: workspace.dir }).catch(() => 'detached');
+    // The checkout belongs to the sandbox user: git run as root here must be told it is safe.
+    const safe = ['-c', 'safe.directory=*'];
+    expect((await gitOk([...safe, 'rev-parse', 'HEAD'], { cwd: workspace.dir })).trim()).toBe(source.sha);
+    const head = await gitOk([...safe, 'symbolic-ref', '-q', 'HEAD'], { cwd: workspace.dir }).catch(
+      () => 'detached',
+    );
     expect(head).toBe('detached');
+    if (asRoot) {
+      expect(statSync(path.join(workspace.dir, 'hello.txt')).uid).toBe(uid);
+      expect(statSync(path.join(workspace.dir, '.git', 'HEAD')).uid).toBe(uid);
+      // The symlink itself changed hands, never what it points at.
+      expect(lstatSync(path.join(workspace.dir, 'link-to-victim')).uid).toBe(uid);
+      expect(statSync(victim).uid).toBe(0);
+      // The root (pid files) stays the platform's; the sandbox user may only pass through.
+      expect(statSync(path.join(workRoot, pipelineId)).uid).toBe(0);
+      expect(statSync(path.join(workRoot, pipelineId)).mode & 0o777).toBe(0o711);
+    }
 
     await workspace.dispose();
     expect(existsSync(path.join(workRoot, pipelineId))).toBe(false);
@@ -166,7 +197,7 @@ describe('local runner: workspace', () => {
   });
 
   it('fails clearly when the commit is not in the repository, leaving nothing behind', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
+    const { runner } = runnerWith();
     const pipelineId = randomUUID();
     const missing = 'deadbeef'.repeat(5);
     await expect(runner.prepareWorkspace(pipelineId, { ...source, sha: missing })).rejects.toThrow(
@@ -176,12 +207,47 @@ describe('local runner: workspace', () => {
   });
 
   it('refuses a sha that git could read as an option and a pipeline id that is not a plain name', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
+    const { runner } = runnerWith();
     await expect(
       runner.prepareWorkspace(randomUUID(), { ...source, sha: '--upload-pack=x' }),
     ).rejects.toThrow('invalid commit sha');
     await expect(runner.prepareWorkspace('../escape', source)).rejects.toThrow('cannot name a workspace');
   });
+
+  it.runIf(asRoot)(
+    'moves workspaces to a root-owned directory the sandbox user can reach when the configured one is not',
+    async () => {
+      const closed = mkdtempSync(path.join(tmp.dir, 'closed-')); // 0700
+      const { runner } = runnerWith({ workRoot: path.join(closed, 'work') });
+      expect(runner.workRoot.startsWith('/var/tmp/platform-runs-')).toBe(true);
+      cleanups.push(() => rmSync(runner.workRoot, { recursive: true, force: true }));
+      const info = statSync(runner.workRoot);
+      expect(info.uid).toBe(0);
+      expect(info.mode & 0o777).toBe(0o711);
+      const { pipelineId, workspace } = await workspaceFor(runner);
+      const { result, output } = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'x', ['cat hello.txt']),
+      );
+      expect(result.outcome).toBe('success');
+      expect(output).toContain('hello from the repo\n');
+      await workspace.dispose();
+
+      // A directory of that name planted by someone else is refused, not used.
+      const planted = mkdtempSync(path.join(tmp.dir, 'planted-'));
+      const target = createLocalRunner({
+        workRoot: path.join(planted, 'w'),
+        sandboxUser: { uid: 1, gid: 1 },
+      });
+      rmSync(target.workRoot, { recursive: true, force: true });
+      mkdirSync(target.workRoot, { mode: 0o777 });
+      chmodSync(target.workRoot, 0o777);
+      expect(() =>
+        createLocalRunner({ workRoot: path.join(planted, 'w'), sandboxUser: { uid: 1, gid: 1 } }),
+      ).toThrow('is not a directory owned by root and writable only by it');
+      rmSync(target.workRoot, { recursive: true, force: true });
+    },
+  );
 });
 
 describe('local runner: steps', () => {
@@ -190,7 +256,7 @@ describe('local runner: steps', () => {
   });
 
   it('runs the commands in the checkout, echoes each one and captures stdout and stderr in order', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const { result, output } = await run(
       runner,
@@ -200,9 +266,11 @@ describe('local runner: steps', () => {
     );
     expect(result).toMatchObject({ outcome: 'success', exitCode: 0 });
     expect(result.error).toBeUndefined();
-    expect(output).toBe(
-      '[runner] local, isolated with bubblewrap; image node:20 noted but not used\n' +
-        '$ echo out-1\nout-1\n' +
+    const [header, ...rest] = output.split('\n');
+    expect(output).toMatch(SANDBOXED);
+    expect(header).toContain('; image node:20 noted but not used');
+    expect(rest.join('\n')).toBe(
+      '$ echo out-1\nout-1\n' +
         '$ echo err-1 >&2\nerr-1\n' +
         '$ cat hello.txt\nhello from the repo\n' +
         `$ pwd\n${workspace.dir}\n`,
@@ -211,7 +279,7 @@ describe('local runner: steps', () => {
   });
 
   it('stops at the first failing command (set -e) and reports its exit code', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const { result, output } = await run(
       runner,
@@ -224,7 +292,7 @@ describe('local runner: steps', () => {
   });
 
   it('keeps shell state across commands and quotes commands with quotes in the echo', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const { result, output } = await run(
       runner,
@@ -237,46 +305,43 @@ describe('local runner: steps', () => {
     expect(result.outcome).toBe('success');
     expect(output).toContain(`$ export GREETING="it's me"\n`);
     expect(output).toContain("it's me in sub\n");
-    expect(output.startsWith('[runner] local, not isolated (bubblewrap disabled)\n')).toBe(true);
     await workspace.dispose();
   });
 
   it('gives the step exactly the injected environment plus PATH, HOME and LANG', async () => {
     process.env.PLATFORM_RUNNER_LEAK_TEST = 'leaked-value';
     try {
-      for (const bwrap of ['auto', 'never'] as const) {
-        const runner = createLocalRunner({ workRoot, bwrap });
-        const { pipelineId, workspace } = await workspaceFor(runner);
-        const { result, output } = await run(
-          runner,
-          stepRequest(workspace, pipelineId, 'env', ['env'], { env: { CI: 'true', INJECTED: 'a b=c' } }),
-        );
-        expect(result.outcome).toBe('success');
-        expect(output).not.toContain('leaked-value');
-        const vars = new Map(
-          output
-            .split('\n')
-            .filter((line) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(line))
-            .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-        );
-        // PWD, SHLVL and OLDPWD are the shell's own.
-        for (const own of ['PWD', 'SHLVL', 'OLDPWD', '_']) vars.delete(own);
-        expect([...vars.keys()].sort()).toEqual(['CI', 'HOME', 'INJECTED', 'LANG', 'PATH']);
-        expect(vars.get('INJECTED')).toBe('a b=c');
-        expect(vars.get('PATH')).toBe('/usr/local/bin:/usr/bin:/bin');
-        expect(vars.get('LANG')).toBe('C.UTF-8');
-        const home = vars.get('HOME')!;
-        expect(home.startsWith(path.join(workRoot, pipelineId, 'home') + path.sep)).toBe(true);
-        expect(home.startsWith(workspace.dir)).toBe(false);
-        await workspace.dispose();
-      }
+      const { runner } = runnerWith();
+      const { pipelineId, workspace } = await workspaceFor(runner);
+      const { result, output } = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'env', ['env'], { env: { CI: 'true', INJECTED: 'a b=c' } }),
+      );
+      expect(result.outcome).toBe('success');
+      expect(output).not.toContain('leaked-value');
+      const vars = new Map(
+        output
+          .split('\n')
+          .filter((line) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(line))
+          .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+      );
+      // PWD, SHLVL and OLDPWD are the shell's own.
+      for (const own of ['PWD', 'SHLVL', 'OLDPWD', '_']) vars.delete(own);
+      expect([...vars.keys()].sort()).toEqual(['CI', 'HOME', 'INJECTED', 'LANG', 'PATH']);
+      expect(vars.get('INJECTED')).toBe('a b=c');
+      expect(vars.get('PATH')).toBe('/usr/local/bin:/usr/bin:/bin');
+      expect(vars.get('LANG')).toBe('C.UTF-8');
+      const home = vars.get('HOME')!;
+      expect(home.startsWith(path.join(workRoot, pipelineId, 'home') + path.sep)).toBe(true);
+      expect(home.startsWith(workspace.dir)).toBe(false);
+      await workspace.dispose();
     } finally {
       delete process.env.PLATFORM_RUNNER_LEAK_TEST;
     }
   });
 
   it('uses the PATH the step was given', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const { output } = await run(
       runner,
@@ -288,9 +353,10 @@ describe('local runner: steps', () => {
     await workspace.dispose();
   });
 
-  it('kills the whole process group on timeout, background children and grandchildren included', async () => {
-    for (const bwrap of ['auto', 'never'] as const) {
-      const runner = createLocalRunner({ workRoot, bwrap });
+  it.runIf(asRoot)(
+    'kills the whole process group on timeout, background children and grandchildren included',
+    async () => {
+      const { runner, uid } = runnerWith();
       const { pipelineId, workspace } = await workspaceFor(runner);
       const output: Buffer[] = [];
       const done = runner.runStep(
@@ -302,22 +368,19 @@ describe('local runner: steps', () => {
           { timeoutSeconds: 2, output },
         ),
       );
-      const pgid = await recordedGroup(pipelineId, 'slow');
       await outputContains(output, 'grandchild started');
-      // sh, sleep 300, sh, sleep 301 (plus bwrap's own processes when isolated).
-      expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(4);
+      await eventually(async () => sleepsOf(uid).length === 2, 5_000, 'both sleeps running');
 
       const result = await done;
       expect(result).toMatchObject({ outcome: 'timeout', exitCode: null, error: 'timed out after 2s' });
-      await eventually(async () => !groupAlive(pgid), 5_000, `group ${pgid} gone (${bwrap})`);
-      expect(groupMembers(pgid)).toEqual([]);
-      expect(existsSync(pidFile(pipelineId, 'slow'))).toBe(false);
+      await noSleepsOf(uid);
       await workspace.dispose();
-    }
-  });
+      await eventually(async () => hostProcesses().every((p) => p.uid !== uid), 5_000, 'sandbox gone');
+    },
+  );
 
-  it('follows SIGTERM with SIGKILL when the step ignores SIGTERM', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
+  it.runIf(asRoot)('follows SIGTERM with SIGKILL when the step ignores SIGTERM', async () => {
+    const { runner, uid } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const output: Buffer[] = [];
     const done = runner.runStep(
@@ -327,40 +390,39 @@ describe('local runner: steps', () => {
         output,
       }),
     );
-    const pgid = await recordedGroup(pipelineId, 'stubborn');
     await outputContains(output, 'trapped');
     expect(await done).toMatchObject({ outcome: 'timeout', error: 'timed out after 1s' });
-    await eventually(async () => !groupAlive(pgid), 5_000, 'group gone');
+    await noSleepsOf(uid);
     await workspace.dispose();
   });
 
-  it('kills background processes left running when the step itself succeeds', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
-    const { pipelineId, workspace } = await workspaceFor(runner);
-    const output: Buffer[] = [];
-    const done = runner.runStep(
-      stepRequest(
-        workspace,
-        pipelineId,
-        'bg',
-        ['sleep 300 > /dev/null 2>&1 &', 'echo $! > bg.pid', 'while [ ! -e go ]; do sleep 0.05; done'],
-        { output },
-      ),
-    );
-    const pgid = await recordedGroup(pipelineId, 'bg');
-    const bgPid = await eventually(
-      async () => Number(readFileSync(path.join(workspace.dir, 'bg.pid'), 'utf8')),
-      10_000,
-    );
-    writeFileSync(path.join(workspace.dir, 'go'), '');
-    expect((await done).outcome).toBe('success');
-    await eventually(async () => !groupAlive(pgid), 5_000, 'group gone');
-    expect(existsSync(`/proc/${bgPid}`)).toBe(false);
-    await workspace.dispose();
-  });
+  it.runIf(asRoot)(
+    'kills what a step left running when it ends, also processes that left its group (setsid)',
+    async () => {
+      const { runner, uid } = runnerWith();
+      const { pipelineId, workspace } = await workspaceFor(runner);
+      const { result } = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'bg', [
+          'sleep 300 > /dev/null 2>&1 &',
+          'setsid sleep 301 > /dev/null 2>&1 < /dev/null &',
+          'while [ "$(ls /proc | grep -c "^[0-9]")" -lt 4 ]; do sleep 0.05; done',
+        ]),
+      );
+      expect(result.outcome).toBe('success');
+      await noSleepsOf(uid);
+      const next = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'next', ['ps -eo comm= 2>/dev/null || ls /proc']),
+      );
+      expect(next.result.outcome).toBe('success');
+      expect(next.output).not.toContain('sleep');
+      await workspace.dispose();
+    },
+  );
 
   it('cancels a running step within seconds when the signal aborts', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner, uid } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const controller = new AbortController();
     const output: Buffer[] = [];
@@ -370,7 +432,6 @@ describe('local runner: steps', () => {
         output,
       }),
     );
-    const pgid = await recordedGroup(pipelineId, 'cancel-me');
     await outputContains(output, 'started');
     const abortedAt = Date.now();
     controller.abort();
@@ -378,12 +439,12 @@ describe('local runner: steps', () => {
     expect(result.outcome).toBe('cancelled');
     expect(result.exitCode).toBeNull();
     expect(Date.now() - abortedAt).toBeLessThan(5_000);
-    await eventually(async () => !groupAlive(pgid), 5_000, 'group gone');
+    if (asRoot) await noSleepsOf(uid);
     await workspace.dispose();
   });
 
   it('does not start a step whose signal is already aborted', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const controller = new AbortController();
     controller.abort();
@@ -397,13 +458,13 @@ describe('local runner: steps', () => {
     await workspace.dispose();
   });
 
-  it('runs two steps of one pipeline at the same time', async () => {
-    const runner = createLocalRunner({ workRoot });
+  it('runs two steps of one pipeline at the same time, in one sandbox', async () => {
+    const { runner, uid } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     // Each step waits for the other's marker: both can only finish if they really overlap.
     const waitFor = (mine: string, theirs: string) => [
-      `touch ${mine}`,
-      `i=0; while [ ! -e ${theirs} ]; do i=$((i+1)); [ $i -lt 400 ] || exit 9; sleep 0.05; done`,
+      `touch /tmp/${mine}`,
+      `i=0; while [ ! -e /tmp/${theirs} ]; do i=$((i+1)); [ $i -lt 400 ] || exit 9; sleep 0.05; done`,
     ];
     const [a, b] = await Promise.all([
       run(runner, stepRequest(workspace, pipelineId, 'a', waitFor('a.ready', 'b.ready'))),
@@ -411,11 +472,29 @@ describe('local runner: steps', () => {
     ]);
     expect(a.result.outcome).toBe('success');
     expect(b.result.outcome).toBe('success');
+    // Their markers were in the run's private /tmp, shared by its steps.
+    const c = await run(runner, stepRequest(workspace, pipelineId, 'c', ['ls /tmp']));
+    expect(c.output).toContain('a.ready\nb.ready\n');
+    expect(existsSync('/tmp/a.ready')).toBe(false);
+    if (asRoot) {
+      // One sandbox for the three steps: bubblewrap's two processes and one supervisor.
+      const mine = hostProcesses().filter((p) => p.uid === uid);
+      expect(mine.filter((p) => p.comm === 'bwrap')).toHaveLength(2);
+      expect(mine.filter((p) => p.comm === 'node')).toHaveLength(1);
+    }
+    // Another run does not see them.
+    const other = await workspaceFor(runner);
+    const d = await run(runner, stepRequest(other.workspace, other.pipelineId, 'd', ['ls -A /tmp']));
+    expect(d.result.outcome).toBe('success');
+    expect(d.output).not.toContain('.ready');
     await workspace.dispose();
+    await other.workspace.dispose();
+    if (asRoot)
+      await eventually(async () => hostProcesses().every((p) => p.uid !== uid), 5_000, 'sandboxes gone');
   });
 
   it('fails without side effects when the workspace has been disposed', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     await workspace.dispose();
     const { result } = await run(runner, stepRequest(workspace, pipelineId, 'late', ['true']));
@@ -425,7 +504,7 @@ describe('local runner: steps', () => {
   });
 
   it('reports a command that does not exist as a failure with the shell exit code', async () => {
-    const runner = createLocalRunner({ workRoot });
+    const { runner } = runnerWith();
     const { pipelineId, workspace } = await workspaceFor(runner);
     const { result, output } = await run(
       runner,
@@ -437,58 +516,261 @@ describe('local runner: steps', () => {
   });
 });
 
+describe('local runner: network', () => {
+  let server: Server;
+  let port: number;
+  beforeAll(async () => {
+    server = createServer((socket) => socket.end('hello from the host\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const connect = () =>
+    `node -e "require('net').connect(${port},'127.0.0.1').on('data',d=>{process.stdout.write(d);process.exit(0)}).on('error',e=>{console.log('refused:',e.code);process.exit(3)})"`;
+
+  it('gives a step the host network by default and only loopback with network: none', async () => {
+    const { runner } = runnerWith();
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const host = await run(runner, stepRequest(workspace, pipelineId, 'host', [connect()]));
+    expect(host.result.outcome).toBe('success');
+    expect(host.output).toContain('hello from the host\n');
+
+    const none = await run(
+      runner,
+      stepRequest(
+        workspace,
+        pipelineId,
+        'none',
+        [`${connect()} || echo "exit $?"`, 'echo ---', 'cat /proc/net/dev'],
+        {
+          network: 'none',
+        },
+      ),
+    );
+    expect(none.result.outcome).toBe('success');
+    expect(none.output.split('\n')[0]).toContain(', no network');
+    expect(none.output).toContain('refused: ECONNREFUSED');
+    expect(none.output).toContain('exit 3');
+    expect(none.output).not.toContain('hello from the host');
+    const interfaces = none.output
+      .slice(none.output.lastIndexOf('---\n'))
+      .split('\n')
+      .filter((l) => /^\s*[a-z0-9]+:/.test(l))
+      .map((l) => l.trim().split(':')[0]);
+    expect(interfaces).toEqual(['lo']);
+    // It shares the checkout with the run's other steps.
+    const marker = await run(
+      runner,
+      stepRequest(workspace, pipelineId, 'none-writes', ['echo offline > offline.txt'], { network: 'none' }),
+    );
+    expect(marker.result.outcome).toBe('success');
+    expect(readFileSync(path.join(workspace.dir, 'offline.txt'), 'utf8')).toBe('offline\n');
+    await workspace.dispose();
+  });
+});
+
+describe('local runner: the sandbox holds no privilege (escape attempts, as root)', () => {
+  it.runIf(asRoot)(
+    'every escape fails, nothing outside the workspace changes, no secret is read',
+    async () => {
+      const dataDir = path.join(tmp.dir, 'data');
+      const repos = path.join(dataDir, 'repos', 'alice', 'private.git');
+      mkdirSync(repos, { recursive: true });
+      writeFileSync(path.join(dataDir, 'master.key'), 'master-key-content-4f1d\n', { mode: 0o600 });
+      writeFileSync(path.join(repos, 'config'), 'private-repo-content-9a7c\n');
+      const marker = `/platform-escape-${randomUUID()}`;
+      const dataMarker = path.join(dataDir, 'pwned');
+      process.env.PLATFORM_ADMIN_PASSWORD_LEAK_TEST = 'admin-password-77e2';
+      const { runner, uid } = runnerWith({ hidePaths: [dataDir] });
+      const { pipelineId, workspace } = await workspaceFor(runner);
+      const attempt = (name: string, command: string) =>
+        `if ( ${command} ) >/dev/null 2>&1; then echo "ESCAPED ${name}"; else echo "BLOCKED ${name}"; fi`;
+      const attempts: Array<[string, string]> = [
+        ['umount-tmp', 'umount -l /tmp'],
+        ['umount-proc', 'umount -l /proc'],
+        ['remount-root', 'mount -o remount,rw /'],
+        ['remount-bind', 'mount -o remount,bind,rw /'],
+        ['unshare', 'unshare -r true'],
+        ['unshare-mount', 'unshare -m true'],
+        ['host-init-environ', 'cat /proc/1/environ | grep -q PLATFORM_ADMIN'],
+        ['platform-environ', `cat /proc/${process.pid}/environ`],
+        ['signal-platform', `kill -0 ${process.pid}`],
+        ['master-key', `cat ${dataDir}/master.key`],
+        ['other-repo', `cat ${repos}/config`],
+        ['marker-root', `touch ${marker}`],
+        ['marker-data', `touch ${dataMarker}`],
+        ['marker-etc', 'touch /etc/platform-escape'],
+        ['chroot', 'chroot / true'],
+        ['setuid-root', 'su -c true root < /dev/null'],
+      ];
+      const { result, output } = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'attacker', [
+          ...attempts.map(([name, command]) => attempt(name, command)),
+          'grep -E "^(CapEff|CapPrm|CapBnd|NoNewPrivs)" /proc/self/status',
+          'echo "uid=$(id -u)"',
+          'echo hello > owned.txt',
+          'echo "processes: $(ls /proc | grep -c "^[0-9]")"',
+        ]),
+      );
+      delete process.env.PLATFORM_ADMIN_PASSWORD_LEAK_TEST;
+      expect(result.outcome).toBe('success');
+      for (const [name] of attempts) expect(output).toContain(`BLOCKED ${name}\n`);
+      expect(output.split('\n').filter((l) => l.startsWith('ESCAPED'))).toEqual([]);
+      expect(output).toMatch(/CapEff:\s+0000000000000000/);
+      expect(output).toMatch(/CapPrm:\s+0000000000000000/);
+      expect(output).toMatch(/CapBnd:\s+0000000000000000/);
+      expect(output).toMatch(/NoNewPrivs:\s+1/);
+      for (const secret of ['master-key-content-4f1d', 'private-repo-content-9a7c', 'admin-password-77e2']) {
+        expect(output).not.toContain(secret);
+      }
+      for (const file of [marker, dataMarker, '/etc/platform-escape']) expect(existsSync(file)).toBe(false);
+      // On the host, the step ran as the unprivileged sandbox user, never as uid 0.
+      expect(statSync(path.join(workspace.dir, 'owned.txt')).uid).toBe(uid);
+      expect(Number(/processes: (\d+)/.exec(output)?.[1])).toBeLessThan(10);
+      await workspace.dispose();
+    },
+  );
+
+  it.runIf(asRoot)(
+    'hides the data directory and other runs even below the read-only system trees',
+    async () => {
+      // A data directory under /opt (shown read-only) is still not readable: hidden under an empty tmpfs.
+      const dataDir = mkdtempSync('/opt/platform-runner-data-');
+      cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+      writeFileSync(path.join(dataDir, 'master.key'), 'opt-key-content-1b2c\n');
+      const { runner } = runnerWith({ hidePaths: [dataDir] });
+      const one = await workspaceFor(runner);
+      const other = await workspaceFor(runner);
+      const { result, output } = await run(
+        runner,
+        stepRequest(one.workspace, one.pipelineId, 'snoop', [
+          `ls ${other.workspace.dir} || echo "no other workspace"`,
+          `cat ${dataDir}/master.key || echo "no key"`,
+        ]),
+      );
+      expect(result.outcome).toBe('success');
+      expect(output).toContain('no other workspace');
+      expect(output).toContain('no key');
+      expect(output).not.toContain('opt-key-content-1b2c');
+      await one.workspace.dispose();
+      await other.workspace.dispose();
+    },
+  );
+});
+
+describe('local runner: without bubblewrap', () => {
+  it('refuses to run steps unsandboxed when the platform runs as root', async () => {
+    const { runner } = runnerWith({ bwrap: 'never', runsAsRoot: true });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const { result, output } = await run(runner, stepRequest(workspace, pipelineId, 'x', ['touch ran']));
+    expect(result.outcome).toBe('failure');
+    expect(result.error).toContain('steps are never run unsandboxed as root');
+    expect(result.error).toContain('apt-get install bubblewrap');
+    expect(output).toBe('');
+    expect(existsSync(path.join(workspace.dir, 'ran'))).toBe(false);
+    expect(await runner.isolation()).toMatchObject({ mode: 'refused' });
+    await workspace.dispose();
+  });
+
+  it('refuses as root when bubblewrap is not installed, in auto mode too', async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = path.join(tmp.dir, 'empty-path');
+    let runner: LocalRunner;
+    try {
+      runner = createLocalRunner({ workRoot, runsAsRoot: true });
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(await runner.isolation()).toEqual({
+      mode: 'refused',
+      reason:
+        'bubblewrap is not installed; steps are never run unsandboxed as root: install bubblewrap (Debian: apt-get install bubblewrap) or run the platform as an unprivileged user',
+    });
+  });
+
+  it('runs unsandboxed as an unprivileged user, saying so in the step log', async () => {
+    const outside = path.join(tmp.dir, 'outside-never');
+    mkdirSync(outside);
+    const { runner } = runnerWith({ bwrap: 'never', runsAsRoot: false });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const { result, output } = await run(
+      runner,
+      stepRequest(workspace, pipelineId, 'plain', [`echo written > ${outside}/file.txt`], {
+        image: 'alpine:3.20',
+      }),
+    );
+    expect(result.outcome).toBe('success');
+    expect(output.split('\n')[0]).toBe(
+      "[runner] local, NOT sandboxed: bubblewrap disabled (PLATFORM_RUNNER_BWRAP=never); this step runs with the platform user's access to this machine; image alpine:3.20 noted but not used",
+    );
+    expect(readFileSync(path.join(outside, 'file.txt'), 'utf8')).toBe('written\n');
+    expect(await runner.isolation()).toMatchObject({ mode: 'unsandboxed' });
+    // network: none cannot be honoured without the sandbox: refused, not ignored.
+    const none = await run(runner, stepRequest(workspace, pipelineId, 'none', ['true'], { network: 'none' }));
+    expect(none.result).toMatchObject({ outcome: 'failure', exitCode: null });
+    expect(none.result.error).toContain('network: none needs the bubblewrap sandbox');
+    await workspace.dispose();
+  });
+
+  it('refuses when bubblewrap is required but unusable', async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = path.join(tmp.dir, 'empty-path');
+    try {
+      expect(() => createLocalRunner({ workRoot, bwrap: 'required', runsAsRoot: false })).toThrow(
+        'apt-get install bubblewrap',
+      );
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+});
+
 describe('local runner: process launcher', () => {
   const launchers: ProcessLauncher[] = [];
   afterAll(async () => {
     await Promise.all(launchers.map((l) => l.close()));
   });
 
-  function parentOf(pid: number): number {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  }
+  it.runIf(asRoot)(
+    'fails the running steps clearly when the launcher dies, leaves nothing running, and recovers',
+    async () => {
+      const launcher = createProcessLauncher();
+      launchers.push(launcher);
+      const { runner, uid } = runnerWith({ launcher });
+      const { pipelineId, workspace } = await workspaceFor(runner);
+      const output: Buffer[] = [];
+      const done = runner.runStep(
+        stepRequest(workspace, pipelineId, 'orphaned', ['sleep 300 &', 'echo started', 'sleep 300'], {
+          output,
+        }),
+      );
+      await outputContains(output, 'started');
+      // The sandbox's outer bubblewrap process; its parent is the launcher.
+      const all = hostProcesses();
+      const outer = all.find(
+        (p) => p.comm === 'bwrap' && p.uid === uid && all.find((q) => q.pid === p.ppid)?.comm !== 'bwrap',
+      );
+      expect(outer).toBeDefined();
+      const parent = all.find((p) => p.pid === outer!.ppid)!;
+      expect(parent.pid).not.toBe(process.pid);
+      expect(parent.comm).toBe('node');
+      process.kill(parent.pid, 'SIGKILL');
 
-  it('starts steps from the launcher process, not from the platform', async () => {
-    const launcher = createProcessLauncher();
-    launchers.push(launcher);
-    const runner = createLocalRunner({ workRoot, bwrap: 'never', launcher });
-    const { pipelineId, workspace } = await workspaceFor(runner);
-    const { result, output } = await run(
-      runner,
-      stepRequest(workspace, pipelineId, 'parent', ['echo "parent=$PPID"']),
-    );
-    expect(result.outcome).toBe('success');
-    const parent = Number(/parent=(\d+)/.exec(output)?.[1]);
-    expect(parent).not.toBe(process.pid);
-    expect(parentOf(parent)).toBe(process.pid);
-    await workspace.dispose();
-  });
+      const result = await done;
+      expect(result).toMatchObject({ outcome: 'failure', exitCode: null });
+      expect(result.error).toContain('process launcher died');
+      // bubblewrap dies with its parent, and the sandbox with it.
+      if (asRoot)
+        await eventually(async () => hostProcesses().every((p) => p.uid !== uid), 5_000, 'sandbox gone');
 
-  it('fails the running step clearly when the launcher dies, kills its group, and recovers', async () => {
-    const launcher = createProcessLauncher();
-    launchers.push(launcher);
-    const runner = createLocalRunner({ workRoot, bwrap: 'never', launcher });
-    const { pipelineId, workspace } = await workspaceFor(runner);
-    const output: Buffer[] = [];
-    const done = runner.runStep(
-      stepRequest(workspace, pipelineId, 'orphaned', ['sleep 300 &', 'echo started', 'sleep 300'], {
-        output,
-      }),
-    );
-    const pgid = await recordedGroup(pipelineId, 'orphaned');
-    await outputContains(output, 'started');
-    process.kill(parentOf(pgid), 'SIGKILL');
-
-    const result = await done;
-    expect(result).toMatchObject({ outcome: 'failure', exitCode: null, error: 'process launcher died' });
-    await eventually(async () => !groupAlive(pgid), 5_000, 'group of the lost step gone');
-    expect(existsSync(pidFile(pipelineId, 'orphaned'))).toBe(false);
-
-    const after = await run(runner, stepRequest(workspace, pipelineId, 'after', ['echo still works']));
-    expect(after.result.outcome).toBe('success');
-    expect(after.output).toContain('still works\n');
-    await workspace.dispose();
-  });
+      const after = await run(runner, stepRequest(workspace, pipelineId, 'after', ['echo still works']));
+      expect(after.result.outcome).toBe('success');
+      expect(after.output).toContain('still works\n');
+      await workspace.dispose();
+    },
+  );
 
   it('does not take a launcher that died during the bubblewrap probe for a sandbox that does not work', async () => {
     const real = createProcessLauncher();
@@ -504,7 +786,7 @@ describe('local runner: process launcher', () => {
       },
       close: () => real.close(),
     };
-    const runner = createLocalRunner({ workRoot, launcher: flaky });
+    const { runner } = runnerWith({ launcher: flaky });
     const { pipelineId, workspace } = await workspaceFor(runner);
     const first = await run(runner, stepRequest(workspace, pipelineId, 'first', ['echo first']));
     expect(first.result).toMatchObject({
@@ -514,7 +796,8 @@ describe('local runner: process launcher', () => {
     });
     const second = await run(runner, stepRequest(workspace, pipelineId, 'second', ['echo second']));
     expect(second.result.outcome).toBe('success');
-    expect(second.output).toBe('[runner] local, isolated with bubblewrap\n$ echo second\nsecond\n');
+    expect(second.output).toMatch(SANDBOXED);
+    expect(second.output).toContain('$ echo second\nsecond\n');
     await workspace.dispose();
   });
 
@@ -532,7 +815,7 @@ describe('local runner: process launcher', () => {
       },
       close: () => real.close(),
     };
-    const runner = createLocalRunner({ workRoot, bwrap: 'never', launcher: flaky });
+    const { runner } = runnerWith({ launcher: flaky });
     const pipelineId = randomUUID();
     await expect(runner.prepareWorkspace(pipelineId, source)).rejects.toThrow('process launcher died');
     expect(existsSync(path.join(workRoot, pipelineId))).toBe(false);
@@ -542,110 +825,15 @@ describe('local runner: process launcher', () => {
   });
 
   it('can fork from the platform process itself (launcher: inline), with the same results', async () => {
-    const runner = createLocalRunner({ workRoot, launcher: 'inline' });
+    const { runner } = runnerWith({ launcher: 'inline' });
     const { pipelineId, workspace } = await workspaceFor(runner);
     const { result, output } = await run(
       runner,
-      stepRequest(workspace, pipelineId, 'inline', [
-        'echo out',
-        'echo err >&2',
-        'echo "parent=$PPID"',
-        'exit 3',
-      ]),
+      stepRequest(workspace, pipelineId, 'inline', ['echo out', 'echo err >&2', 'exit 3']),
     );
     expect(result).toMatchObject({ outcome: 'failure', exitCode: 3 });
-    expect(output).toMatch(
-      /^\[runner\] local, isolated with bubblewrap\n\$ echo out\nout\n\$ echo err >&2\nerr\n/,
-    );
-    await workspace.dispose();
-  });
-});
-
-describe('local runner: bubblewrap isolation', () => {
-  it('makes the workspace the only writable path on the host', async () => {
-    // Not under /tmp: the sandbox has its own /tmp, so a write there would not prove anything.
-    const outside = mkdtempSync('/var/tmp/platform-runner-outside-');
-    cleanups.push(() => rmSync(outside, { recursive: true, force: true }));
-    const runner = createLocalRunner({ workRoot, bwrap: 'required' });
-    const { pipelineId, workspace } = await workspaceFor(runner);
-
-    const inside = await run(
-      runner,
-      stepRequest(workspace, pipelineId, 'inside', [
-        'echo built > artifact.txt',
-        'echo cached > "$HOME/cache.txt"',
-        'echo scratch > /tmp/scratch.txt',
-      ]),
-    );
-    expect(inside.result.outcome).toBe('success');
-    expect(inside.output.startsWith('[runner] local, isolated with bubblewrap\n')).toBe(true);
-    expect(readFileSync(path.join(workspace.dir, 'artifact.txt'), 'utf8')).toBe('built\n');
-
-    const outsideWrite = await run(
-      runner,
-      stepRequest(workspace, pipelineId, 'escape', [`echo pwned > ${outside}/file.txt`]),
-    );
-    expect(outsideWrite.result.outcome).toBe('failure');
-    expect(outsideWrite.output).toMatch(/Read-only file system/);
-    expect(existsSync(path.join(outside, 'file.txt'))).toBe(false);
-
-    const etc = await run(
-      runner,
-      stepRequest(workspace, pipelineId, 'etc', ['touch /etc/platform-escape-test']),
-    );
-    expect(etc.result.outcome).toBe('failure');
-    expect(existsSync('/etc/platform-escape-test')).toBe(false);
-
-    // /tmp inside the sandbox is private.
-    expect(existsSync('/tmp/scratch.txt')).toBe(false);
-    await workspace.dispose();
-  });
-
-  it("hides other pipelines' workspaces and the paths it is told to hide", async () => {
-    const dataDir = path.join(tmp.dir, 'data');
-    mkdirSync(dataDir);
-    writeFileSync(path.join(dataDir, 'master.key'), 'top-secret-key\n');
-    const runner = createLocalRunner({ workRoot, bwrap: 'required', hidePaths: [dataDir] });
-    const one = await workspaceFor(runner);
-    const other = await workspaceFor(runner);
-
-    const { result, output } = await run(
-      runner,
-      stepRequest(one.workspace, one.pipelineId, 'snoop', [
-        `ls ${path.join(other.workspace.dir)} || echo "no other workspace"`,
-        `cat ${dataDir}/master.key || echo "no key"`,
-        'echo "processes: $(ls /proc | grep -c "^[0-9]")"',
-      ]),
-    );
-    expect(result.outcome).toBe('success');
-    expect(output).toContain('no other workspace');
-    expect(output).toContain('no key');
-    expect(output).not.toContain('top-secret-key');
-    expect(output).not.toContain('hello.txt');
-    // Its own pid namespace: only the step's processes are visible.
-    const count = Number(/processes: (\d+)/.exec(output)?.[1]);
-    expect(count).toBeGreaterThan(0);
-    expect(count).toBeLessThan(10);
-    await one.workspace.dispose();
-    await other.workspace.dispose();
-  });
-
-  it('runs without isolation, saying so, when bwrap is set to never', async () => {
-    const outside = path.join(tmp.dir, 'outside-never');
-    mkdirSync(outside);
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
-    const { pipelineId, workspace } = await workspaceFor(runner);
-    const { result, output } = await run(
-      runner,
-      stepRequest(workspace, pipelineId, 'plain', [`echo written > ${outside}/file.txt`], {
-        image: 'alpine:3.20',
-      }),
-    );
-    expect(result.outcome).toBe('success');
-    expect(output.split('\n')[0]).toBe(
-      '[runner] local, not isolated (bubblewrap disabled); image alpine:3.20 noted but not used',
-    );
-    expect(readFileSync(path.join(outside, 'file.txt'), 'utf8')).toBe('written\n');
+    expect(output).toMatch(SANDBOXED);
+    expect(output).toContain('$ echo out\nout\n$ echo err >&2\nerr\n');
     await workspace.dispose();
   });
 });
@@ -653,16 +841,16 @@ describe('local runner: bubblewrap isolation', () => {
 describe('local runner: cleanupOrphans after a crash', () => {
   /** Runs one step in a separate Node process (the "platform") that the test then kills with SIGKILL. */
   async function crashMidStep(
-    bwrap: 'never' | 'required',
+    options: { bwrap: 'never' | 'required'; runsAsRoot: boolean; uid: number },
     commands: string[],
   ): Promise<{ pipelineId: string; workspace: Workspace; pgid: number }> {
-    const helper = createLocalRunner({ workRoot, bwrap: 'never' });
+    const { runner: helper } = runnerWith({ sandboxUser: { uid: options.uid, gid: options.uid } });
     const { pipelineId, workspace } = await workspaceFor(helper);
-    const params = JSON.stringify({ workRoot, bwrap, pipelineId, dir: workspace.dir, commands, source });
+    const params = JSON.stringify({ workRoot, ...options, pipelineId, dir: workspace.dir, commands, source });
     const script = `
       const p = JSON.parse(process.env.STEP_PARAMS);
       const { createLocalRunner } = await import(${JSON.stringify(localModule)});
-      const runner = createLocalRunner({ workRoot: p.workRoot, bwrap: p.bwrap });
+      const runner = createLocalRunner({ workRoot: p.workRoot, bwrap: p.bwrap, runsAsRoot: p.runsAsRoot, sandboxUser: { uid: p.uid, gid: p.uid } });
       await runner.runStep({
         runId: 'crash', pipelineId: p.pipelineId, stepName: 'crash', image: null, commands: p.commands,
         env: {}, timeoutSeconds: null, workspace: { dir: p.dir, dispose: async () => {} }, source: p.source,
@@ -679,62 +867,69 @@ describe('local runner: cleanupOrphans after a crash', () => {
       out += c.toString();
     });
     await eventually(async () => out.includes('ready'), 20_000, 'step started in the crashing process');
-    const pgid = await recordedGroup(pipelineId, 'crash');
+    const pidFile = path.join(workRoot, pipelineId, 'pids', 'sandbox-host.pid');
+    const pgid = await eventually(
+      async () => (JSON.parse(readFileSync(pidFile, 'utf8')) as { pgid: number }).pgid,
+      10_000,
+      'pid file of the sandbox',
+    );
     const gone = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await gone;
     return { pipelineId, workspace, pgid };
   }
 
-  it('kills a leftover group whose shell is still running and removes the workspace', async () => {
-    const { pipelineId, pgid } = await crashMidStep('never', [
+  function groupAlive(pgid: number): boolean {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('kills a leftover unsandboxed group (platform as a normal user) and removes the workspace', async () => {
+    const { pipelineId, pgid } = await crashMidStep({ bwrap: 'never', runsAsRoot: false, uid: nextUid++ }, [
       'sleep 300 > /dev/null 2>&1 &',
       'echo ready',
       'sleep 300',
     ]);
+    // The launcher is gone with the crashed process; the supervisor's group survived it.
     expect(groupAlive(pgid)).toBe(true);
-
-    const restarted = createLocalRunner({ workRoot, bwrap: 'never' });
-    await restarted.cleanupOrphans([pipelineId]);
+    await createLocalRunner({ workRoot, bwrap: 'never', runsAsRoot: false }).cleanupOrphans([pipelineId]);
     await eventually(async () => !groupAlive(pgid), 5_000, 'orphaned group gone');
     expect(existsSync(path.join(workRoot, pipelineId))).toBe(false);
   });
 
-  it('kills leftover background processes whose shell has already exited', async () => {
-    const { pipelineId, workspace, pgid } = await crashMidStep('never', [
+  it('leaves nothing running when the platform dies during a sandboxed step (die-with-parent)', async () => {
+    const uid = nextUid++;
+    const { pipelineId, pgid } = await crashMidStep({ bwrap: 'required', runsAsRoot: asRoot, uid }, [
       'sleep 300 > /dev/null 2>&1 &',
-      'echo ready',
-      'while [ ! -e stop ]; do sleep 0.05; done',
-    ]);
-    writeFileSync(path.join(workspace.dir, 'stop'), '');
-    await eventually(async () => !existsSync(`/proc/${pgid}`), 10_000, 'shell exited');
-    expect(groupAlive(pgid)).toBe(true);
-
-    await createLocalRunner({ workRoot, bwrap: 'never' }).cleanupOrphans([pipelineId]);
-    await eventually(async () => !groupAlive(pgid), 5_000, 'orphaned background process gone');
-    expect(existsSync(path.join(workRoot, pipelineId))).toBe(false);
-  });
-
-  it('leaves nothing running when the platform dies during an isolated step (die-with-parent)', async () => {
-    const { pipelineId, pgid } = await crashMidStep('required', [
-      'sleep 300 > /dev/null 2>&1 &',
+      'setsid sleep 301 > /dev/null 2>&1 < /dev/null &',
       'echo ready',
       'sleep 300',
     ]);
-    await eventually(async () => !groupAlive(pgid), 5_000, 'sandboxed group gone with its parent');
+    await eventually(async () => !groupAlive(pgid), 5_000, 'sandbox gone with its parent');
+    if (asRoot) {
+      await eventually(
+        async () => hostProcesses().every((p) => p.uid !== uid),
+        5_000,
+        'no step process left',
+      );
+    }
     await createLocalRunner({ workRoot }).cleanupOrphans([pipelineId]);
     expect(existsSync(path.join(workRoot, pipelineId))).toBe(false);
   });
 
   it('does not kill a recorded pid that no longer leads its own process group', async () => {
-    const runner = createLocalRunner({ workRoot, bwrap: 'never' });
+    const { runner } = runnerWith();
     const { pipelineId } = await workspaceFor(runner);
-    // Same process group as the test worker: a recycled pid that is not one of our step groups.
+    // Same process group as the test worker: a recycled pid that is not one of our sandboxes.
     const bystander = spawn('sleep', ['300'], { stdio: 'ignore' });
     children.push(bystander);
     mkdirSync(path.join(workRoot, pipelineId, 'pids'), { recursive: true });
     writeFileSync(
-      pidFile(pipelineId, 'stale'),
+      path.join(workRoot, pipelineId, 'pids', 'stale.pid'),
       JSON.stringify({ pgid: bystander.pid, startTime: null, runId: 'x' }),
     );
 

@@ -1,16 +1,6 @@
 import { createHash } from 'node:crypto';
-import {
-  accessSync,
-  constants,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -21,52 +11,90 @@ import {
   type ProcessLauncher,
   sharedProcessLauncher,
 } from '../core/launcher.js';
+import { RunSandbox, SandboxEndedError, type SupervisedStep } from './run-sandbox.js';
+import { bwrapArgs, isInside, reachableWorkRoot, untraversableAncestor } from './sandbox.js';
 import { buildStepScript } from './script.js';
+import { OWN_PID_NAMESPACE_ARG, SUPERVISOR_SOURCE } from './supervisor.js';
 import type { Runner, StepRunRequest, StepRunResult } from './types.js';
-import { checkoutDir, prepareLocalWorkspace, workspaceRoot } from './workspace.js';
+import { checkoutDir, homeDir, prepareLocalWorkspace, workspaceRoot } from './workspace.js';
 
 export interface LocalRunnerOptions {
   /** Directory holding one `<pipelineId>/` workspace per pipeline run. */
   workRoot: string;
   /**
-   * `auto` (default): isolate with bubblewrap when `bwrap` is on PATH and works; `required`: refuse to
-   * run steps without it; `never`: plain child processes.
+   * `auto` (default): run steps in the bubblewrap sandbox when `bwrap` is installed and works; else, as
+   * an unprivileged user only, unsandboxed after saying so in the step log. `required`: never without
+   * the sandbox. `never`: unsandboxed (refused when the platform runs as root).
    */
   bwrap?: 'auto' | 'never' | 'required';
-  /**
-   * Paths made invisible inside bubblewrap (a directory becomes an empty tmpfs, a file reads as empty),
-   * e.g. the platform's data directory with its database and keys. The rest of the host is read-only.
-   */
+  /** Paths to hide should they lie inside a tree the sandbox shows read-only (the data directory). */
   hidePaths?: string[];
+  /** Read-only paths beyond the system trees (toolchains elsewhere), shown at the same paths. */
+  readOnlyPaths?: string[];
   /**
-   * How step, git and probe processes are started. `process` (default): through the platform-wide
-   * launcher child, so that forks happen in a small process (a fork of the platform costs ~25 ms
-   * with a 600 MB heap); `inline`: forked from this process (for comparison); or a given launcher.
+   * The host user that sandboxes run as when the platform runs as root (default 65532:65532; it needs
+   * no passwd entry). Every step process runs as this uid on the host.
+   */
+  sandboxUser?: { uid: number; gid: number };
+  /** Whether the platform runs as root (default: asks the OS). Tests set it to check both policies. */
+  runsAsRoot?: boolean;
+  /**
+   * How the sandbox, probe and git processes are started. `process` (default): through the
+   * platform-wide launcher child; `inline`: forked from this process (for comparison); or a given launcher.
    */
   launcher?: 'process' | 'inline' | ProcessLauncher;
   log?: Logger;
 }
 
+export const DEFAULT_SANDBOX_USER = { uid: 65532, gid: 65532 };
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 /** Time between SIGTERM and SIGKILL when a step is stopped. */
 const KILL_GRACE_MS = 2_000;
-/** After the shell exits, how long to wait for pipes held by escaped processes before giving up on them. */
-const DRAIN_TIMEOUT_MS = 2_000;
+/** After SIGKILL, how long a step may take to be reported gone before its whole sandbox is killed. */
+const SANDBOX_KILL_AFTER_MS = 3_000;
 const BWRAP_PROBE_TIMEOUT_MS = 10_000;
 /** setTimeout fires at once beyond 2^31-1 ms; longer step timeouts are capped (about 24 days). */
 const MAX_TIMER_MS = 2_147_483_647;
 
-type Isolation = { kind: 'bwrap'; path: string } | { kind: 'none'; reason: string };
+export type Isolation = { kind: 'bwrap'; path: string } | { kind: 'none'; reason: string };
+
+/** What the local runner will do with steps here, and why (for `platform doctor` and the step log). */
+export interface IsolationReport {
+  /** `sandbox`: bubblewrap; `unsandboxed`: plain processes (said in every step log); `refused`. */
+  mode: 'sandbox' | 'unsandboxed' | 'refused';
+  reason: string;
+}
+
+export interface LocalRunner extends Runner {
+  /** Probes bubblewrap (once) and says what steps will get. */
+  isolation(): Promise<IsolationReport>;
+  /** Where workspaces are made (the configured root, or a reachable one: see reachableWorkRoot). */
+  readonly workRoot: string;
+}
 
 /**
- * Runs each step as `/bin/sh -c` in its own process group, inside bubblewrap when available. Each
- * running group is recorded in `<workRoot>/<pipelineId>/pids/<step>.pid` so a restarted platform can
- * find and kill what a crash left behind.
+ * Runs each pipeline run's steps through one supervisor in one bubblewrap sandbox (one more for the
+ * steps that ask for `network: none`), each step as `/bin/sh -c` in its own process group. The
+ * sandbox's process group is recorded in `<workRoot>/<pipelineId>/pids/` (outside the sandbox's view)
+ * so that a restarted platform can kill what a crash left behind.
  */
-export function createLocalRunner(options: LocalRunnerOptions): Runner {
-  const workRoot = path.resolve(options.workRoot);
+export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
   const mode = options.bwrap ?? 'auto';
   const log = options.log;
+  const asRoot = options.runsAsRoot ?? process.getuid?.() === 0;
+  const sandboxUser = options.sandboxUser ?? DEFAULT_SANDBOX_USER;
+  const configuredRoot = path.resolve(options.workRoot);
+  let workRoot = configuredRoot;
+  if (asRoot && mode !== 'never') {
+    const blocked = untraversableAncestor(configuredRoot, sandboxUser.uid, sandboxUser.gid);
+    if (blocked) {
+      workRoot = reachableWorkRoot(configuredRoot);
+      log?.info(
+        { configured: configuredRoot, blocked, workRoot },
+        'the sandbox user cannot reach the configured workspace directory; workspaces live in a root-owned directory it can pass through',
+      );
+    }
+  }
   const launcher =
     options.launcher === undefined || options.launcher === 'process'
       ? sharedProcessLauncher()
@@ -75,19 +103,26 @@ export function createLocalRunner(options: LocalRunnerOptions): Runner {
         : options.launcher;
   const bwrapPath = mode === 'never' ? null : findOnPath('bwrap');
   if (mode === 'required' && !bwrapPath) {
-    throw new Error('bubblewrap is required for the local runner (bwrap: required) but bwrap is not on PATH');
+    throw new Error(
+      'bubblewrap is required for the local runner (bwrap: required) but bwrap is not on PATH: install it (Debian: apt-get install bubblewrap)',
+    );
   }
+  const readOnly = [...(options.readOnlyPaths ?? []), process.execPath];
+  const hidden = [...(options.hidePaths ?? []), configuredRoot, workRoot];
+  /** The host user the sandbox runs as: the unprivileged one when we are root, else ourselves. */
+  const spawnUser = asRoot ? sandboxUser : undefined;
 
   let isolation: Promise<Isolation> | undefined;
   const resolveIsolation = (): Promise<Isolation> => {
-    if (mode === 'never') return Promise.resolve({ kind: 'none', reason: 'bubblewrap disabled' });
-    if (!bwrapPath) return Promise.resolve({ kind: 'none', reason: 'bubblewrap not installed' });
+    if (mode === 'never')
+      return Promise.resolve({ kind: 'none', reason: 'bubblewrap disabled (PLATFORM_RUNNER_BWRAP=never)' });
+    if (!bwrapPath) return Promise.resolve({ kind: 'none', reason: 'bubblewrap is not installed' });
     // Probed once: bwrap can be installed yet unusable (user namespaces disabled, seccomp in a container).
-    isolation ??= probeBwrap(launcher, bwrapPath).then(
+    isolation ??= probeBwrap(launcher, bwrapPath, readOnly, spawnUser).then(
       (problem): Isolation => {
         if (problem === null) return { kind: 'bwrap', path: bwrapPath };
-        log?.warn({ problem }, 'bubblewrap does not work here; local steps run without isolation');
-        return { kind: 'none', reason: `bubblewrap unusable: ${problem}` };
+        log?.warn({ problem }, 'bubblewrap does not work here');
+        return { kind: 'none', reason: `bubblewrap does not work here: ${problem}` };
       },
       (err: unknown) => {
         // Says nothing about bwrap (the launcher died): the next step probes again.
@@ -98,11 +133,94 @@ export function createLocalRunner(options: LocalRunnerOptions): Runner {
     return isolation;
   };
 
+  const report = async (): Promise<IsolationReport> => {
+    const iso = await resolveIsolation();
+    if (iso.kind === 'bwrap') {
+      return {
+        mode: 'sandbox',
+        reason: asRoot
+          ? `bubblewrap as host uid ${sandboxUser.uid}, since the platform runs as root`
+          : "bubblewrap as the platform's own user",
+      };
+    }
+    if (asRoot) {
+      return {
+        mode: 'refused',
+        reason: `${iso.reason}; steps are never run unsandboxed as root: install bubblewrap (Debian: apt-get install bubblewrap) or run the platform as an unprivileged user`,
+      };
+    }
+    if (mode === 'required')
+      return { mode: 'refused', reason: `${iso.reason} and PLATFORM_RUNNER_BWRAP=required` };
+    return { mode: 'unsandboxed', reason: iso.reason };
+  };
+
+  /** Live sandboxes per pipeline run: `<pipelineId>` → network mode → supervisor. */
+  const sandboxes = new Map<string, Map<'host' | 'none', Promise<RunSandbox>>>();
+
+  const closeSandboxes = async (pipelineId: string): Promise<void> => {
+    const runs = sandboxes.get(pipelineId);
+    if (!runs) return;
+    sandboxes.delete(pipelineId);
+    await Promise.all(
+      [...runs.values()].map((p) =>
+        p.then(
+          (s) => s.close(),
+          () => {},
+        ),
+      ),
+    );
+  };
+
+  const sandboxFor = (
+    req: StepRunRequest,
+    iso: Isolation,
+    root: string,
+    cwd: string,
+    network: 'host' | 'none',
+  ): Promise<RunSandbox> => {
+    let runs = sandboxes.get(req.pipelineId);
+    if (!runs) {
+      runs = new Map();
+      sandboxes.set(req.pipelineId, runs);
+    }
+    const existing = runs.get(network);
+    if (existing) return existing;
+    const started = startSandbox(launcher, iso, {
+      root,
+      cwd,
+      network,
+      readOnly,
+      hidden,
+      user: spawnUser,
+    }).then(async (sandbox) => {
+      await writePidFile(path.join(root, 'pids', `sandbox-${network}.pid`), sandbox.pgid, req.runId);
+      return sandbox;
+    });
+    runs.set(network, started);
+    // A sandbox that failed to start or ended is not reused: the next step starts a new one.
+    const forget = () => {
+      if (runs.get(network) === started) runs.delete(network);
+    };
+    started.then((s) => {
+      void s.ended.then(forget);
+    }, forget);
+    return started;
+  };
+
   return {
     kind: 'local',
+    workRoot,
+    isolation: report,
 
-    prepareWorkspace(pipelineId, source) {
-      return prepareLocalWorkspace(workRoot, pipelineId, source, launcher);
+    async prepareWorkspace(pipelineId, source) {
+      const workspace = await prepareLocalWorkspace(workRoot, pipelineId, source, launcher, spawnUser);
+      return {
+        dir: workspace.dir,
+        dispose: async () => {
+          await closeSandboxes(pipelineId);
+          await workspace.dispose();
+        },
+      };
     },
 
     async runStep(req) {
@@ -120,19 +238,24 @@ export function createLocalRunner(options: LocalRunnerOptions): Runner {
           durationMs: Date.now() - started,
         };
       }
-      if (iso.kind === 'none' && mode === 'required') {
+      const policy = await report();
+      if (policy.mode === 'refused') {
         return {
           outcome: 'failure',
           exitCode: null,
-          error: `bubblewrap is required but ${iso.reason}`,
+          error: `not run: ${policy.reason}`,
           durationMs: Date.now() - started,
         };
       }
-      return runLocalStep(launcher, workRoot, req, iso, options.hidePaths ?? [], log, started);
+      const root = workspaceRoot(workRoot, req.pipelineId);
+      return runLocalStep(req, root, iso, policy, started, log, (cwd, network) =>
+        sandboxFor(req, iso, root, cwd, network),
+      );
     },
 
     async cleanupOrphans(pipelineIds) {
       for (const pipelineId of pipelineIds) {
+        await closeSandboxes(pipelineId);
         const root = workspaceRoot(workRoot, pipelineId);
         const pidDir = path.join(root, 'pids');
         const files = await readdir(pidDir).catch(() => [] as string[]);
@@ -154,37 +277,82 @@ export function createLocalRunner(options: LocalRunnerOptions): Runner {
   };
 }
 
-async function runLocalStep(
-  launcher: ProcessLauncher,
-  workRoot: string,
-  req: StepRunRequest,
-  iso: Isolation,
-  hidePaths: string[],
-  log: Logger | undefined,
-  started: number,
-): Promise<StepRunResult> {
-  const root = workspaceRoot(workRoot, req.pipelineId);
-  const cwd = req.workspace.dir || checkoutDir(root);
-  const stepFile = fileNameFor(req.stepName);
-  const pidDir = path.join(root, 'pids');
-  const homeParent = path.join(root, 'home');
-  // Checked first: the directories below would otherwise re-create a disposed workspace.
-  if (!statOrNull(cwd)?.isDirectory()) {
-    return {
-      outcome: 'failure',
-      exitCode: null,
-      error: `workspace directory ${cwd} does not exist`,
-      durationMs: Date.now() - started,
-    };
-  }
-  // Synchronous on purpose: three metadata calls of microseconds each, where the promise versions
-  // wait for a thread-pool round trip apiece (~0.5 ms each with the database busy on the main thread).
-  mkdirSync(pidDir, { recursive: true });
-  mkdirSync(homeParent, { recursive: true });
-  const home = mkdtempSync(path.join(homeParent, `${stepFile}-`));
+interface SandboxSpec {
+  root: string;
+  cwd: string;
+  network: 'host' | 'none';
+  readOnly: string[];
+  hidden: string[];
+  user: { uid: number; gid: number } | undefined;
+}
 
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: home, LANG: 'C.UTF-8', ...req.env };
-  const script = buildStepScript(req.commands);
+async function startSandbox(
+  launcher: ProcessLauncher,
+  iso: Isolation,
+  spec: SandboxSpec,
+): Promise<RunSandbox> {
+  const supervisor = [process.execPath, '--input-type=commonjs', '-e', SUPERVISOR_SOURCE];
+  const env = { PATH: DEFAULT_PATH, LANG: 'C.UTF-8' };
+  if (iso.kind === 'none') {
+    return RunSandbox.start(launcher, {
+      file: supervisor[0]!,
+      args: supervisor.slice(1),
+      cwd: spec.cwd,
+      env,
+    });
+  }
+  const writable = [checkoutDir(spec.root), homeDir(spec.root)];
+  if (!isInside(spec.cwd, spec.root)) writable.push(spec.cwd);
+  if (spec.user) {
+    for (const dir of writable) {
+      const blocked = untraversableAncestor(dir, spec.user.uid, spec.user.gid);
+      if (blocked) {
+        throw new Error(
+          `the sandbox user (uid ${spec.user.uid}) cannot reach ${dir}: ${blocked} is not searchable by it — allow it (chmod o+x ${blocked}) or set PLATFORM_PIPELINE_WORKSPACE_DIR to a directory outside it`,
+        );
+      }
+    }
+  }
+  const args = [
+    ...bwrapArgs({
+      writable,
+      readOnly: spec.readOnly,
+      hidden: spec.hidden,
+      cwd: spec.cwd,
+      network: spec.network,
+    }),
+    ...supervisor,
+    OWN_PID_NAMESPACE_ARG,
+  ];
+  return RunSandbox.start(launcher, {
+    file: iso.path,
+    args,
+    env,
+    ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
+  });
+}
+
+async function runLocalStep(
+  req: StepRunRequest,
+  root: string,
+  iso: Isolation,
+  policy: IsolationReport,
+  started: number,
+  log: Logger | undefined,
+  sandboxFor: (cwd: string, network: 'host' | 'none') => Promise<RunSandbox>,
+): Promise<StepRunResult> {
+  const cwd = req.workspace.dir || checkoutDir(root);
+  const network = req.network ?? 'host';
+  const fail = (error: string): StepRunResult => ({
+    outcome: 'failure',
+    exitCode: null,
+    error,
+    durationMs: Date.now() - started,
+  });
+  if (!statOrNull(cwd)?.isDirectory()) return fail(`workspace directory ${cwd} does not exist`);
+  if (network === 'none' && iso.kind !== 'bwrap') {
+    return fail('network: none needs the bubblewrap sandbox, which steps do not get here');
+  }
 
   const emit = (chunk: Buffer) => {
     try {
@@ -196,61 +364,59 @@ async function runLocalStep(
   const image = req.image ? `; image ${req.image} noted but not used` : '';
   emit(
     Buffer.from(
-      iso.kind === 'bwrap'
-        ? `[runner] local, isolated with bubblewrap${image}\n`
-        : `[runner] local, not isolated (${iso.reason})${image}\n`,
+      policy.mode === 'sandbox'
+        ? `[runner] local, sandboxed: ${policy.reason}${network === 'none' ? ', no network' : ''}${image}\n`
+        : `[runner] local, NOT sandboxed: ${policy.reason}; this step runs with the platform user's access to this machine${image}\n`,
     ),
   );
 
-  let command: string;
-  let args: string[];
-  if (iso.kind === 'bwrap') {
-    command = iso.path;
-    args = [...bwrapArgs(workRoot, root, cwd, hidePaths), '/bin/sh', '-c', script];
-  } else {
-    command = '/bin/sh';
-    args = ['-c', script];
+  let sandbox: RunSandbox;
+  try {
+    sandbox = await sandboxFor(cwd, network);
+  } catch (err) {
+    if (err instanceof LauncherDiedError) {
+      log?.error({ detail: err.detail, runId: req.runId }, 'process launcher died');
+      return fail(err.message);
+    }
+    return fail(`could not start the sandbox: ${errorText(err)}`);
   }
 
-  const pidFile = path.join(pidDir, `${stepFile}.pid`);
-  // Known once the launcher has started the shell; a stop requested before then is applied at that point.
-  let pgid: number | undefined;
   let stopReason: 'timeout' | 'cancelled' | null = null;
-  let killTimer: NodeJS.Timeout | undefined;
-  let exited = false;
-
+  const timers: NodeJS.Timeout[] = [];
+  let step: SupervisedStep | undefined;
   const stop = (reason: 'timeout' | 'cancelled') => {
-    if (stopReason || exited) return;
+    if (stopReason) return;
     stopReason = reason;
-    if (pgid !== undefined) killGroup(pgid, 'SIGTERM');
-    killTimer = setTimeout(() => {
-      if (pgid !== undefined) killGroup(pgid, 'SIGKILL');
-    }, KILL_GRACE_MS);
+    step?.kill('SIGTERM');
+    timers.push(
+      setTimeout(() => step?.kill('SIGKILL'), KILL_GRACE_MS),
+      // A supervisor that does not answer any more: the whole sandbox goes (the run's other steps fail).
+      setTimeout(() => sandbox.destroy(), KILL_GRACE_MS + SANDBOX_KILL_AFTER_MS),
+    );
   };
-  const timeoutTimer =
-    req.timeoutSeconds !== null && req.timeoutSeconds > 0
-      ? setTimeout(() => stop('timeout'), Math.min(req.timeoutSeconds * 1000, MAX_TIMER_MS))
-      : undefined;
+  if (req.timeoutSeconds !== null && req.timeoutSeconds > 0) {
+    timers.push(setTimeout(() => stop('timeout'), Math.min(req.timeoutSeconds * 1000, MAX_TIMER_MS)));
+  }
   const onAbort = () => stop('cancelled');
   req.signal.addEventListener('abort', onAbort, { once: true });
-  // An abort while the workspace directories were being prepared fired before the listener existed.
   if (req.signal.aborted) onAbort();
 
-  const settle = (
-    end: { exit: ProcessExit } | { startFailure: string } | { launcherDied: string },
-  ): StepRunResult => {
-    clearTimeout(timeoutTimer);
-    clearTimeout(killTimer);
+  step = sandbox.run(
+    {
+      script: buildStepScript(req.commands),
+      env: { PATH: DEFAULT_PATH, LANG: 'C.UTF-8', ...req.env },
+      cwd,
+      homeParent: homeDir(root),
+      homePrefix: `${fileNameFor(req.stepName)}-`,
+    },
+    emit,
+  );
+  if (stopReason) step.kill('SIGTERM');
+
+  const settle = (end: { exit: ProcessExit } | { error: string }): StepRunResult => {
+    for (const t of timers) clearTimeout(t);
     req.signal.removeEventListener('abort', onAbort);
-    try {
-      unlinkSync(pidFile);
-    } catch {
-      // never written, or already gone (workspace disposed or cleaned up meanwhile)
-    }
     const durationMs = Date.now() - started;
-    if ('startFailure' in end) {
-      return { outcome: 'failure', exitCode: null, error: end.startFailure, durationMs };
-    }
     if (stopReason === 'timeout') {
       return {
         outcome: 'timeout',
@@ -259,99 +425,45 @@ async function runLocalStep(
         durationMs,
       };
     }
-    if (stopReason === 'cancelled') {
+    if (stopReason === 'cancelled')
       return { outcome: 'cancelled', exitCode: null, error: 'cancelled', durationMs };
-    }
-    if ('launcherDied' in end) {
-      return { outcome: 'failure', exitCode: null, error: end.launcherDied, durationMs };
-    }
+    if ('error' in end) return { outcome: 'failure', exitCode: null, error: end.error, durationMs };
     const { code, signal } = end.exit;
     const result: StepRunResult = { outcome: code === 0 ? 'success' : 'failure', exitCode: code, durationMs };
     if (code === null) result.error = `killed by ${signal ?? 'a signal'}`;
     return result;
   };
 
-  let child: LaunchedProcess;
   try {
-    child = await launcher.spawn({ file: command, args, cwd, env });
+    const exit = await step.exited;
+    // Output still in the pipes is delivered before the result (the supervisor gives up after 2 s).
+    await step.closed;
+    return settle({ exit });
   } catch (err) {
     if (err instanceof LauncherDiedError) {
       log?.error({ detail: err.detail, runId: req.runId }, 'process launcher died');
-      return settle({ launcherDied: err.message });
+      sandbox.destroy();
     }
-    return settle({ startFailure: `could not start the step: ${errorText(err)}` });
+    return settle({
+      error: err instanceof SandboxEndedError ? err.message : `could not start the step: ${errorText(err)}`,
+    });
   }
-  pgid = child.pid;
-  writePidFile(pidFile, pgid, req.runId);
-  if (stopReason) killGroup(pgid, 'SIGTERM');
-  child.onOutput(emit);
-
-  let exit: ProcessExit;
-  try {
-    exit = await child.exited;
-  } catch (err) {
-    // Nothing would see this group end any more: it ends now (bubblewrap already went with the launcher).
-    killGroup(pgid, 'SIGKILL');
-    log?.error({ detail: (err as LauncherDiedError).detail, runId: req.runId }, 'process launcher died');
-    return settle({ launcherDied: errorText(err) });
-  }
-  exited = true;
-  // Background children (`server &`) must not outlive their step.
-  killGroup(pgid, 'SIGKILL');
-  // Output still in the pipes is delivered before the result; a process that left the group (setsid)
-  // and keeps a pipe open is not waited for forever.
-  let drain: NodeJS.Timeout | undefined;
-  await Promise.race([
-    child.closed.catch(() => {}),
-    new Promise<void>((resolve) => {
-      drain = setTimeout(() => {
-        child.release();
-        resolve();
-      }, DRAIN_TIMEOUT_MS);
-    }),
-  ]);
-  clearTimeout(drain);
-  return settle({ exit });
-}
-
-function bwrapArgs(workRoot: string, root: string, cwd: string, hidePaths: string[]): string[] {
-  const args = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp'];
-  // Later mounts go on top of earlier ones: hide first, then expose this pipeline's workspace only.
-  for (const hidden of [...hidePaths.map((p) => path.resolve(p)), workRoot]) {
-    const stat = statOrNull(hidden);
-    if (!stat) continue;
-    if (stat.isDirectory()) args.push('--tmpfs', hidden);
-    else args.push('--ro-bind', '/dev/null', hidden);
-  }
-  args.push('--bind', root, root);
-  if (!isInside(cwd, root)) args.push('--bind', cwd, cwd);
-  args.push('--unshare-pid', '--unshare-ipc', '--die-with-parent', '--chdir', cwd, '--');
-  return args;
 }
 
 /** Resolves null when bwrap can set up a sandbox like the one steps get, else the reason it cannot. */
-async function probeBwrap(launcher: ProcessLauncher, bwrap: string): Promise<string | null> {
+async function probeBwrap(
+  launcher: ProcessLauncher,
+  bwrap: string,
+  readOnly: string[],
+  user: { uid: number; gid: number } | undefined,
+): Promise<string | null> {
   let child: LaunchedProcess;
   try {
     child = await launcher.spawn({
       file: bwrap,
-      args: [
-        '--ro-bind',
-        '/',
-        '/',
-        '--dev',
-        '/dev',
-        '--proc',
-        '/proc',
-        '--tmpfs',
-        '/tmp',
-        '--unshare-pid',
-        '--unshare-ipc',
-        '--die-with-parent',
-        '--',
-        '/bin/true',
-      ],
+      args: [...bwrapArgs({ writable: [], readOnly, cwd: '/', network: 'none' }), '/bin/true'],
       env: { PATH: DEFAULT_PATH },
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });
   } catch (err) {
     if (err instanceof LauncherDiedError) throw err;
@@ -391,12 +503,13 @@ interface PidRecord {
   runId: string;
 }
 
-function writePidFile(file: string, pgid: number, runId: string): void {
+async function writePidFile(file: string, pgid: number, runId: string): Promise<void> {
   const record: PidRecord = { pgid, startTime: readProcStat(pgid)?.startTime ?? null, runId };
   try {
-    writeFileSync(file, `${JSON.stringify(record)}\n`);
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   } catch {
-    // The workspace was removed under the step; there is nothing left to clean up after a crash either.
+    // The workspace was removed meanwhile; there is nothing left to clean up after a crash either.
   }
 }
 
@@ -514,11 +627,6 @@ function statOrNull(p: string) {
   } catch {
     return null;
   }
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 function errorText(err: unknown): string {

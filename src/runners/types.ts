@@ -35,6 +35,8 @@ export interface StepRunRequest {
   env: Record<string, string>;
   /** null = no limit. */
   timeoutSeconds: number | null;
+  /** `none`: no network but loopback (own network namespace); default `host`. */
+  network?: 'host' | 'none';
   workspace: Workspace;
   source: RepoSource;
   /** Extra labels (kubernetes) — e.g. platform.io/project. */

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type ProcessLauncher, sharedProcessLauncher } from '../core/launcher.js';
 import { GitError, gitEnv } from '../git/index.js';
@@ -24,6 +24,11 @@ export function checkoutDir(root: string): string {
   return path.join(root, 'src');
 }
 
+/** Parent of the steps' HOME directories (writable in the sandbox, like the checkout). */
+export function homeDir(root: string): string {
+  return path.join(root, 'home');
+}
+
 /**
  * `<workRoot>/<pipelineId>/src` = a clone of the bare repository with `sha` checked out (detached).
  * A workspace left over from an earlier attempt of the same pipeline is replaced.
@@ -33,6 +38,8 @@ export async function prepareLocalWorkspace(
   pipelineId: string,
   source: RepoSource,
   launcher: ProcessLauncher = sharedProcessLauncher(),
+  /** Host user the sandbox runs as (platform running as root): the checkout and HOME become theirs. */
+  owner?: { uid: number; gid: number },
 ): Promise<Workspace> {
   const root = workspaceRoot(workRoot, pipelineId);
   const dir = checkoutDir(root);
@@ -64,6 +71,20 @@ export async function prepareLocalWorkspace(
       if (exists !== 0) throw new Error(`commit ${source.sha} not found in ${source.repoDir}`);
       throw err;
     }
+    await mkdir(homeDir(root), { mode: 0o700 });
+    if (owner) {
+      // The root directory stays the platform's (pid files live there, outside the sandbox's view);
+      // the sandbox user may only pass through it. -h -P: symlinks in the checkout are changed
+      // themselves, never followed (a link to /etc/shadow must not hand that file over).
+      await chmod(root, 0o711);
+      const chown = await launchTool(
+        launcher,
+        'chown',
+        ['-R', '-h', '-P', `${owner.uid}:${owner.gid}`, '--', dir, homeDir(root)],
+        { env: { PATH: '/usr/bin:/bin', LANG: 'C' }, timeoutMs: CHECKOUT_TIMEOUT_MS },
+      );
+      if (chown.code !== 0) throw new Error(`chown of the workspace failed: ${chown.stderr.trim()}`);
+    }
   } catch (err) {
     await dispose();
     if (err instanceof GitError)
@@ -84,8 +105,20 @@ async function launchGit(
   args: string[],
   options: { cwd?: string; timeoutMs?: number; okExitCodes?: number[] },
 ): Promise<number> {
-  const { cwd, timeoutMs = 60_000, okExitCodes = [0] } = options;
-  const child = await launcher.spawn({ file: 'git', args, ...(cwd ? { cwd } : {}), env: gitEnv() });
+  const { code, stderr } = await launchTool(launcher, 'git', args, { ...options, env: gitEnv() });
+  if (code === null || !(options.okExitCodes ?? [0]).includes(code)) throw new GitError(args, code, stderr);
+  return code;
+}
+
+/** Runs a tool to its end through the launcher (timeout with group kill); the caller judges the exit code. */
+async function launchTool(
+  launcher: ProcessLauncher,
+  file: string,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number; env: Record<string, string> },
+): Promise<{ code: number | null; stderr: string }> {
+  const { cwd, timeoutMs = 60_000 } = options;
+  const child = await launcher.spawn({ file, args, ...(cwd ? { cwd } : {}), env: options.env });
   let stderr = '';
   child.onOutput((chunk, stream) => {
     if (stream === 'stderr' && stderr.length < 65_536) stderr += chunk.toString('utf8');
@@ -113,6 +146,5 @@ async function launchGit(
   } finally {
     clearTimeout(timer);
   }
-  if (code === null || !okExitCodes.includes(code)) throw new GitError(args, code, stderr);
-  return code;
+  return { code, stderr };
 }
