@@ -3,7 +3,9 @@
  * (repositories and the object store): queued pipelines run exactly once across both, and the live
  * log of a step running on one instance streams from the other.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,17 +26,23 @@ describe.skipIf(servicesMissing)('pipelines on two instances', () => {
   let token: string;
   let projectId: string;
   const shared = mkdtempSync(path.join(tmpdir(), 'platform-shared-'));
-  const marks = mkdtempSync(path.join(tmpdir(), 'platform-runs-'));
+  // Each run reports itself over the host network (the sandbox lets a step write nowhere but its
+  // workspace): the requests count how often each pipeline ran.
+  const runs: string[] = [];
+  const counter = createServer((req, res) => {
+    runs.push((req.url ?? '').slice(1));
+    res.end('ok');
+  });
   const tmp = tempDir('platform-instances-');
   const finishedOn = { a: [] as string[], b: [] as string[] };
 
   beforeAll(async () => {
     store = await createTestStore('postgres');
+    await new Promise<void>((resolve) => counter.listen(0, '127.0.0.1', resolve));
+    const port = (counter.address() as AddressInfo).port;
     const config = {
       PLATFORM_DATA_DIR: shared,
       PLATFORM_PIPELINE_CONCURRENCY: '3',
-      // The steps below write outside their workspace to prove how often they ran.
-      PLATFORM_RUNNER_BWRAP: 'never',
     };
     a = await createTestPlatform({ store, listen: true, config });
     b = await createTestPlatform({ store, listen: true, config, bare: true });
@@ -53,7 +61,7 @@ describe.skipIf(servicesMissing)('pipelines on two instances', () => {
     const def = `pipeline:
   steps:
     - name: mark
-      commands: ['echo "$PIPELINE_ID" >> ${marks}/runs.log']
+      commands: ['node -e "fetch(\\"http://127.0.0.1:${port}/\\" + process.env.PIPELINE_ID).then((r) => r.text())"']
   on: { api: true }
 `;
     const slow = `pipeline:
@@ -75,7 +83,8 @@ describe.skipIf(servicesMissing)('pipelines on two instances', () => {
     await b?.close();
     await a?.close();
     await store?.drop();
-    for (const dir of [shared, marks]) rmSync(dir, { recursive: true, force: true });
+    await new Promise<void>((resolve) => counter.close(() => resolve()));
+    rmSync(shared, { recursive: true, force: true });
     tmp.cleanup();
   });
 
@@ -100,7 +109,6 @@ describe.skipIf(servicesMissing)('pipelines on two instances', () => {
       60_000,
       'all 30 pipelines to succeed',
     );
-    const runs = readFileSync(path.join(marks, 'runs.log'), 'utf8').trim().split('\n');
     expect(runs).toHaveLength(30);
     expect(new Set(runs)).toEqual(new Set(ids));
     await eventually(async () => finishedOn.a.length + finishedOn.b.length >= 30);
