@@ -1,15 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import { auditRoutes } from './audit/index.js';
 import { type AuthService, authRoutes, createIdentity } from './auth/index.js';
 import type { Config } from './config.js';
-import { AppError, fromDatabaseError, notFound } from './core/errors.js';
+import { AppError, forbidden, fromDatabaseError, notFound } from './core/errors.js';
 import { EventBus } from './core/events.js';
 import { type AnyRouteDef, RouteRegistry, route } from './core/http.js';
 import { loadMasterKey } from './core/keys.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
+import { cookieMutationAllowed, loggableUrl, trustedOrigins } from './core/origin.js';
 import { Scheduler } from './core/scheduler.js';
 import { createGitModule } from './git/index.js';
 import { createIssuesModule } from './issues/index.js';
@@ -21,7 +29,8 @@ import { type RbacService, rbacRoutes } from './rbac/index.js';
 import { createSecretsModule } from './secrets/index.js';
 import type { Drivers } from './store/index.js';
 import { FsObjectStore } from './store/index.js';
-import { InvalidObjectKeyError } from './store/objects/errors.js';
+import { InvalidObjectKeyError, ObjectIntegrityError } from './store/objects/errors.js';
+import { objectUrlRoutes } from './store/objects/routes.js';
 import { VERSION } from './version.js';
 import { createWebhooksModule } from './webhooks/index.js';
 
@@ -109,6 +118,51 @@ const SECURITY_HEADERS: Record<string, string> = {
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
 };
 
+/** Fastify's own wording for errors a client causes, replaced where it names internals. */
+const FRAMEWORK_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'request body is too large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported content type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'the content length does not match the body',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'the JSON body is empty',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'the body is not valid JSON',
+  FST_ERR_BAD_URL: 'the request path is not valid (bad percent-encoding or UTF-8)',
+};
+
+/** The stable error body for a request Fastify refused before routing (bad path encoding). */
+function frameworkErrorReply(err: FastifyError, reply: FastifyReply): void {
+  const appError = toAppError(err);
+  reply.code(appError.status).type('application/json; charset=utf-8').send(appError.toBody());
+}
+
+/**
+ * A request node's HTTP parser refused (malformed request line or headers, header overflow, idle
+ * timeout) never reaches Fastify: answered here with the stable body, then the socket is closed.
+ */
+function clientErrorReply(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
+  const [status, reason, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'bad_request', 'the request was not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'bad_request', 'the request headers are too large']
+        : [400, 'Bad Request', 'bad_request', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ error: { code, message, details: [] } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** The request as logged: Fastify's default fields, the URL without a presigned URL's signature. */
+function serializeRequest(req: FastifyRequest) {
+  return {
+    method: req.method,
+    url: loggableUrl(req.url),
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket ? req.socket.remotePort : undefined,
+  };
+}
+
 /** Maps any error to the stable error body; unknown errors become a 500 without details. */
 function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
@@ -121,6 +175,7 @@ function toAppError(err: unknown): AppError {
     );
   }
   if (err instanceof InvalidObjectKeyError) return new AppError(400, 'bad_request', err.message);
+  if (err instanceof ObjectIntegrityError) return new AppError(422, 'unprocessable', err.message);
   const db = fromDatabaseError(err);
   if (db) return db;
   const fe = err as FastifyError;
@@ -136,7 +191,7 @@ function toAppError(err: unknown): AppError {
       415: 'unsupported_media_type',
       429: 'rate_limited',
     };
-    const message = fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'request body is too large' : fe.message;
+    const message = FRAMEWORK_MESSAGES[fe.code] ?? fe.message;
     return new AppError(fe.statusCode, byStatus[fe.statusCode] ?? 'bad_request', message);
   }
   return new AppError(500, 'internal', 'internal error; the request id identifies it in the server log');
@@ -171,9 +226,16 @@ export async function buildApp(
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Errors Fastify answers before any hook or route (invalid UTF-8 or percent-encoding in the
+    // path) would otherwise get its own body, not the stable one.
+    frameworkErrors: (err, _req, reply) => frameworkErrorReply(err, reply),
+    clientErrorHandler: clientErrorReply,
+    childLoggerFactory: (logger, bindings, opts) =>
+      logger.child(bindings, { ...opts, serializers: { ...opts.serializers, req: serializeRequest } }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
   });
   fastify.decorateRequest('principal', null);
+  const originsForCookies = trustedOrigins(config.public_url, config.cors_origins);
 
   // Bodies of unknown content types reach handlers as streams (object uploads, later git); JSON routes reject them.
   fastify.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
@@ -202,6 +264,11 @@ export async function buildApp(
       }
     }
     req.principal = await auth.authenticate(req);
+    if (req.principal?.sessionId && !cookieMutationAllowed(req.method, req.headers, originsForCookies)) {
+      throw forbidden(
+        'a request authenticated by the session cookie must come from the platform itself (Origin or Sec-Fetch-Site: same-origin); use an API token from other clients',
+      );
+    }
     const log = req.log as unknown as Logger;
     if (req.principal && log.isLevelEnabled('info')) {
       // The per-request logger (also reply.log) gets the user id in place: no child logger per request.
@@ -423,65 +490,6 @@ async function checkDependencies(drivers: Drivers): Promise<DependencyCheck[]> {
     probe('pubsub', () => drivers.pubsub.ping()),
     probe('object_store', () => drivers.objects.ping()),
   ]);
-}
-
-/** Serves the filesystem store's presigned URLs: the HMAC signature is the authorization. */
-/** Presigned GET/PUT of the filesystem store; `uploadLimit` bounds a PUT body (LFS objects). */
-function objectUrlRoutes(store: FsObjectStore, uploadLimit: number): AnyRouteDef[] {
-  const params = z.object({ '*': z.string().min(1).max(2048) });
-  const query = z.object({
-    method: z.enum(['GET', 'PUT']),
-    expires: z.string().max(20),
-    signature: z.string().max(200),
-  });
-  const verify = (method: 'GET' | 'PUT', key: string, q: z.infer<typeof query>) => {
-    if (q.method !== method || !store.verifyPresigned(method, key, q.expires, q.signature)) {
-      throw new AppError(403, 'forbidden', 'invalid or expired signature');
-    }
-  };
-  return [
-    route({
-      method: 'GET',
-      url: '/api/objects/*',
-      summary: 'Download through a presigned URL',
-      tags: ['objects'],
-      access: 'public',
-      params,
-      query,
-      raw: true,
-      handler: async ({ params: p, query: q, reply }) => {
-        verify('GET', p['*'], q);
-        const object = await store.get(p['*']);
-        if (!object) throw notFound('object');
-        return reply
-          .type(object.info.contentType)
-          .header('content-length', object.info.size)
-          .header('etag', `"${object.info.etag}"`)
-          .send(object.body);
-      },
-    }),
-    route({
-      method: 'PUT',
-      url: '/api/objects/*',
-      summary: 'Upload through a presigned URL',
-      tags: ['objects'],
-      access: 'public',
-      params,
-      query,
-      bodyLimit: uploadLimit,
-      raw: true,
-      handler: async ({ params: p, query: q, req, reply }) => {
-        verify('PUT', p['*'], q);
-        const length = Number(req.headers['content-length']);
-        const body = req.body as NodeJS.ReadableStream | Buffer | string | undefined;
-        const info = await store.put(p['*'], (body ?? Buffer.alloc(0)) as Buffer, {
-          contentType: req.headers['content-type'] ?? 'application/octet-stream',
-          ...(Number.isFinite(length) ? { contentLength: length } : {}),
-        });
-        return reply.code(200).header('etag', `"${info.etag}"`).send();
-      },
-    }),
-  ];
 }
 
 function escapeHtml(s: string): string {

@@ -194,7 +194,7 @@ describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
         try {
           const res = await fetch(`${target.base}/api/tokens`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json', cookie: session.cookie! },
+            headers: { 'content-type': 'application/json', cookie: session.cookie!, origin: target.base },
             body: JSON.stringify({ name: `burst-${w}-${i}` }),
           });
           // Acknowledged = a 201 with its body: only then does the client know the id.

@@ -55,6 +55,22 @@ describe('outbound SSRF guard', () => {
     'http://[fd12::1]/',
     'http://0.0.0.0/',
     'http://224.0.0.1/',
+    // IPv4-translated (::ffff:0:a.b.c.d) and the other IPv6 spellings of refused IPv4 ranges
+    'http://[::ffff:0:7f00:1]/',
+    'http://[::ffff:0:127.0.0.1]/',
+    'http://[::ffff:0:a9fe:a9fe]/',
+    'http://[::ffff:7f00:1]/',
+    'http://[::ffff:c000:201]/',
+    'http://[::7f00:1]/',
+    'http://[2002:7f00:1::1]/',
+    'http://[2002:a00:1::]/',
+    // documentation ranges (TEST-NET-1 is also what some lab and cloud interfaces use)
+    'http://192.0.2.1/',
+    'http://198.51.100.7/',
+    'http://203.0.113.200/',
+    'http://[::ffff:203.0.113.9]/',
+    'http://[2001:db8::1]/',
+    'http://[64:ff9b:1::a00:1]/',
   ])('refuses %s', async (url) => {
     const err = await refusal(client, url);
     expect(err.kind).toBe('blocked');
@@ -65,6 +81,13 @@ describe('outbound SSRF guard', () => {
     const err = await refusal(client, `http://localhost:${port}/`);
     expect(err.kind).toBe('blocked');
     expect(hits).not.toContain('/');
+  });
+
+  it('refuses a name whose address is an IPv6 spelling of loopback, and never connects', async () => {
+    const c = new OutboundClient({ resolve: async () => [{ address: '::ffff:0:7f00:1', family: 6 }] });
+    const err = await refusal(c, `http://rebinding.example:${port}/probe`);
+    expect(err.kind).toBe('blocked');
+    expect(hits).not.toContain('/probe');
   });
 
   it('refuses a name when any of its addresses is internal', async () => {
@@ -89,6 +112,15 @@ describe('outbound SSRF guard', () => {
     expect(isBlockedAddress('2606:4700:4700::1111')).toBe(false);
     expect(isBlockedAddress('::ffff:8.8.8.8')).toBe(false);
     expect(isBlockedAddress('::ffff:a9fe:a9fe')).toBe(true);
+    // Translated and 6to4 forms follow the IPv4 rules too: public stays public.
+    expect(isBlockedAddress('::ffff:0:808:808')).toBe(false);
+    expect(isBlockedAddress('::ffff:0:c0a8:101')).toBe(true);
+    expect(isBlockedAddress('2002:808:808::1')).toBe(false);
+    expect(isBlockedAddress('2002:c0a8:101::1')).toBe(true);
+    expect(isBlockedAddress('192.0.2.255')).toBe(true);
+    expect(isBlockedAddress('192.0.3.1')).toBe(false);
+    expect(isBlockedAddress('2001:db8:ffff::1')).toBe(true);
+    expect(isBlockedAddress('2001:db9::1')).toBe(false);
     expect(isBlockedAddress('::')).toBe(true);
     expect(isBlockedAddress('ff02::1')).toBe(true);
   });

@@ -37,9 +37,13 @@ for (const [net, prefix] of [
   ['127.0.0.0', 8],
   ['169.254.0.0', 16], // link-local, includes cloud metadata 169.254.169.254
   ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
+  ['192.0.0.0', 24], // IETF protocol assignments
+  ['192.0.2.0', 24], // TEST-NET-1 (documentation; also used for lab and cloud-internal interfaces)
+  ['192.88.99.0', 24], // 6to4 relay anycast (deprecated)
   ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
+  ['198.18.0.0', 15], // benchmarking
+  ['198.51.100.0', 24], // TEST-NET-2
+  ['203.0.113.0', 24], // TEST-NET-3
   ['224.0.0.0', 4], // multicast
   ['240.0.0.0', 4], // reserved and broadcast
 ] as const) {
@@ -49,6 +53,9 @@ for (const [net, prefix] of [
   ['::', 128], // unspecified
   ['::1', 128],
   ['64:ff9b::', 96], // NAT64: would reach IPv4 addresses through a translator
+  ['64:ff9b:1::', 48], // local-use NAT64
+  ['100::', 64], // discard-only
+  ['2001:db8::', 32], // documentation
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['fec0::', 10], // deprecated site-local
@@ -57,14 +64,22 @@ for (const [net, prefix] of [
   blocked.addSubnet(net, prefix, 'ipv6');
 }
 
-/** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d) IPv6 address. */
+/**
+ * The IPv4 address an IPv6 address stands for, when it embeds one: IPv4-mapped (::ffff:0:0/96),
+ * IPv4-translated (::ffff:0:0:0/96, SIIT), IPv4-compatible (::a.b.c.d, deprecated) and 6to4
+ * (2002:aabb:ccdd::/48). The kernel or a translator turns those into IPv4 traffic to that address,
+ * so they are judged by the IPv4 rules: `[::ffff:0:7f00:1]` is 127.0.0.1.
+ */
 function embeddedIpv4(address: string): string | null {
   const groups = expandIpv6(address.toLowerCase());
-  if (!groups?.slice(0, 5).every((g) => g === 0)) return null;
-  const [, , , , , g5 = 0, hi = 0, lo = 0] = groups;
-  if (g5 === 0xffff || (g5 === 0 && (hi !== 0 || lo > 1))) {
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
+  if (!groups) return null;
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, hi = 0, lo = 0] = groups;
+  if (g0 === 0x2002) return v4(g1, g2);
+  if (g0 !== 0 || g1 !== 0 || g2 !== 0 || g3 !== 0) return null;
+  if (g4 === 0xffff && g5 === 0) return v4(hi, lo); // translated
+  if (g4 !== 0) return null;
+  if (g5 === 0xffff || (g5 === 0 && (hi !== 0 || lo > 1))) return v4(hi, lo); // mapped, compatible
   return null;
 }
 

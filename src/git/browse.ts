@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { downloadHeaders } from '../core/download.js';
 import { AppError, badRequest, notFound } from '../core/errors.js';
 import { type AnyRouteDef, route, uuidParam } from '../core/http.js';
 import { decodeCursor, encodeCursor } from '../core/pagination.js';
@@ -378,12 +379,8 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       handler: async ({ params, query, reply }) => {
         const { body, sha } = await browser.raw(params.id, query.ref, query.path);
         return reply
-          .type('application/octet-stream')
+          .headers(downloadHeaders({ filename: query.path }))
           .header('etag', `"${sha}"`)
-          .header(
-            'content-disposition',
-            `attachment; filename="${encodeURIComponent(query.path.split('/').pop() ?? 'file')}"`,
-          )
           .send(body);
       },
     }),

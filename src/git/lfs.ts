@@ -64,17 +64,33 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
         }
         if (body.hash_algo && body.hash_algo !== 'sha256') throw unprocessable('only sha256 is supported');
         const authorization = req.headers.authorization;
+        const known = await deps.db
+          .selectFrom('lfs_objects')
+          .select(['oid', 'size', 'verified_at'])
+          .where('project_id', '=', project.id)
+          .where(
+            'oid',
+            'in',
+            body.objects.map((o) => o.oid),
+          )
+          .execute();
+        const rows = new Map(known.map((r) => [r.oid, r]));
         const objects = await Promise.all(
           body.objects.map(async ({ oid, size }) => {
             const key = lfsObjectKey(project.id, oid);
-            const existing = await deps.objects.head(key);
+            // An object exists once `verify` checked its bytes against the oid (verified_at), and only
+            // then: bytes someone PUT under an oid are nothing until they hash to it.
+            const row = rows.get(oid);
+            const stored = row?.verified_at ? await deps.objects.head(key) : undefined;
+            const verifiedSize = stored && stored.size === row!.size ? row!.size : undefined;
             if (!upload) {
-              if (!existing) return { oid, size, error: { code: 404, message: 'object does not exist' } };
-              if (existing.size !== size)
+              if (verifiedSize === undefined)
+                return { oid, size, error: { code: 404, message: 'object does not exist' } };
+              if (verifiedSize !== size)
                 return {
                   oid,
                   size,
-                  error: { code: 422, message: `object size is ${existing.size}, not ${size}` },
+                  error: { code: 422, message: `object size is ${verifiedSize}, not ${size}` },
                 };
               return {
                 oid,
@@ -88,7 +104,15 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
                 },
               };
             }
-            if (existing && existing.size === size) return { oid, size, authenticated: true };
+            if (verifiedSize === size) return { oid, size, authenticated: true };
+            if (verifiedSize !== undefined) {
+              // The verified bytes hash to this oid, so they are the object: another size is wrong.
+              return {
+                oid,
+                size,
+                error: { code: 422, message: `object size is ${verifiedSize}, not ${size}` },
+              };
+            }
             if (size > deps.maxObjectSize) {
               return {
                 oid,
@@ -104,15 +128,16 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
               .values({ project_id: project.id, oid, size })
               .onConflict((oc) => oc.columns(['project_id', 'oid']).doUpdateSet({ size, verified_at: null }))
               .execute();
+            // The URL is bound to the oid and size: the store refuses other bytes before they are stored.
+            const presigned = await deps.objects.presignPut(key, URL_TTL_SECONDS, { sha256: oid, size });
             return {
               oid,
               size,
               authenticated: true,
               actions: {
                 upload: {
-                  href: await deps.objects.presignPut(key, URL_TTL_SECONDS, {
-                    contentType: 'application/octet-stream',
-                  }),
+                  href: presigned.url,
+                  ...(Object.keys(presigned.headers).length > 0 ? { header: presigned.headers } : {}),
                   expires_in: URL_TTL_SECONDS,
                 },
                 verify: {
@@ -138,24 +163,35 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
       body: pointer,
       handler: async ({ req, reply, params, body }) => {
         const { project } = await resolveRepo(deps, req, params, 'project:write');
-        const stored = await deps.objects.get(lfsObjectKey(project.id, body.oid));
+        const key = lfsObjectKey(project.id, body.oid);
+        const stored = await deps.objects.get(key);
         if (!stored) throw new AppError(404, 'not_found', 'object was not uploaded');
-        if (stored.info.size !== body.size) {
-          stored.body.destroy();
-          throw unprocessable(`uploaded object is ${stored.info.size} bytes, expected ${body.size}`);
-        }
         const hash = createHash('sha256');
         for await (const chunk of stored.body) hash.update(chunk as Buffer);
         if (hash.digest('hex') !== body.oid) {
-          await deps.objects.delete(lfsObjectKey(project.id, body.oid));
+          // Bytes that do not hash to their oid are nobody's object (a store that does not enforce
+          // the presigned checksum let them in): removed, so the real upload can take the key.
+          await deps.objects.delete(key);
+          await deps.db
+            .updateTable('lfs_objects')
+            .set({ verified_at: null })
+            .where('project_id', '=', project.id)
+            .where('oid', '=', body.oid)
+            .execute();
           throw unprocessable('uploaded content does not match its oid; upload it again');
+        }
+        if (stored.info.size !== body.size) {
+          throw unprocessable(`uploaded object is ${stored.info.size} bytes, expected ${body.size}`);
         }
         await deps.db.transaction().execute(async (trx) => {
           await trx
-            .updateTable('lfs_objects')
-            .set({ verified_at: sql<Date>`now()` })
-            .where('project_id', '=', project.id)
-            .where('oid', '=', body.oid)
+            .insertInto('lfs_objects')
+            .values({ project_id: project.id, oid: body.oid, size: body.size, verified_at: sql<Date>`now()` })
+            .onConflict((oc) =>
+              oc
+                .columns(['project_id', 'oid'])
+                .doUpdateSet({ size: body.size, verified_at: sql<Date>`now()` }),
+            )
             .execute();
           await writeAudit(trx, {
             actor: { id: req.principal!.userId, name: req.principal!.userName, ip: req.ip },

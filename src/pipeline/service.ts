@@ -503,7 +503,7 @@ export class PipelineService {
       .executeTakeFirst();
     if (!row || (row.expires_at && new Date(row.expires_at).getTime() <= Date.now()))
       throw notFound('artifact');
-    return this.deps.objects.presignGet(row.object_key, 300);
+    return this.deps.objects.presignGet(row.object_key, 300, { contentType: row.content_type });
   }
 
   /** Deletes expired artifacts (objects, then rows), except those a deployment still points at. */

@@ -15,6 +15,7 @@ import {
   type Drivers,
   FsObjectStore,
   migrate,
+  type ObjectStore,
   openPGlite,
   openPostgres,
 } from '../../src/store/index.js';
@@ -134,6 +135,8 @@ export interface TestPlatformOptions {
   bare?: boolean;
   /** Listen on a free loopback port that is also the public URL (git clients, presigned URLs). */
   listen?: boolean;
+  /** Another object store than the filesystem store in the data directory (S3 on s3rver); closed with the platform. */
+  objects?: ObjectStore;
 }
 
 /**
@@ -165,11 +168,13 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
     db,
     cache: redis ? new ValkeyCache(testValkeyUrl, { keyPrefix: store.keyPrefix }) : new MemoryCache(),
     pubsub: redis ? new ValkeyPubSub(testValkeyUrl, { channelPrefix: store.keyPrefix }) : new MemoryPubSub(),
-    objects: new FsObjectStore({
-      root: path.join(dataDir, 'objects'),
-      publicUrl: config.public_url,
-      signingKey: randomBytes(32),
-    }),
+    objects:
+      options.objects ??
+      new FsObjectStore({
+        root: path.join(dataDir, 'objects'),
+        publicUrl: config.public_url,
+        signingKey: randomBytes(32),
+      }),
   };
   await bootstrapAdmin(db.db, {
     name: config.admin_name,
@@ -192,7 +197,11 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
   const request = async <T>(method: string, url: string, o: RequestOptions = {}): Promise<ApiResponse<T>> => {
     const headers: Record<string, string> = { ...o.headers };
     if (o.token) headers.authorization = `Bearer ${o.token}`;
-    if (o.cookie) headers.cookie = o.cookie;
+    if (o.cookie) {
+      headers.cookie = o.cookie;
+      // As a browser on the platform's own page sends it (cookie mutations need a same-origin Origin).
+      if (!('origin' in headers) && !('sec-fetch-site' in headers)) headers.origin = config.public_url;
+    }
     const check = MUTATING.has(method) && !o.noAuditCheck;
     // Background work of earlier requests (post-push audit rows…) must not count for this one.
     if (check) await platform.settle();

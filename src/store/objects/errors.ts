@@ -25,3 +25,16 @@ export class ObjectKeyConflictError extends Error {
     this.name = 'ObjectKeyConflictError';
   }
 }
+
+/** A body did not match the SHA-256 (or size) it was announced with; nothing was stored. */
+export class ObjectIntegrityError extends Error {
+  readonly code = 'object_integrity';
+
+  constructor(
+    readonly key: string,
+    reason: string,
+  ) {
+    super(`object ${JSON.stringify(key)} refused: ${reason}`);
+    this.name = 'ObjectIntegrityError';
+  }
+}

@@ -15,10 +15,10 @@ import {
 } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { InvalidObjectKeyError, ObjectKeyConflictError } from './errors.js';
+import { InvalidObjectKeyError, ObjectIntegrityError, ObjectKeyConflictError } from './errors.js';
 import { compareKeys, encodeKeyPath, validateObjectKey, validateObjectPrefix } from './keys.js';
 import { mapWithConcurrency } from './map-with-concurrency.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './types.js';
+import type { ObjectInfo, ObjectStore, PresignedUpload, PutOptions, UploadIntegrity } from './types.js';
 
 export interface FsObjectStoreOptions {
   /** Directory holding the store; created on first use. */
@@ -84,10 +84,15 @@ export class FsObjectStore implements ObjectStore {
     const tmpMeta = join(this.tmpDir, `${randomUUID()}.meta`);
     try {
       const written = await writeDurably(tmpData, body);
+      // Checked before anything is moved into place: a refused body never becomes the object.
       if (options.contentLength !== undefined && options.contentLength !== written.stats.size) {
-        throw new Error(
-          `object ${key}: body has ${written.stats.size} bytes but contentLength said ${options.contentLength}`,
+        throw new ObjectIntegrityError(
+          key,
+          `body has ${written.stats.size} bytes, ${options.contentLength} were announced`,
         );
+      }
+      if (options.sha256 !== undefined && options.sha256.toLowerCase() !== written.sha256) {
+        throw new ObjectIntegrityError(key, 'body does not match its SHA-256');
       }
       const meta: StoredMeta = {
         contentType,
@@ -159,20 +164,26 @@ export class FsObjectStore implements ObjectStore {
     return infos.filter((info): info is ObjectInfo => info !== undefined);
   }
 
-  async presignGet(key: string, expiresInSeconds: number): Promise<string> {
-    return this.presign('GET', key, expiresInSeconds);
-  }
-
-  /**
-   * The signature covers method, key and expiry only (the URL format the HTTP route verifies); the
-   * uploader's Content-Type header is what gets stored, so `contentType` here is not enforced.
-   */
-  async presignPut(
+  /** The platform route serving the URL applies downloadHeaders() with the type recorded at put. */
+  async presignGet(
     key: string,
     expiresInSeconds: number,
     _options?: { contentType?: string },
   ): Promise<string> {
-    return this.presign('PUT', key, expiresInSeconds);
+    return this.presign('GET', key, expiresInSeconds);
+  }
+
+  /**
+   * The signature covers method, key, expiry and, with `integrity`, the digest and size: the route
+   * passes them to put(), which refuses a body that does not match before it becomes the object.
+   * The uploader's Content-Type is not stored (see putFromPresigned).
+   */
+  async presignPut(
+    key: string,
+    expiresInSeconds: number,
+    integrity?: UploadIntegrity,
+  ): Promise<PresignedUpload> {
+    return { url: this.presign('PUT', key, expiresInSeconds, integrity), headers: {} };
   }
 
   /**
@@ -184,6 +195,7 @@ export class FsObjectStore implements ObjectStore {
     key: string,
     expires: string | number,
     signature: string,
+    integrity?: { sha256?: string; size?: string | number },
   ): boolean {
     if (method !== 'GET' && method !== 'PUT') return false;
     try {
@@ -202,7 +214,14 @@ export class FsObjectStore implements ObjectStore {
     }
     if (expiresAt < Math.floor(Date.now() / 1000)) return false;
     if (typeof signature !== 'string' || !/^[0-9a-fA-F]{64}$/.test(signature)) return false;
-    const expected = this.sign(method, key, expiresAt);
+    let bound: UploadIntegrity | undefined;
+    if (integrity?.sha256 !== undefined || integrity?.size !== undefined) {
+      const size = Number(integrity.size);
+      if (!/^[0-9a-f]{64}$/.test(integrity.sha256 ?? '') || !Number.isSafeInteger(size) || size < 0)
+        return false;
+      bound = { sha256: integrity.sha256!, size };
+    }
+    const expected = this.sign(method, key, expiresAt, bound);
     return timingSafeEqual(expected, Buffer.from(signature, 'hex'));
   }
 
@@ -216,18 +235,28 @@ export class FsObjectStore implements ObjectStore {
     // Nothing held open between calls.
   }
 
-  private presign(method: PresignedMethod, key: string, expiresInSeconds: number): string {
+  private presign(
+    method: PresignedMethod,
+    key: string,
+    expiresInSeconds: number,
+    integrity?: UploadIntegrity,
+  ): string {
     checkKey(key);
     if (!Number.isFinite(expiresInSeconds) || expiresInSeconds <= 0) {
       throw new RangeError(`expiresInSeconds must be a positive number, got ${expiresInSeconds}`);
     }
     const expires = Math.floor(Date.now() / 1000) + Math.ceil(expiresInSeconds);
-    const signature = this.sign(method, key, expires).toString('hex');
-    return `${this.publicUrl}/api/objects/${encodeKeyPath(key)}?method=${method}&expires=${expires}&signature=${signature}`;
+    if (integrity && (!/^[0-9a-f]{64}$/.test(integrity.sha256) || !Number.isSafeInteger(integrity.size))) {
+      throw new RangeError('integrity needs a lower-case hex SHA-256 and an integer size');
+    }
+    const signature = this.sign(method, key, expires, integrity).toString('hex');
+    const bound = integrity ? `&sha256=${integrity.sha256}&size=${integrity.size}` : '';
+    return `${this.publicUrl}/api/objects/${encodeKeyPath(key)}?method=${method}&expires=${expires}${bound}&signature=${signature}`;
   }
 
-  private sign(method: PresignedMethod, key: string, expires: number): Buffer {
-    return createHmac('sha256', this.signingKey).update(`${method}\n${key}\n${expires}`).digest();
+  private sign(method: PresignedMethod, key: string, expires: number, integrity?: UploadIntegrity): Buffer {
+    const bound = integrity ? `\n${integrity.sha256}\n${integrity.size}` : '';
+    return createHmac('sha256', this.signingKey).update(`${method}\n${key}\n${expires}${bound}`).digest();
   }
 
   private dataPath(key: string): string {
@@ -345,6 +374,7 @@ function checkKey(key: string): void {
 
 interface WrittenFile {
   md5: string;
+  sha256: string;
   stats: Stats;
 }
 
@@ -352,20 +382,23 @@ async function writeDurably(path: string, body: Buffer | string | Readable): Pro
   const handle = await open(path, 'wx');
   try {
     const md5 = createHash('md5');
+    const sha256 = createHash('sha256');
     if (typeof body === 'string' || Buffer.isBuffer(body)) {
       const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
       md5.update(bytes);
+      sha256.update(bytes);
       await handle.writeFile(bytes);
     } else {
       for await (const chunk of body as AsyncIterable<Buffer | string>) {
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
         md5.update(bytes);
+        sha256.update(bytes);
         await writeAll(handle, bytes);
       }
     }
     await handle.sync();
     const stats = await handle.stat();
-    return { md5: md5.digest('hex'), stats };
+    return { md5: md5.digest('hex'), sha256: sha256.digest('hex'), stats };
   } finally {
     await handle.close();
   }

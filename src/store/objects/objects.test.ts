@@ -1,23 +1,21 @@
-import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { s3Bucket as bucket, s3Store, startS3 } from '../../../test/helpers/s3.js';
+import { downloadHeaders } from '../../core/download.js';
 import {
   FsObjectStore,
   InvalidObjectKeyError,
   type ObjectInfo,
+  ObjectIntegrityError,
   ObjectKeyConflictError,
   type ObjectStore,
-  S3ObjectStore,
 } from './index.js';
 
 interface Harness {
@@ -238,15 +236,40 @@ function objectStoreContract(name: string, setup: () => Promise<Harness>): void 
       expect(await response.text()).toBe('presigned body');
     });
 
-    it('accepts an upload through a presigned PUT URL', async () => {
+    it('accepts an upload through a presigned PUT URL, stored as octet-stream', async () => {
       const key = `${base()}uploads/file.txt`;
-      const url = await store.presignPut(key, 60, { contentType: 'text/plain' });
+      const upload = await store.presignPut(key, 60);
       const body = Buffer.from('uploaded with fetch\n'.repeat(1000));
-      const response = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'text/plain' } });
+      const response = await fetch(upload.url, { method: 'PUT', body, headers: upload.headers });
       expect(response.status).toBe(200);
       const got = await store.get(key);
-      expect(got?.info).toMatchObject({ size: body.length, contentType: 'text/plain', etag: md5(body) });
+      expect(got?.info).toMatchObject({
+        size: body.length,
+        contentType: 'application/octet-stream',
+        etag: md5(body),
+      });
       expect(Buffer.compare(await readAll(got!.body), body)).toBe(0);
+    });
+
+    it('serves a presigned GET as an octet-stream attachment, whatever the stored type', async () => {
+      const key = `${base()}page.html`;
+      await store.put(key, '<script>alert(1)</script>', { contentType: 'text/html' });
+      const response = await fetch(await store.presignGet(key, 60));
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('application/octet-stream');
+      expect(response.headers.get('content-disposition')).toMatch(/^attachment; filename="page.html"/);
+      expect(await response.text()).toBe('<script>alert(1)</script>');
+    });
+
+    it('put with a SHA-256 refuses other bytes and stores nothing', async () => {
+      const key = `${base()}lfs/object`;
+      const good = Buffer.from('the real bytes');
+      await expect(
+        store.put(key, Buffer.from('forged bytes'), { sha256: sha256(good) }),
+      ).rejects.toBeInstanceOf(ObjectIntegrityError);
+      expect(await store.head(key)).toBeUndefined();
+      await store.put(key, good, { sha256: sha256(good) });
+      expect((await readAll((await store.get(key))!.body)).equals(good)).toBe(true);
     });
   });
 }
@@ -268,6 +291,9 @@ function servePresigned(getStore: () => FsObjectStore): Server {
       const key = url.pathname.slice(prefix.length).split('/').map(decodeURIComponent).join('/');
       const method = url.searchParams.get('method');
       const store = getStore();
+      const sha = url.searchParams.get('sha256') ?? undefined;
+      const size = url.searchParams.get('size') ?? undefined;
+      const integrity = sha !== undefined || size !== undefined ? { sha256: sha, size } : undefined;
       if (
         (method !== 'GET' && method !== 'PUT') ||
         req.method !== method ||
@@ -276,6 +302,7 @@ function servePresigned(getStore: () => FsObjectStore): Server {
           key,
           url.searchParams.get('expires') ?? '',
           url.searchParams.get('signature') ?? '',
+          integrity,
         )
       ) {
         return respond(403, 'forbidden');
@@ -284,18 +311,24 @@ function servePresigned(getStore: () => FsObjectStore): Server {
         const object = await store.get(key);
         if (!object) return respond(404, 'not found');
         res.writeHead(200, {
-          'content-type': object.info.contentType,
+          ...downloadHeaders({ contentType: object.info.contentType, filename: key }),
           'content-length': object.info.size,
           etag: `"${object.info.etag}"`,
         });
         await pipeline(object.body, res);
         return;
       }
-      const length = req.headers['content-length'];
-      await store.put(key, req, {
-        contentType: req.headers['content-type'],
-        contentLength: length === undefined ? undefined : Number(length),
-      });
+      const length = size ?? req.headers['content-length'];
+      try {
+        await store.put(key, req, {
+          contentType: 'application/octet-stream',
+          contentLength: length === undefined ? undefined : Number(length),
+          ...(sha ? { sha256: sha } : {}),
+        });
+      } catch (err) {
+        if (err instanceof ObjectIntegrityError) return respond(422, err.message);
+        throw err;
+      }
       respond(200, 'stored');
     })().catch((err: unknown) => {
       if (!res.headersSent) respond(500, String(err));
@@ -363,7 +396,7 @@ describe('FsObjectStore specifics', () => {
     expect(expires).toBeGreaterThanOrEqual(now + 119);
     expect(expires).toBeLessThanOrEqual(now + 121);
     expect(url.searchParams.get('signature')).toBe(sign('GET', 'a b/c.txt', expires));
-    const put = new URL(await fs.store.presignPut('a b/c.txt', 120));
+    const put = new URL((await fs.store.presignPut('a b/c.txt', 120)).url);
     expect(put.searchParams.get('method')).toBe('PUT');
   });
 
@@ -471,7 +504,7 @@ describe('FsObjectStore specifics', () => {
   it('rejects a stream whose length differs from contentLength and stores nothing', async () => {
     await expect(
       fs.store.put('short', Readable.from([Buffer.from('abc')]), { contentLength: 10 }),
-    ).rejects.toThrow(/contentLength/);
+    ).rejects.toThrow(/body has 3 bytes, 10 were announced/);
     expect(await fs.store.head('short')).toBeUndefined();
     expect(await readdir(join(fs.root, 'tmp'))).toEqual([]);
   });
@@ -497,78 +530,6 @@ describe('FsObjectStore specifics', () => {
 
 // ---------------------------------------------------------------------------------------------
 // S3 store against s3rver started here.
-
-const bucket = 'platform-test';
-
-/**
- * s3rver runs in a child process because it encrypts ListObjectsV2 continuation tokens with DES,
- * which Node's OpenSSL 3 only offers with --openssl-legacy-provider; in-process, every truncated
- * (paginated) listing would fail with InternalError. It does not verify SigV4 signatures, so the
- * presigned URL tests here check path and parameter handling, not signing.
- */
-async function startS3(): Promise<{ endpoint: string; stop(): Promise<void> }> {
-  const directory = await mkdtemp(join(tmpdir(), 'platform-s3rver-'));
-  const script = `
-    const S3rver = require(process.argv[1]);
-    const server = new S3rver({
-      address: '127.0.0.1', port: 0, silent: true, directory: process.argv[2],
-      configureBuckets: [{ name: process.argv[3] }],
-    });
-    server.run().then(({ port }) => process.stdout.write(JSON.stringify({ port }) + '\\n'));
-    process.on('SIGTERM', () => server.close().then(() => process.exit(0)));
-  `;
-  const child = spawn(
-    process.execPath,
-    [
-      '--openssl-legacy-provider',
-      '-e',
-      script,
-      createRequire(import.meta.url).resolve('s3rver'),
-      directory,
-      bucket,
-    ],
-    { env: {}, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = once(child, 'exit');
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout });
-      lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port));
-      child.once('exit', (code) => reject(new Error(`s3rver exited with ${code}: ${stderr}`)));
-    });
-    return {
-      endpoint: `http://127.0.0.1:${port}`,
-      async stop() {
-        child.kill('SIGTERM');
-        await exited;
-        await rm(directory, { recursive: true, force: true });
-      },
-    };
-  } catch (err) {
-    child.kill('SIGKILL');
-    await rm(directory, { recursive: true, force: true });
-    throw err;
-  }
-}
-
-function s3Store(
-  endpoint: string,
-  overrides: { bucket?: string; listPageSize?: number } = {},
-): S3ObjectStore {
-  return new S3ObjectStore({
-    endpoint,
-    region: 'us-east-1',
-    bucket: overrides.bucket ?? bucket,
-    accessKeyId: 'S3RVER', // s3rver's fixed credentials
-    secretAccessKey: 'S3RVER',
-    forcePathStyle: true,
-    listPageSize: overrides.listPageSize,
-  });
-}
 
 objectStoreContract('S3ObjectStore (s3rver)', async () => {
   const s3 = await startS3();
@@ -606,17 +567,37 @@ describe('S3ObjectStore specifics', () => {
     }
   });
 
-  it('signs the content type into a presigned PUT URL', async () => {
+  it('signs a fixed content type, and with integrity the length and SHA-256, into a presigned PUT', async () => {
     const store = s3Store(s3.endpoint);
     try {
-      const typed = new URL(
-        await store.presignPut('typed/file.json', 60, { contentType: 'application/json' }),
+      const plain = await store.presignPut('typed/file.json', 60);
+      const url = new URL(plain.url);
+      expect(url.searchParams.get('X-Amz-SignedHeaders')?.split(';')).toContain('content-type');
+      expect(url.searchParams.get('X-Amz-Expires')).toBe('60');
+      expect(url.pathname).toBe(`/${bucket}/typed/file.json`);
+      expect(plain.headers).toEqual({ 'Content-Type': 'application/octet-stream' });
+      const digest = sha256(Buffer.from('x'));
+      const bound = await store.presignPut('lfs/x', 60, { sha256: digest, size: 1 });
+      const signed = new URL(bound.url).searchParams.get('X-Amz-SignedHeaders')?.split(';');
+      expect(signed).toEqual(
+        expect.arrayContaining(['content-type', 'content-length', 'x-amz-checksum-sha256']),
       );
-      expect(typed.searchParams.get('X-Amz-SignedHeaders')?.split(';')).toContain('content-type');
-      expect(typed.searchParams.get('X-Amz-Expires')).toBe('60');
-      expect(typed.pathname).toBe(`/${bucket}/typed/file.json`);
-      const untyped = new URL(await store.presignPut('typed/file.json', 60));
-      expect(untyped.searchParams.get('X-Amz-SignedHeaders')?.split(';')).not.toContain('content-type');
+      // The checksum stays a header (S3 enforces it there), sent by the client as the batch API says.
+      expect([...new URL(bound.url).searchParams.keys()].filter((k) => /checksum/i.test(k))).toEqual([]);
+      expect(bound.headers['x-amz-checksum-sha256']).toBe(Buffer.from(digest, 'hex').toString('base64'));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('signs the download headers into a presigned GET', async () => {
+    const store = s3Store(s3.endpoint);
+    try {
+      const url = new URL(await store.presignGet('a/report.html', 60));
+      expect(url.searchParams.get('response-content-type')).toBe('application/octet-stream');
+      expect(url.searchParams.get('response-content-disposition')).toMatch(
+        /^attachment; filename="report.html"/,
+      );
     } finally {
       await store.close();
     }

@@ -16,9 +16,11 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { downloadHeaders } from '../../core/download.js';
+import { ObjectIntegrityError } from './errors.js';
 import { compareKeys, validateObjectKey, validateObjectPrefix } from './keys.js';
 import { mapWithConcurrency } from './map-with-concurrency.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './types.js';
+import type { ObjectInfo, ObjectStore, PresignedUpload, PutOptions, UploadIntegrity } from './types.js';
 
 export interface S3ObjectStoreOptions {
   /** e.g. `http://127.0.0.1:9000` for MinIO; omitted → AWS. */
@@ -66,8 +68,16 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Buffer | string | Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     validateObjectKey(key);
     const contentType = options.contentType || DEFAULT_CONTENT_TYPE;
+    const expected = options.sha256?.toLowerCase();
+    // Buffered and spooled bodies are checked here, before anything is sent; a stream of known length
+    // is checked by S3 itself against the x-amz-checksum-sha256 header.
+    const checkDigest = (actual: string) => {
+      if (expected !== undefined && actual !== expected)
+        throw new ObjectIntegrityError(key, 'body does not match its SHA-256');
+    };
     if (typeof body === 'string' || Buffer.isBuffer(body)) {
       const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+      checkDigest(createHash('sha256').update(bytes).digest('hex'));
       await this.send(
         key,
         bytes,
@@ -76,7 +86,7 @@ export class S3ObjectStore implements ObjectStore {
         createHash('md5').update(bytes).digest('base64'),
       );
     } else if (options.contentLength !== undefined) {
-      await this.send(key, body, options.contentLength, contentType, undefined);
+      await this.send(key, body, options.contentLength, contentType, undefined, expected);
     } else {
       // PutObject needs the length up front; spooling to disk learns it without holding the
       // whole body in memory (multipart upload would be the alternative for very large bodies).
@@ -84,13 +94,16 @@ export class S3ObjectStore implements ObjectStore {
       try {
         const path = join(dir, 'body');
         const md5 = createHash('md5');
+        const sha256 = createHash('sha256');
         const hashing = new Transform({
           transform(chunk: Buffer | string, _encoding, callback) {
             md5.update(chunk);
+            sha256.update(chunk);
             callback(null, chunk);
           },
         });
         await pipeline(body, hashing, createWriteStream(path));
+        checkDigest(sha256.digest('hex'));
         const { size } = await stat(path);
         await this.send(key, createReadStream(path), size, contentType, md5.digest('base64'));
       } finally {
@@ -171,30 +184,66 @@ export class S3ObjectStore implements ObjectStore {
     return infos.filter((info): info is ObjectInfo => info !== undefined);
   }
 
-  async presignGet(key: string, expiresInSeconds: number): Promise<string> {
-    validateObjectKey(key);
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
-      expiresIn: checkExpiry(expiresInSeconds),
-    });
-  }
-
-  /** With contentType, the uploader must send exactly that Content-Type header (it is signed). */
-  async presignPut(
+  /**
+   * The response type and disposition are signed into the URL (response-content-type/-disposition),
+   * so S3 answers with core/download.ts's choice whatever the object was stored with. S3 cannot add
+   * nosniff or a CSP; the bucket's own origin is what keeps its responses away from the platform's.
+   */
+  async presignGet(
     key: string,
     expiresInSeconds: number,
     options: { contentType?: string } = {},
   ): Promise<string> {
     validateObjectKey(key);
-    const { contentType } = options;
+    const headers = downloadHeaders({ contentType: options.contentType, filename: key });
     return getSignedUrl(
       this.client,
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ResponseContentType: headers['content-type'],
+        ResponseContentDisposition: headers['content-disposition'],
+      }),
+      { expiresIn: checkExpiry(expiresInSeconds) },
+    );
+  }
+
+  /**
+   * The Content-Type (always application/octet-stream) and, with `integrity`, the length and the
+   * x-amz-checksum-sha256 header are signed: the uploader must send exactly them, and S3 refuses a
+   * body whose SHA-256 differs (BadDigest) before it becomes the object.
+   */
+  async presignPut(
+    key: string,
+    expiresInSeconds: number,
+    integrity?: UploadIntegrity,
+  ): Promise<PresignedUpload> {
+    validateObjectKey(key);
+    const checksum = integrity ? Buffer.from(integrity.sha256, 'hex').toString('base64') : undefined;
+    const signed = ['content-type', ...(integrity ? ['content-length', 'x-amz-checksum-sha256'] : [])];
+    const url = await getSignedUrl(
+      this.client,
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ContentType: DEFAULT_CONTENT_TYPE,
+        ...(integrity ? { ContentLength: integrity.size, ChecksumSHA256: checksum } : {}),
+      }),
       {
         expiresIn: checkExpiry(expiresInSeconds),
-        // The presigner signs only `host` by default, which would let the uploader pick any type.
-        signableHeaders: contentType ? new Set(['content-type']) : undefined,
+        // The presigner signs only `host` by default, which would let the uploader pick any type; the
+        // checksum must stay a header (S3 only enforces it there), not move into the query string.
+        signableHeaders: new Set(signed),
+        unhoistableHeaders: new Set(integrity ? ['x-amz-checksum-sha256'] : []),
       },
     );
+    return {
+      url,
+      headers: {
+        'Content-Type': DEFAULT_CONTENT_TYPE,
+        ...(checksum ? { 'x-amz-checksum-sha256': checksum } : {}),
+      },
+    };
   }
 
   async ping(): Promise<void> {
@@ -211,17 +260,25 @@ export class S3ObjectStore implements ObjectStore {
     contentLength: number,
     contentType: string,
     contentMd5: string | undefined,
+    sha256?: string,
   ): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Body: body,
-        ContentLength: contentLength,
-        ContentType: contentType,
-        ContentMD5: contentMd5,
-      }),
-    );
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentLength: contentLength,
+          ContentType: contentType,
+          ContentMD5: contentMd5,
+          ...(sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: unknown }).name === 'BadDigest')
+        throw new ObjectIntegrityError(key, 'body does not match its SHA-256');
+      throw err;
+    }
   }
 }
 
