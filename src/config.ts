@@ -79,7 +79,15 @@ const settings = {
   },
   runner_bwrap: {
     schema: z.enum(['auto', 'never', 'required']).default('auto'),
-    help: 'local steps inside bubblewrap: `auto` (when installed), `never` or `required`',
+    help: 'local steps in the bubblewrap sandbox: `auto` (when installed; as root: always, or steps are refused), `required`, or `never` (unsandboxed; refused as root)',
+  },
+  runner_uid: {
+    schema: int(1, 4_294_967_294).default(65532),
+    help: 'host uid and gid that local step sandboxes run as when the platform runs as root (needs no passwd entry)',
+  },
+  runner_readonly_paths: {
+    schema: commaList,
+    help: 'extra host paths local steps see read-only, comma-separated (toolchains outside /usr, /opt and /etc)',
   },
   pipeline_concurrency: {
     schema: int(1, 1000).default(4),

@@ -14,6 +14,7 @@ import { deriveKey, loadMasterKey } from './core/keys.js';
 import { isPermission, type Permission } from './core/permissions.js';
 import { Mailer } from './notify/index.js';
 import type { RbacService } from './rbac/index.js';
+import { createLocalRunner } from './runners/index.js';
 import { rotateSecretsKey } from './secrets/index.js';
 import { openStores, serve } from './server.js';
 import { closeDrivers, openDrivers, pendingMigrations } from './store/index.js';
@@ -152,16 +153,28 @@ async function doctor(config: Config): Promise<boolean> {
     if (drivers) await closeDrivers(drivers);
   }
   if (config.executor === 'local') {
+    // The same decision the runner makes before each step: a working sandbox, unsandboxed (as a
+    // normal user, said in every step log), or refused (root without a working bubblewrap).
+    const runner = createLocalRunner({
+      workRoot: path.join(config.pipeline_workspace_dir ?? path.join(config.data_dir, 'workspaces'), 'runs'),
+      bwrap: config.runner_bwrap,
+      sandboxUser: { uid: config.runner_uid, gid: config.runner_uid },
+      readOnlyPaths: config.runner_readonly_paths,
+    });
     try {
-      await run('bwrap', ['--version'], { timeout: 5000 });
-      report(true, 'executor', 'local, with bubblewrap isolation');
-    } catch {
-      report(
-        false,
-        'executor',
-        'local without bubblewrap (apt-get install bubblewrap for step isolation)',
-        false,
-      );
+      const isolation = await runner.isolation();
+      if (isolation.mode === 'sandbox')
+        report(true, 'executor', `local, steps sandboxed: ${isolation.reason}`);
+      else if (isolation.mode === 'unsandboxed')
+        report(
+          false,
+          'executor',
+          `local, steps NOT sandboxed: ${isolation.reason} (apt-get install bubblewrap)`,
+          false,
+        );
+      else report(false, 'executor', `local, steps refused: ${isolation.reason}`);
+    } catch (err) {
+      report(false, 'executor', `local: ${(err as Error).message}`);
     }
   } else {
     report(

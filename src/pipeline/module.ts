@@ -41,6 +41,8 @@ function createRunner(ctx: ModuleContext, workRoot: string): Runner {
     workRoot,
     bwrap: ctx.config.runner_bwrap,
     hidePaths: [ctx.config.data_dir, path.dirname(workRoot)],
+    readOnlyPaths: ctx.config.runner_readonly_paths,
+    sandboxUser: { uid: ctx.config.runner_uid, gid: ctx.config.runner_uid },
     log,
   });
 }
