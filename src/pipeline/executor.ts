@@ -530,6 +530,7 @@ export class PipelineExecutor {
         commands: step.commands,
         env,
         timeoutSeconds: step.timeout_seconds,
+        network: stepNetwork(ctx.row, step.name),
         workspace: ctx.workspace,
         source: ctx.source,
         labels: { 'platform.io/project': ctx.project.id },
@@ -834,6 +835,12 @@ export class PipelineExecutor {
     this.unsubscribers = [];
     await this.replay.stop();
   }
+}
+
+/** The step's `network` from the stored definition (rows written before it existed: host). */
+function stepNetwork(row: PipelineRow, stepName: string): 'host' | 'none' {
+  const definition = row.definition as unknown as PipelineDefinition | null;
+  return definition?.steps.find((s) => s.name === stepName)?.network === 'none' ? 'none' : 'host';
 }
 
 /**
