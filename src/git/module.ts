@@ -4,6 +4,7 @@ import type { ProjectsService } from '../projects/index.js';
 import { browseRoutes, RepoBrowser } from './browse.js';
 import { installHooks } from './hooks.js';
 import { lfsRoutes } from './lfs.js';
+import { removeStaleIncoming } from './quarantine.js';
 import { smartHttpRoutes } from './smart-http.js';
 
 export function createGitModule(ctx: ModuleContext, projects: ProjectsService): PlatformModule {
@@ -37,6 +38,7 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
     ],
     start: async () => {
       await installHooks(ctx.config.data_dir);
+      await removeStaleIncoming(path.join(ctx.config.data_dir, 'repos'), ctx.log);
     },
     stop: () => smartHttp.drain(),
     settle: () => smartHttp.drain(),
