@@ -2,8 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Three projects: unit and driver-contract tests beside the code (they pick their own stores), and
- * the integration suite under test/ run twice — on the embedded stores (PGlite, in-process cache) and
- * on PostgreSQL + Valkey/Redis.
+ * the integration suite under test/ run twice — on the embedded stores (the bundled PostgreSQL
+ * server, in-process cache, filesystem objects) and on an external PostgreSQL + Valkey/Redis.
+ * The global setup starts the bundled PostgreSQL once for the run with a migrated template database;
+ * each test store is a database created from it.
  */
 export default defineConfig({
   test: {
@@ -16,12 +18,12 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          name: 'pglite',
+          name: 'embedded',
           include: ['test/**/*.test.ts'],
           // *.pg.test.ts need two instances on one shared database: PostgreSQL only.
           exclude: ['test/**/*.pg.test.ts'],
-          env: { PLATFORM_TEST_STORE: 'pglite' },
-          // One worker process runs many files: PGlite's WebAssembly is compiled once per process, not per file.
+          env: { PLATFORM_TEST_STORE: 'embedded' },
+          // One worker process runs many files: the modules are loaded once per worker, not per file.
           isolate: false,
         },
       },

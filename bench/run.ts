@@ -14,7 +14,9 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { runningPostmaster } from '../src/store/embedded.js';
 import { apiAuth } from './scenarios/api-auth.js';
+import { footprint } from './scenarios/footprint.js';
 import { git } from './scenarios/git.js';
 import { pipeline } from './scenarios/pipeline.js';
 
@@ -264,7 +266,14 @@ function release(): void {
     }
   }
   children.clear();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  for (const dir of dirs) {
+    // A killed platform leaves its embedded PostgreSQL running: stop it before removing its files.
+    for (const cluster of [path.join(dir, 'data', 'postgres'), path.join(dir, 'postgres')]) {
+      const pid = runningPostmaster(cluster);
+      if (pid) process.kill(pid, 'SIGQUIT');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
   dirs.clear();
 }
 
@@ -349,7 +358,7 @@ function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
 }
 
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth, git, pipeline];
+const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));

@@ -36,14 +36,14 @@ const settings = {
   },
   data_dir: {
     schema: z.string().min(1).default('./data'),
-    help: 'data directory (PGlite, objects, repos, keys)',
+    help: 'data directory (embedded PostgreSQL, objects, repos, keys)',
   },
   database_url: {
     schema: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
       .optional(),
-    help: 'PostgreSQL URL; absent → embedded PGlite in `<data_dir>/pglite`',
+    help: 'PostgreSQL URL; absent → the embedded PostgreSQL server in `<data_dir>/postgres`',
   },
   database_pool_size: { schema: int(1, 500).default(10), help: 'PostgreSQL pool size' },
   valkey_url: {
@@ -170,6 +170,10 @@ const settings = {
   log_level: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     help: 'log level',
+  },
+  log_format: {
+    schema: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    help: '`auto`: human-readable on a terminal, JSON lines otherwise; or always `json` / `pretty`',
   },
   dev: { schema: bool.default(false), help: 'development conveniences (pretty logs)' },
 } as const;

@@ -11,6 +11,7 @@ import { type Config, ConfigError, configTable, loadConfig } from './config.js';
 import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
+import { logDestination } from './core/logger.js';
 import { isPermission, type Permission } from './core/permissions.js';
 import { Mailer } from './notify/index.js';
 import type { RbacService } from './rbac/index.js';
@@ -25,7 +26,7 @@ const USAGE = `platform ${VERSION} — forge, CI, auth, observability, notificat
 Usage: platform <command> [options]
 
 Commands:
-  serve                                   start the server (default: embedded PGlite in ./data, port 8080)
+  serve                                   start the server (default: embedded PostgreSQL in ./data, port 8080)
   migrate                                 apply pending database migrations and exit
   admin create-user <name> <email> [--password P] [--role ROLE] [--type human|agent|service_account]
   admin reset-password <name> [--password P]
@@ -88,10 +89,11 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 async function withIdentity<T>(
   config: Config,
+  command: string,
   fn: (auth: AuthService, rbac: RbacService) => Promise<T>,
 ): Promise<T> {
   const log = createLogger({ ...config, log_level: 'warn' });
-  const { drivers } = await openStores(config, log);
+  const { drivers } = await openStores(config, log, command);
   const { rbac, auth } = createIdentity(
     config,
     { db: drivers.db.db, cache: drivers.cache, pubsub: drivers.pubsub },
@@ -225,8 +227,8 @@ export async function main(argv: string[]): Promise<number> {
       await serve(config);
       return -1; // keep running
     case 'migrate': {
-      const log = createLogger(config);
-      const { drivers } = await openStores(config, log);
+      const log = createLogger(config, logDestination(config));
+      const { drivers } = await openStores(config, log, 'migrate');
       await closeDrivers(drivers);
       return 0;
     }
@@ -256,7 +258,7 @@ async function admin(
         throw new UsageError('admin create-user <name> <email> [--password P] [--role ROLE]');
       const password = str('password') ?? generatePassword();
       const userType = (str('type') ?? 'human') as 'human' | 'agent' | 'service_account';
-      await withIdentity(config, async (auth, rbac) => {
+      await withIdentity(config, 'admin create-user', async (auth, rbac) => {
         const user = await auth.createUser(systemActor, { name, email, password, user_type: userType });
         const role = str('role');
         if (role) await rbac.assignRole(systemActor, user.id, { role });
@@ -269,7 +271,9 @@ async function admin(
       const [name] = args;
       if (!name) throw new UsageError('admin reset-password <name> [--password P]');
       const password = str('password') ?? generatePassword();
-      await withIdentity(config, (auth) => auth.resetPassword(systemActor, name, password));
+      await withIdentity(config, 'admin reset-password', (auth) =>
+        auth.resetPassword(systemActor, name, password),
+      );
       say(`password of ${name} reset; their sessions ended`);
       if (!str('password')) say(`password: ${password}`);
       return 0;
@@ -290,7 +294,7 @@ async function admin(
       const expiresAt = days ? new Date(Date.now() + Number(days) * 86_400_000) : null;
       if (expiresAt && Number.isNaN(expiresAt.getTime()))
         throw new UsageError('--expires-in-days must be a number');
-      const token = await withIdentity(config, (auth) =>
+      const token = await withIdentity(config, 'admin create-token', (auth) =>
         auth.createTokenForUser(systemActor, name, {
           name: str('token-name') ?? 'cli',
           scopes: (scopes as Permission[]) ?? null,
@@ -340,7 +344,7 @@ async function secrets(
   const log = createLogger({ ...config, log_level: 'warn' });
   let count: number;
   try {
-    const { drivers } = await openStores(config, log);
+    const { drivers } = await openStores(config, log, 'secrets rotate-key');
     try {
       say('re-encrypting secrets in one transaction…');
       count = await rotateSecretsKey(drivers.db.db, oldKey, newKey, {

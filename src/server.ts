@@ -3,6 +3,7 @@ import { buildApp, createLogger, type Platform } from './app.js';
 import { bootstrapAdmin } from './auth/index.js';
 import type { Config } from './config.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
+import { logDestination } from './core/logger.js';
 import { closeDrivers, type Drivers, migrate, openDrivers } from './store/index.js';
 
 export interface OpenedStores {
@@ -10,14 +11,20 @@ export interface OpenedStores {
   masterKey: Buffer;
 }
 
-/** Opens the stores and applies pending migrations, reporting progress. */
-export async function openStores(config: Config, log: Logger): Promise<OpenedStores> {
+/**
+ * Opens the stores and applies pending migrations, reporting progress. `command` is who asks:
+ * `serve` holds the data-directory lock; CLI commands use the running server's database (see openDrivers).
+ */
+export async function openStores(config: Config, log: Logger, command = 'serve'): Promise<OpenedStores> {
   const masterKey = loadMasterKey(config);
   log.info(
-    { database: config.database_url ? 'postgres' : 'pglite', data_dir: config.data_dir },
+    { database: config.database_url ? 'postgres' : 'embedded', data_dir: config.data_dir },
     'opening stores',
   );
-  const drivers = await openDrivers(config, deriveKey(masterKey, 'object-urls'));
+  const drivers = await openDrivers(config, deriveKey(masterKey, 'object-urls'), {
+    command,
+    log: (message) => log.info(message),
+  });
   try {
     const applied = await migrate(drivers.db.db, (message) => log.info(message));
     log.info({ applied: applied.length }, applied.length > 0 ? 'migrations applied' : 'schema up to date');
@@ -30,7 +37,7 @@ export async function openStores(config: Config, log: Logger): Promise<OpenedSto
 
 /** `platform serve`: stores, migrations, bootstrap admin, HTTP server, background loops, signals. */
 export async function serve(config: Config): Promise<Platform> {
-  const log = createLogger(config);
+  const log = createLogger(config, logDestination(config));
   const { drivers } = await openStores(config, log);
   let platform: Platform;
   try {

@@ -1,13 +1,14 @@
 /**
  * The real CLI as a user runs it: `node --import tsx src/main.ts <command>` in a child process with an
  * explicit environment. In the `postgres` project, `migrate` and `serve` run against a fresh
- * PostgreSQL database and Valkey/Redis; in the `pglite` project, embedded in a temp data dir.
+ * PostgreSQL database and Valkey/Redis; in the `embedded` project, on the bundled PostgreSQL the
+ * platform starts in a temp data dir.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openPGlite } from '../src/store/index.js';
+import { openEmbeddedDb } from '../src/store/index.js';
 import { loadMigrations } from '../src/store/migrate.js';
 import { servicesMissing, storeMode } from './helpers/app.js';
 import {
@@ -34,7 +35,7 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
 
   /** The store settings of this project: a fresh database + key prefix on the servers, or none (embedded). */
   async function storeEnv(): Promise<Record<string, string>> {
-    if (storeMode === 'pglite') return {};
+    if (storeMode === 'embedded') return {};
     external = await createExternalStores();
     return external.env;
   }
@@ -59,7 +60,7 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
     expect(result.stderr).toContain('PLATFORM_BOGUS');
     expect(result.stderr).toMatch(/unknown setting/);
     // Refused before touching anything.
-    expect(existsSync(path.join(dataDir, 'pglite'))).toBe(false);
+    expect(existsSync(path.join(dataDir, 'postgres'))).toBe(false);
   });
 
   it('serve refuses PLATFORM_PORT=abc, naming it', async () => {
@@ -76,15 +77,15 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
 
     let applied: string[];
     if (external) {
-      expect(existsSync(path.join(dataDir, 'pglite'))).toBe(false);
+      expect(existsSync(path.join(dataDir, 'postgres'))).toBe(false);
       applied = (
         await external.query<{ version: string }>('select version from schema_migrations order by 1')
       ).map((r) => r.version);
     } else {
-      expect(statSync(path.join(dataDir, 'pglite')).isDirectory()).toBe(true);
+      expect(statSync(path.join(dataDir, 'postgres')).isDirectory()).toBe(true);
       // The master key is generated once in the data dir, readable by the owner only.
       expect(statSync(path.join(dataDir, 'master.key')).mode & 0o777).toBe(0o600);
-      const db = await openPGlite({ dataDir: path.join(dataDir, 'pglite') });
+      const db = await openEmbeddedDb({ data_dir: dataDir, database_pool_size: 1 }, { command: 'test' });
       try {
         applied = (
           await sql<{ version: string }>`select version from schema_migrations order by 1`.execute(db.db)

@@ -1,12 +1,13 @@
 /**
  * Crash safety of the real server process: SIGKILL during start-up migrations and during a burst of
- * writes, then start again. On PGlite the store is the data dir (inspected between runs, when no
- * process holds it); on PostgreSQL + Valkey a fresh database and key prefix per test.
+ * writes, then start again. Embedded: the bundled PostgreSQL in the data dir (inspected between runs,
+ * when no process holds it: the inspection stops the server the killed platform left running, as the
+ * next `serve` would); on PostgreSQL + Valkey a fresh database and key prefix per test.
  */
 import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openPGlite, openPostgres } from '../src/store/index.js';
+import { openEmbeddedDb, openPostgres, runningPostmaster } from '../src/store/index.js';
 import { loadMigrations } from '../src/store/migrate.js';
 import type { Database } from '../src/store/schema.js';
 import { servicesMissing, storeMode } from './helpers/app.js';
@@ -74,11 +75,13 @@ describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
       inspect: async (fn) => {
         const handle = databaseUrl
           ? await openPostgres({ url: databaseUrl, poolSize: 1 })
-          : await openPGlite({ dataDir: path.join(dataDir, 'pglite') });
+          : await openEmbeddedDb({ data_dir: dataDir, database_pool_size: 1 }, { command: 'test' });
         try {
           return await fn(handle.db);
         } finally {
           await handle.close();
+          // Never two servers, and none left behind once nobody uses the data directory.
+          if (!databaseUrl) expect(runningPostmaster(path.join(dataDir, 'postgres'))).toBeUndefined();
         }
       },
     };
@@ -120,9 +123,7 @@ describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
 
   it('SIGKILL during start-up migrations, three times, then a clean start', async () => {
     const target = await createTarget();
-    // The kill is timed from the run's first "applying migration" line rather than from later lines:
-    // PGlite's WebAssembly blocks the event loop while it migrates, so the following log lines only
-    // reach the pipe once every migration is done (on PostgreSQL they arrive as they happen).
+    // The kill is timed from the run's first "applying migration" line.
     const kills = [
       { at: '100 ms after the first migration line', delayMs: 100 },
       { at: 'the first migration line', delayMs: 0 },

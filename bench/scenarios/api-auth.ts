@@ -24,7 +24,7 @@ process.once('SIGTERM', () => app.close().then(() => process.exit(0)));
 export const apiAuth: Scenario = {
   name: 'api-auth',
   description:
-    'GET /api/auth/me with a bearer API token (embedded PGlite) vs. a bare Fastify GET / → {"ok":true}',
+    'GET /api/auth/me with a bearer API token (embedded PostgreSQL) vs. a bare Fastify GET / → {"ok":true}',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const dir = ctx.tempDir('platform-bench-');
 
@@ -40,7 +40,7 @@ export const apiAuth: Scenario = {
     const reference = await ctx.measure('bare Fastify GET /', bareUrl);
     bare.child.kill('SIGTERM');
 
-    // (ii) The platform, embedded (PGlite in a temp data dir, in-process cache), built as `npm start` runs it.
+    // (ii) The platform, embedded (bundled PostgreSQL in a temp data dir, in-process cache), built as `npm start` runs it.
     const port = await ctx.freePort();
     const base = `http://127.0.0.1:${port}`;
     ctx.progress('platform: starting (first start of a fresh data dir runs initdb + migrations)');

@@ -22,7 +22,7 @@ describe('bootstrapAdmin', () => {
   let store: TestStore;
   let handle: DbHandle;
   beforeAll(async () => {
-    store = await createTestStore('pglite');
+    store = await createTestStore('embedded');
     handle = await store.openDb();
   });
   afterAll(async () => {

@@ -37,18 +37,17 @@ function countingLoop(overrides: Partial<Loop> = {}): Loop & { ran: number } {
   return loop;
 }
 
-const modes: StoreMode[] = postgresAvailable ? ['pglite', 'postgres'] : ['pglite'];
+const modes: StoreMode[] = postgresAvailable ? ['embedded', 'postgres'] : ['embedded'];
 
 describe.each(modes)('Scheduler on %s', (mode) => {
   let store: TestStore;
-  /** PGlite: both instances share the one connection; PostgreSQL: each instance has its own pool. */
+  /** Each instance has its own pool, as two platform processes would. */
   let handles: DbHandle[];
   const instances: Instance[] = [];
 
   beforeAll(async () => {
     store = await createTestStore(mode);
-    const first = await store.openDb();
-    handles = mode === 'postgres' ? [first, await store.openDb()] : [first, first];
+    handles = [await store.openDb(), await store.openDb()];
   });
   afterAll(async () => {
     await Promise.allSettled(instances.map((i) => i.scheduler.stop()));

@@ -28,8 +28,6 @@ export interface ExecutorOptions {
   registry: string;
   artifactExpirySeconds: number;
   publicUrl: string;
-  /** PGlite: one process owns the database, so every `running` row found at start-up is stale. */
-  singleProcessStore: boolean;
 }
 
 export interface ExecutorDeps {
@@ -150,7 +148,7 @@ export class PipelineExecutor {
   async tick(): Promise<void> {
     if (this.stopping) return;
     if (!this.recoveredAtStart) {
-      await this.recover(true);
+      await this.recover();
       this.recoveredAtStart = true;
     }
     this.active = true;
@@ -265,16 +263,15 @@ export class PipelineExecutor {
         );
       }
     }
-    if (this.active) await this.recover(false);
+    if (this.active) await this.recover();
   }
 
   /**
-   * Fails pipelines whose instance died (lease expired; on PGlite at start-up: every running one),
+   * Fails pipelines whose instance died (lease expired),
    * and finishes the steps of cancelled pipelines whose instance died before it could; then lets the
    * runner kill leftover processes and remove workspaces.
    */
-  async recover(startup: boolean): Promise<string[]> {
-    const all = startup && this.deps.options.singleProcessStore;
+  async recover(): Promise<string[]> {
     const mine = [...this.running.keys()];
     const result = await this.db.transaction().execute(async (trx) => {
       let q = trx
@@ -286,7 +283,7 @@ export class PipelineExecutor {
             eb.and([eb('status', '=', 'cancelled'), eb('lease_holder', 'is not', null)]),
           ]),
         );
-      if (!all) q = q.where('lease_expires_at', '<', sql<Date>`now()`);
+      q = q.where('lease_expires_at', '<', sql<Date>`now()`);
       if (mine.length > 0) q = q.where('id', 'not in', mine);
       const rows = await q.forUpdate().skipLocked().limit(100).execute();
       const failed: PipelineRow[] = [];

@@ -81,7 +81,6 @@ export function createPipelineModule(
       registry: ctx.config.pipeline_registry,
       artifactExpirySeconds: parseDuration(ctx.config.artifact_expiry_default),
       publicUrl: ctx.config.public_url,
-      singleProcessStore: ctx.drivers.db.kind === 'pglite',
     },
     ...(runner.kind === 'kubernetes'
       ? {

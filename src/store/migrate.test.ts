@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmptyEmbeddedDb } from '../../test/helpers/app.js';
 import { postgresAvailable, testDatabaseUrl } from '../../test/helpers/services.js';
-import { type Db, type DbHandle, openPGlite, openPostgres } from './db.js';
+import { type Db, type DbHandle, openPostgres } from './db.js';
 import { loadMigrations, migrate, pendingMigrations } from './migrate.js';
 
 const versions = loadMigrations().map((m) => m.version);
@@ -23,7 +24,7 @@ interface ColumnRow {
   column_default: string | null;
 }
 
-/** Tables and columns of the current schema, comparable across PGlite and PostgreSQL. */
+/** Tables and columns of the current schema, comparable across the embedded and the external PostgreSQL. */
 async function columns(db: Db): Promise<ColumnRow[]> {
   const r = await sql<ColumnRow>`
     select table_name, column_name, data_type, is_nullable, column_default
@@ -38,7 +39,9 @@ async function constraintsAndIndexes(db: Db): Promise<string[]> {
   const constraints = await sql<{ d: string }>`
     select c.conrelid::regclass::text || ' ' || c.conname || ' ' || pg_get_constraintdef(c.oid) as d
     from pg_constraint c join pg_namespace n on n.oid = c.connamespace
-    where n.nspname = current_schema()`.execute(db);
+    -- PostgreSQL 18 lists NOT NULL as constraints (contype n); older servers do not. The columns
+    -- comparison covers nullability on every version.
+    where n.nspname = current_schema() and c.contype <> 'n'`.execute(db);
   const indexes = await sql<{ d: string }>`
     select tablename || ' ' || indexname || ' ' || indexdef as d
     from pg_indexes where schemaname = current_schema()`.execute(db);
@@ -63,19 +66,22 @@ const newSchema = async () => {
 };
 const dropSchema = (schema: string) => withClient((c) => c.query(`drop schema if exists ${schema} cascade`));
 
-/** One in-memory PGlite for the whole file (initdb is the slow part). */
+/** One empty database on the embedded test server for the whole file. */
 let handle: DbHandle;
+let dropEmpty: (() => Promise<void>) | undefined;
 let pendingBefore: string[];
 let firstRun: string[];
 const progress: string[] = [];
 beforeAll(async () => {
-  handle = await openPGlite();
+  const empty = await createEmptyEmbeddedDb();
+  handle = empty.handle;
+  dropEmpty = empty.drop;
   pendingBefore = await pendingMigrations(handle.db);
   firstRun = await migrate(handle.db, (m) => progress.push(m));
 });
-afterAll(() => handle?.close());
+afterAll(() => dropEmpty?.());
 
-describe('migrations on PGlite', () => {
+describe('migrations on the embedded PostgreSQL', () => {
   it('the migration files are numbered, ordered and unique', () => {
     expect(versions.length).toBeGreaterThan(5);
     expect([...versions].sort()).toEqual(versions);
@@ -145,7 +151,7 @@ describe.skipIf(!postgresAvailable)('migrations on PostgreSQL', () => {
     for (const h of instances) expect(await migrate(h.db)).toEqual([]);
   });
 
-  it('the schema is identical on PGlite and PostgreSQL: tables, columns, constraints, indexes', async () => {
+  it('the schema is identical on the embedded and the external PostgreSQL: tables, columns, constraints, indexes', async () => {
     const schema = await newSchema();
     schemas.push(schema);
     const postgres = await open(schema);

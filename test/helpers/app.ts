@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -9,23 +9,24 @@ import { expect } from 'vitest';
 import { buildApp, type Platform } from '../../src/app.js';
 import { bootstrapAdmin } from '../../src/auth/index.js';
 import { type Config, loadConfig } from '../../src/config.js';
-import { MemoryCache, ValkeyCache } from '../../src/store/cache/index.js';
+import { BroadcastCache, type Cache, MemoryCache, ValkeyCache } from '../../src/store/cache/index.js';
 import {
   type DbHandle,
   type Drivers,
+  embeddedConnection,
   FsObjectStore,
   migrate,
   type ObjectStore,
-  openPGlite,
   openPostgres,
+  postgresPubSub,
 } from '../../src/store/index.js';
-import { MemoryPubSub, ValkeyPubSub } from '../../src/store/pubsub/index.js';
+import { ValkeyPubSub } from '../../src/store/pubsub/index.js';
 import { freePort } from './process.js';
-import { testDatabaseUrl, testValkeyUrl } from './services.js';
+import { embeddedTestDir, TEMPLATE_DATABASE, testDatabaseUrl, testValkeyUrl } from './services.js';
 
-export type StoreMode = 'pglite' | 'postgres';
+export type StoreMode = 'embedded' | 'postgres';
 /** Which stores the integration suite runs on: the vitest project sets it (see vitest.config.ts). */
-export const storeMode: StoreMode = process.env.PLATFORM_TEST_STORE === 'postgres' ? 'postgres' : 'pglite';
+export const storeMode: StoreMode = process.env.PLATFORM_TEST_STORE === 'postgres' ? 'postgres' : 'embedded';
 export const servicesMissing =
   storeMode === 'postgres' &&
   !(
@@ -44,22 +45,25 @@ export interface TestStore {
   drop(): Promise<void>;
 }
 
-/** A fresh, migrated, isolated store: an in-memory PGlite, or a new schema on the test PostgreSQL. */
+/**
+ * A fresh, migrated, isolated store: a new database copied from the migrated template on the bundled
+ * PostgreSQL (embedded), or a new schema on the test PostgreSQL.
+ */
 export async function createTestStore(mode: StoreMode = storeMode): Promise<TestStore> {
   const keyPrefix = `test:${randomBytes(6).toString('hex')}:`;
-  if (mode === 'pglite') {
-    let handle: DbHandle | undefined;
+  if (mode === 'embedded') {
+    const dir = embeddedTestDir;
+    if (!dir) throw new Error('the embedded test PostgreSQL is not running (test/global-setup.ts starts it)');
+    const database = `t_${randomBytes(6).toString('hex')}`;
+    await withEmbeddedAdmin(dir, (c) => c.query(`create database ${database} template ${TEMPLATE_DATABASE}`));
     return {
       mode,
       keyPrefix,
-      openDb: async () => {
-        if (handle) throw new Error('a PGlite test store has one connection: open it once');
-        const snapshot = process.env.PLATFORM_TEST_PGLITE_SNAPSHOT;
-        handle = await openPGlite(snapshot ? { loadDataDir: new Blob([readFileSync(snapshot)]) } : {});
-        await migrate(handle.db);
-        return handle;
+      openDb: () =>
+        openPostgres({ kind: 'embedded', connection: embeddedConnection(dir, database), poolSize: 5 }),
+      drop: async () => {
+        await withEmbeddedAdmin(dir, (c) => c.query(`drop database if exists ${database} with (force)`));
       },
-      drop: async () => {},
     };
   }
   const schema = `t_${randomBytes(6).toString('hex')}`;
@@ -164,10 +168,22 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
   const logger = pino({ level: config.log_level }, { write: (line: string) => void logLines.push(line) });
   const db = await store.openDb();
   const redis = store.mode === 'postgres';
+  // Embedded: pub/sub over the database (LISTEN/NOTIFY) and an in-process cache whose deletions are
+  // broadcast on it, as `platform serve` has them without Valkey.
+  const pubsub = redis
+    ? new ValkeyPubSub(testValkeyUrl, { channelPrefix: store.keyPrefix })
+    : postgresPubSub(db);
+  let cache: Cache;
+  if (redis) cache = new ValkeyCache(testValkeyUrl, { keyPrefix: store.keyPrefix });
+  else {
+    const broadcast = new BroadcastCache(new MemoryCache(), pubsub);
+    await broadcast.start();
+    cache = broadcast;
+  }
   const drivers: Drivers = {
     db,
-    cache: redis ? new ValkeyCache(testValkeyUrl, { keyPrefix: store.keyPrefix }) : new MemoryCache(),
-    pubsub: redis ? new ValkeyPubSub(testValkeyUrl, { channelPrefix: store.keyPrefix }) : new MemoryPubSub(),
+    cache,
+    pubsub,
     objects:
       options.objects ??
       new FsObjectStore({
@@ -275,6 +291,32 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An empty (unmigrated) database on the embedded test server, for the migration tests. */
+export async function createEmptyEmbeddedDb(): Promise<{ handle: DbHandle; drop(): Promise<void> }> {
+  const dir = embeddedTestDir;
+  if (!dir) throw new Error('the embedded test PostgreSQL is not running (test/global-setup.ts starts it)');
+  const database = `m_${randomBytes(6).toString('hex')}`;
+  await withEmbeddedAdmin(dir, (c) => c.query(`create database ${database}`));
+  const handle = await openPostgres({ kind: 'embedded', connection: embeddedConnection(dir, database) });
+  return {
+    handle,
+    drop: async () => {
+      await handle.close();
+      await withEmbeddedAdmin(dir, (c) => c.query(`drop database if exists ${database} with (force)`));
+    },
+  };
+}
+
+async function withEmbeddedAdmin<T>(dir: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(embeddedConnection(dir, 'postgres'));
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
 }
 
 /** Inserts a project row directly (project CRUD arrives with the git/projects issue). */

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ValkeyCache } from '../../src/store/cache/index.js';
+import { runningPostmaster, stopPostmaster } from '../../src/store/embedded.js';
 import { testDatabaseUrl, testValkeyUrl } from './services.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -185,6 +186,14 @@ export async function runCli(
 /** SIGKILLs every child still running and waits for each to exit. */
 export async function killAllChildren(): Promise<void> {
   await Promise.allSettled([...running].map((p) => p.kill()));
+  // A killed platform leaves its embedded PostgreSQL running (the next start would stop it): stop
+  // the servers of this test's data directories, so none outlives the test.
+  await Promise.allSettled(
+    [...tempDirs].map(async (dir) => {
+      const pid = runningPostmaster(path.join(dir, 'postgres'));
+      if (pid) await stopPostmaster(pid, 5000);
+    }),
+  );
 }
 
 /** A port nobody listens on right now (the OS picks it). */

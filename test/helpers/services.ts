@@ -11,3 +11,8 @@ export const testValkeyUrl = process.env.PLATFORM_TEST_VALKEY_URL ?? 'redis://12
 /** Set by the global setup: "1" when reachable. */
 export const postgresAvailable = process.env.PLATFORM_TEST_POSTGRES_AVAILABLE === '1';
 export const valkeyAvailable = process.env.PLATFORM_TEST_VALKEY_AVAILABLE === '1';
+
+/** The embedded project's bundled PostgreSQL (started by the global setup): its socket directory. */
+export const embeddedTestDir = process.env.PLATFORM_TEST_EMBEDDED_DIR;
+/** The migrated database every embedded test store is copied from. */
+export const TEMPLATE_DATABASE = 'platform_template';

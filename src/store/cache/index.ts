@@ -1,3 +1,4 @@
+export { BroadcastCache } from './broadcast.js';
 export { encodeJson } from './json.js';
 export { MemoryCache, type MemoryCacheOptions } from './memory.js';
 export type { Cache } from './types.js';

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createTestStore, type TestStore } from '../../../test/helpers/app.js';
 import { testValkeyUrl, valkeyAvailable } from '../../../test/helpers/services.js';
 import { eventually } from '../../../test/helpers/wait.js';
-import { type HandlerErrorReporter, MemoryPubSub, type PubSub, ValkeyPubSub } from './index.js';
+import type { DbHandle } from '../db.js';
+import {
+  type HandlerErrorReporter,
+  MemoryPubSub,
+  PostgresPubSub,
+  type PubSub,
+  ValkeyPubSub,
+} from './index.js';
 
 /** Creates instances sharing one namespace (a fresh one per test). */
 type PubSubFactory = (options?: { onHandlerError?: HandlerErrorReporter }) => PubSub;
@@ -153,6 +162,41 @@ function pubsubContract(
 }
 
 pubsubContract('MemoryPubSub', () => (options) => new MemoryPubSub(options), { crossInstance: false });
+
+describe('PostgresPubSub', () => {
+  let store: TestStore | undefined;
+  const handles: DbHandle[] = [];
+  afterAll(async () => {
+    await Promise.allSettled(handles.map((h) => h.close()));
+    await store?.drop();
+  });
+  // Each instance on its own pool, as separate processes (a CLI command and the server) have them.
+  pubsubContract(
+    'PostgresPubSub',
+    () => {
+      const ready = (async () => {
+        store ??= await createTestStore('embedded');
+        return store;
+      })();
+      return (options) => {
+        const handle = ready.then(async (s) => {
+          const h = await s.openDb();
+          handles.push(h);
+          return h;
+        });
+        return new PostgresPubSub({
+          notify: async (channel, payload) => {
+            const h = await handle;
+            await sql`select pg_notify(${channel}, ${payload})`.execute(h.db);
+          },
+          connect: async () => (await handle).connect(),
+          ...options,
+        });
+      };
+    },
+    { crossInstance: true },
+  );
+});
 
 describe.skipIf(!valkeyAvailable)('ValkeyPubSub', () => {
   pubsubContract(

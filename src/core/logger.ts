@@ -1,0 +1,31 @@
+import { createRequire } from 'node:module';
+import type { DestinationStream } from 'pino';
+import pino from 'pino';
+import type { Config } from '../config.js';
+
+/**
+ * Where the process logs go: human-readable lines on a terminal (or with PLATFORM_LOG_FORMAT=pretty),
+ * JSON lines otherwise (pipes, files, log collectors; PLATFORM_LOG_FORMAT=json). Both write
+ * synchronously: lines keep their order with what is written to stdout directly (the bootstrap
+ * banner), and nothing is lost when the process dies. Without pino-pretty installed
+ * (`npm ci --omit=dev`), JSON.
+ */
+export function logDestination(config: Pick<Config, 'log_format' | 'dev'>): DestinationStream {
+  const pretty =
+    config.log_format === 'pretty' || (config.log_format === 'auto' && (config.dev || process.stdout.isTTY));
+  if (pretty) {
+    try {
+      const require = createRequire(import.meta.url);
+      const build = require('pino-pretty') as (o: Record<string, unknown>) => DestinationStream;
+      return build({
+        sync: true,
+        colorize: Boolean(process.stdout.isTTY),
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname',
+      });
+    } catch {
+      // not installed: JSON
+    }
+  }
+  return pino.destination({ dest: 1, sync: true });
+}
