@@ -8,7 +8,7 @@
  * (seconds, default 2), BENCH_CONNECTIONS (default 32).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -381,6 +381,9 @@ async function main(argv: string[]): Promise<number> {
     spawnServer,
     tempDir: (prefix) => {
       const dir = mkdtempSync(path.join(tmpdir(), prefix));
+      // mkdtemp makes 0700; run as root, the step sandbox and the embedded PostgreSQL run as
+      // unprivileged users that must be able to pass through to their directories.
+      chmodSync(dir, 0o711);
       dirs.add(dir);
       return dir;
     },
