@@ -147,7 +147,8 @@ export class RbacService {
       return hit.value;
     const generation = this.generation;
     let value = await this.cache.get<EffectivePermissions>(`rbac:perm:${key}`);
-    if (!value || (value.valid_until !== null && value.valid_until <= now)) {
+    // An entry without `related` was cached by a version before the members-only rule: resolve again.
+    if (!value || value.related === undefined || (value.valid_until !== null && value.valid_until <= now)) {
       value = await this.resolveFromDatabase(this.db, userId, projectId);
       const ttl =
         value.valid_until === null
@@ -635,6 +636,9 @@ export class RbacService {
       q = q.where((eb) =>
         eb.or([eb('d.delegator_id', '=', principal.userId), eb('d.delegate_id', '=', principal.userId)]),
       );
+    // A project-restricted token sees only what concerns its project.
+    const restricted = principal.token?.projectId;
+    if (restricted) q = q.where('d.project_id', '=', restricted);
     if (filter.active) {
       q = q
         .where('d.revoked_at', 'is', null)
