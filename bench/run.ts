@@ -54,7 +54,8 @@ export async function loginToken(
   const { token } = await json<{ token: string }>(
     await fetch(`${base}/api/tokens`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', cookie },
+      // A cookie-authenticated mutation must say it comes from the platform's own origin.
+      headers: { 'content-type': 'application/json', cookie, origin: new URL(base).origin },
       body: JSON.stringify({ name: tokenName }),
     }),
     'create token',
