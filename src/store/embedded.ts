@@ -1,20 +1,25 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
   closeSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
   symlinkSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -96,8 +101,9 @@ function binaries(): Binaries {
       `the embedded PostgreSQL binaries for ${process.platform}-${process.arch} (${pkg}) are not installed: run \`npm ci\` (optional dependencies included), or set PLATFORM_DATABASE_URL to use an external PostgreSQL`,
     );
   }
-  const native = path.join(root, 'native');
+  let native = path.join(root, 'native');
   hydrateSymlinks(native);
+  if (runAs() && !searchableByOthers(native)) native = copyForOthers(native, root);
   return {
     initdb: path.join(native, 'bin', 'initdb'),
     postgres: path.join(native, 'bin', 'postgres'),
@@ -130,6 +136,41 @@ function hydrateSymlinks(native: string): void {
   }
 }
 
+/** Every directory from / down to `dir` lets others through (o+x). */
+function searchableByOthers(dir: string): boolean {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (path.dirname(d) === d) return true;
+  }
+}
+
+/**
+ * As root, with the package somewhere the cluster's user cannot reach (a checkout under /root): a
+ * root-owned copy of the binaries in the system temp directory, made once per version.
+ */
+function copyForOthers(native: string, root: string): string {
+  const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string })
+    .version;
+  const base = path.join(tmpdir(), `platform-postgres-${process.arch}-${version}`);
+  const target = path.join(base, 'native');
+  const trusted = (p: string) => {
+    const st = statSync(p);
+    return st.uid === 0 && (st.mode & 0o022) === 0;
+  };
+  if (existsSync(path.join(target, 'bin', 'postgres')) && trusted(base) && trusted(target)) return target;
+  rmSync(base, { recursive: true, force: true });
+  const work = `${base}.${process.pid}`;
+  mkdirSync(work, { mode: 0o755 });
+  cpSync(native, path.join(work, 'native'), { recursive: true, verbatimSymlinks: true });
+  try {
+    renameSync(work, base);
+  } catch {
+    rmSync(work, { recursive: true, force: true }); // another process made it meanwhile
+  }
+  if (!trusted(base)) throw new EmbeddedPostgresError(`${base} is not owned by root: remove it`);
+  return target;
+}
+
 /** Who owns and runs the cluster: the current user, or an unprivileged one when we are root. */
 function runAs(): { uid: number; gid: number } | undefined {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
@@ -145,6 +186,35 @@ function runAs(): { uid: number; gid: number } | undefined {
 function allowSearch(dir: string): void {
   const mode = statSync(dir).mode & 0o777;
   if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+}
+
+/**
+ * As root, the directory the cluster's user can reach for `dir`: `dir` itself when the way to it is
+ * open to others (the data directory gets the search bit if it lacks it), otherwise a directory
+ * under /var/lib/platform-postgres that `dir` becomes a symlink to (a checkout under /root, 0700).
+ */
+function reachableDir(dir: string): string {
+  const parent = path.dirname(dir);
+  let stat: ReturnType<typeof lstatSync> | undefined;
+  try {
+    stat = lstatSync(dir);
+  } catch {
+    // not there yet
+  }
+  if (stat?.isSymbolicLink()) {
+    const target = path.resolve(parent, readlinkSync(dir));
+    mkdirSync(path.dirname(target), { recursive: true, mode: 0o755 });
+    return target;
+  }
+  if (stat || searchableByOthers(path.dirname(parent))) {
+    allowSearch(parent);
+    return dir;
+  }
+  const base = '/var/lib/platform-postgres';
+  mkdirSync(base, { recursive: true, mode: 0o755 });
+  const target = path.join(base, createHash('sha256').update(dir).digest('hex').slice(0, 16));
+  symlinkSync(target, dir);
+  return target;
 }
 
 function chownTree(dir: string, owner: { uid: number; gid: number }): void {
@@ -175,7 +245,7 @@ export function runningPostmaster(dir: string): number | undefined {
     // pid reuse: it must be a postgres process, running on this directory.
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (!cmdline.includes('postgres')) return undefined;
-    if (dataDir && path.resolve(dataDir) !== path.resolve(dir)) return undefined;
+    if (dataDir && path.resolve(dataDir) !== realpathSync(dir)) return undefined;
   } catch {
     // no /proc (macOS): trust postmaster.pid
   }
@@ -246,7 +316,9 @@ export class EmbeddedPostgres {
 
   /** Initialises the cluster on first use, stops an orphan server of this directory, starts it. */
   static async start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-    const dir = path.resolve(options.dir);
+    const owner = runAs();
+    mkdirSync(path.dirname(path.resolve(options.dir)), { recursive: true });
+    const dir = owner ? reachableDir(path.resolve(options.dir)) : path.resolve(options.dir);
     const log = options.log ?? (() => {});
     const socket = path.join(dir, `.s.PGSQL.${PORT}`);
     // sun_path is 108 bytes on Linux (104 on macOS).
@@ -256,9 +328,6 @@ export class EmbeddedPostgres {
       );
     }
     const bin = binaries();
-    const owner = runAs();
-    mkdirSync(path.dirname(dir), { recursive: true });
-    if (owner) allowSearch(path.dirname(dir));
 
     const orphan = runningPostmaster(dir);
     if (orphan) {
