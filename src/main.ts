@@ -1,7 +1,17 @@
 #!/usr/bin/env node
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,13 +23,15 @@ import { AppError } from './core/errors.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
 import { logDestination } from './core/logger.js';
 import { isPermission, type Permission } from './core/permissions.js';
-import { Mailer } from './notify/index.js';
+import { whileNoServerRuns } from './core/running.js';
+import { Mailer, notificationWebhookSecretsColumn } from './notify/index.js';
 import type { RbacService } from './rbac/index.js';
 import { createLocalRunner } from './runners/index.js';
 import { rotateSecretsKey } from './secrets/index.js';
 import { openStores, serve } from './server.js';
 import { closeDrivers, openDrivers, pendingMigrations } from './store/index.js';
 import { VERSION } from './version.js';
+import { webhookSecretsColumn } from './webhooks/index.js';
 
 const USAGE = `platform ${VERSION} — forge, CI, auth, observability, notifications, secrets and CD in one service
 
@@ -31,8 +43,8 @@ Commands:
   admin create-user <name> <email> [--password P] [--role ROLE] [--type human|agent|service_account]
   admin reset-password <name> [--password P]
   admin create-token <user> [--token-name N] [--scopes a,b] [--expires-in-days D]
-  secrets rotate-key [--new-key HEX]      re-encrypt every secret with a new master key (64 hex; generated
-                                          when omitted); stop the server first
+  secrets rotate-key [--new-key HEX]      re-encrypt every secret and webhook signing secret with a new master
+                                          key (64 hex; generated when omitted); refused while a server runs
   doctor                                  check git, database, cache, object store, executor and SMTP
   config                                  print the table of settings
   version                                 print the version
@@ -125,13 +137,30 @@ async function doctor(config: Config): Promise<boolean> {
     }
   }
   let drivers: Awaited<ReturnType<typeof openDrivers>> | undefined;
+  // The doctor looks, it does not set up: an empty data directory stays empty.
+  const initialised = existsSync(config.data_dir) && readdirSync(config.data_dir).length > 0;
+  if (!initialised && !config.database_url) {
+    report(
+      false,
+      'database',
+      `embedded PostgreSQL not initialised yet in ${path.resolve(config.data_dir, 'postgres')} — the first \`platform serve\` (or \`platform migrate\`) creates it`,
+      false,
+    );
+  }
   try {
-    drivers = await openDrivers(config, deriveKey(loadMasterKey(config), 'object-urls'));
+    if (!initialised && !config.database_url) throw new SkipChecks();
+    const keyKnown = Boolean(config.master_key) || existsSync(path.join(config.data_dir, 'master.key'));
+    drivers = await openDrivers(
+      config,
+      keyKnown ? deriveKey(loadMasterKey(config), 'object-urls') : randomBytes(32),
+      { command: 'doctor' },
+    );
     const pending = await pendingMigrations(drivers.db.db);
     report(
-      true,
+      pending.length === 0,
       'database',
-      `${drivers.db.kind} reachable; ${pending.length === 0 ? 'schema up to date' : `${pending.length} migrations pending — run \`platform migrate\``}`,
+      `${drivers.db.kind} reachable; ${pending.length === 0 ? 'schema up to date' : `${pending.length} migrations pending — run \`platform migrate\` (\`platform serve\` applies them at start-up)`}`,
+      false,
     );
     for (const [name, fn] of [
       ['cache', () => drivers!.cache.ping()],
@@ -146,11 +175,14 @@ async function doctor(config: Config): Promise<boolean> {
       }
     }
   } catch (err) {
-    report(
-      false,
-      'database',
-      `${(err as Error).message} — check PLATFORM_DATABASE_URL or the data directory`,
-    );
+    if (err instanceof SkipChecks) {
+      // reported above
+    } else
+      report(
+        false,
+        'database',
+        `${(err as Error).message} — check PLATFORM_DATABASE_URL or the data directory`,
+      );
   } finally {
     if (drivers) await closeDrivers(drivers);
   }
@@ -310,8 +342,9 @@ async function admin(
 }
 
 /**
- * `secrets rotate-key`: every secret re-encrypted in ONE transaction; the new key is kept only after
- * the commit. Embedded mode (key in <data_dir>/master.key): the new key is first written beside it
+ * `secrets rotate-key`: every secret and every webhook signing secret (project and notification
+ * webhooks) re-encrypted in ONE transaction; the new key is kept only after the commit. Refused while
+ * any `platform serve` runs against the database (core/running.ts). Embedded mode (key in <data_dir>/master.key): the new key is first written beside it
  * (master.key.new, 0600) so a crash between commit and rename loses nothing, then renamed over it.
  * Key from configuration (PLATFORM_MASTER_KEY): the new key is printed to be set there.
  */
@@ -346,10 +379,22 @@ async function secrets(
   try {
     const { drivers } = await openStores(config, log, 'secrets rotate-key');
     try {
-      say('re-encrypting secrets in one transaction…');
-      count = await rotateSecretsKey(drivers.db.db, oldKey, newKey, {
-        actor: systemActor,
-        onProgress: ({ done, total }) => say(`  ${done}/${total} secrets`),
+      // Refused while any server runs (they hold the old key in memory); a server starting meanwhile
+      // waits for the lock, so it loads the new key file.
+      count = await whileNoServerRuns(drivers.db.db, 'secrets rotate-key', async (db) => {
+        say('re-encrypting secrets and webhook signing secrets in one transaction…');
+        const n = await rotateSecretsKey(db, oldKey, newKey, {
+          actor: systemActor,
+          onProgress: ({ done, total }) => say(`  ${done}/${total} secrets`),
+          columns: [webhookSecretsColumn, notificationWebhookSecretsColumn],
+          onColumn: (name, done) => say(`  ${done} values of ${name}`),
+        });
+        say(`committed: ${n} secrets now encrypted with the new key`);
+        if (!fromConfig) {
+          renameSync(pendingFile, keyFile);
+          say(`new master key written to ${keyFile}`);
+        }
+        return n;
       });
     } finally {
       await closeDrivers(drivers);
@@ -358,18 +403,17 @@ async function secrets(
     if (!fromConfig) rmSync(pendingFile, { force: true });
     throw err;
   }
-  say(`committed: ${count} secrets now encrypted with the new key`);
   if (fromConfig) {
-    say('the master key comes from configuration: set it to the new key before starting the server');
+    say(
+      `the master key comes from configuration: set it to the new key before starting the server (${count} secrets)`,
+    );
     say(`PLATFORM_MASTER_KEY=${newHex}`);
-  } else {
-    renameSync(pendingFile, keyFile);
-    say(`new master key written to ${keyFile}`);
   }
   return 0;
 }
 
 class UsageError extends Error {}
+class SkipChecks extends Error {}
 
 function isEntryPoint(): boolean {
   try {

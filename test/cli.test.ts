@@ -4,7 +4,7 @@
  * PostgreSQL database and Valkey/Redis; in the `embedded` project, on the bundled PostgreSQL the
  * platform starts in a temp data dir.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -68,6 +68,19 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/PLATFORM_PORT: .*number/i);
   });
+
+  it('doctor on an empty data directory leaves it empty and says the database is not set up yet', async () => {
+    const dataDir = makeTempDir();
+    const result = await runCli(['doctor'], { PLATFORM_DATA_DIR: dataDir, ...(await storeEnv()) });
+    expect(result.stdout, result.stderr).toMatch(/git: /);
+    if (storeMode === 'embedded') {
+      expect(result.stdout).toMatch(/! database: embedded PostgreSQL not initialised yet/);
+      expect(readdirSync(dataDir)).toEqual([]);
+    } else {
+      // An external database that was never migrated: pending migrations are a warning, not a pass.
+      expect(result.stdout).toMatch(/! database: postgres reachable; \d+ migrations pending/);
+    }
+  }, 120_000);
 
   it('migrate applies every migration on a fresh store and exits 0', async () => {
     const dataDir = makeTempDir();
