@@ -480,7 +480,7 @@ describe('local runner: steps', () => {
       // One sandbox for the three steps: bubblewrap's two processes and one supervisor.
       const mine = hostProcesses().filter((p) => p.uid === uid);
       expect(mine.filter((p) => p.comm === 'bwrap')).toHaveLength(2);
-      expect(mine.filter((p) => p.comm === 'node')).toHaveLength(1);
+      expect(mine.filter((p) => p.comm !== 'bwrap').map((p) => p.comm)).toEqual(['perl']);
     }
     // Another run does not see them.
     const other = await workspaceFor(runner);
@@ -514,6 +514,67 @@ describe('local runner: steps', () => {
     expect(output).toContain('no-such-command-xyz');
     await workspace.dispose();
   });
+});
+
+describe('local runner: the two supervisors behave alike', () => {
+  for (const supervisor of ['perl', 'node'] as const) {
+    it(`${supervisor}: output, exit codes, stop, parallel steps and leftovers`, async () => {
+      const { runner, uid } = runnerWith({ supervisor });
+      const { pipelineId, workspace } = await workspaceFor(runner);
+      const ok = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'ok', ['printf "a\\0b\\n"', 'echo "home=$HOME"', 'echo err >&2'], {
+          env: { CI: 'true', 'WITH=EQUALS': 'x', MULTI: 'line1\nline2' },
+        }),
+      );
+      expect(ok.result).toMatchObject({ outcome: 'success', exitCode: 0 });
+      expect(ok.output).toContain('a\0b\n');
+      expect(ok.output).toMatch(new RegExp(`home=${path.join(workRoot, pipelineId, 'home')}/ok-\\w{6}\n`));
+      expect(ok.output).toContain('err\n');
+      const failed = await run(runner, stepRequest(workspace, pipelineId, 'f', ['exit 5']));
+      expect(failed.result).toMatchObject({ outcome: 'failure', exitCode: 5 });
+      const killed = await run(runner, stepRequest(workspace, pipelineId, 'k', ['kill -9 $$']));
+      expect(killed.result).toMatchObject({ outcome: 'failure', exitCode: null, error: 'killed by SIGKILL' });
+      const [a, b] = await Promise.all([
+        run(
+          runner,
+          stepRequest(workspace, pipelineId, 'a', [
+            'touch /tmp/a',
+            'while [ ! -e /tmp/b ]; do sleep 0.02; done',
+          ]),
+        ),
+        run(
+          runner,
+          stepRequest(workspace, pipelineId, 'b', [
+            'touch /tmp/b',
+            'while [ ! -e /tmp/a ]; do sleep 0.02; done',
+          ]),
+        ),
+      ]);
+      expect([a.result.outcome, b.result.outcome]).toEqual(['success', 'success']);
+      const slow = await run(
+        runner,
+        stepRequest(
+          workspace,
+          pipelineId,
+          'slow',
+          ['setsid sleep 310 >/dev/null 2>&1 </dev/null &', 'sleep 300'],
+          {
+            timeoutSeconds: 1,
+          },
+        ),
+      );
+      expect(slow.result.outcome).toBe('timeout');
+      if (asRoot) await noSleepsOf(uid);
+      const big = await run(
+        runner,
+        stepRequest(workspace, pipelineId, 'big', ['head -c 3000000 /dev/zero | tr "\\0" x']),
+      );
+      expect(big.result.outcome).toBe('success');
+      expect(big.output.endsWith(`\n${'x'.repeat(3_000_000)}`)).toBe(true);
+      await workspace.dispose();
+    });
+  }
 });
 
 describe('local runner: network', () => {

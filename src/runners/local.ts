@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -11,10 +11,10 @@ import {
   type ProcessLauncher,
   sharedProcessLauncher,
 } from '../core/launcher.js';
-import { RunSandbox, SandboxEndedError, type SupervisedStep } from './run-sandbox.js';
+import { containsNul, RunSandbox, SandboxEndedError, type SupervisedStep } from './run-sandbox.js';
 import { bwrapArgs, isInside, reachableWorkRoot, untraversableAncestor } from './sandbox.js';
 import { buildStepScript } from './script.js';
-import { OWN_PID_NAMESPACE_ARG, SUPERVISOR_SOURCE } from './supervisor.js';
+import { NODE_SUPERVISOR, OWN_PID_NAMESPACE_ARG, PERL_PATH, PERL_SUPERVISOR } from './supervisor.js';
 import type { Runner, StepRunRequest, StepRunResult } from './types.js';
 import { checkoutDir, homeDir, prepareLocalWorkspace, workspaceRoot } from './workspace.js';
 
@@ -36,6 +36,8 @@ export interface LocalRunnerOptions {
    * no passwd entry). Every step process runs as this uid on the host.
    */
   sandboxUser?: { uid: number; gid: number };
+  /** Supervisor implementation (default: Perl when /usr/bin/perl exists, else Node); tests pin both. */
+  supervisor?: 'perl' | 'node';
   /** Whether the platform runs as root (default: asks the OS). Tests set it to check both policies. */
   runsAsRoot?: boolean;
   /**
@@ -186,6 +188,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
     const existing = runs.get(network);
     if (existing) return existing;
     const started = startSandbox(launcher, iso, {
+      supervisor: options.supervisor,
       root,
       cwd,
       network,
@@ -277,7 +280,16 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
   };
 }
 
+/** Perl when installed (starts in ~3 ms), else Node (~40 ms): see supervisor.ts. */
+function supervisorCommand(kind: 'perl' | 'node' | undefined): string[] {
+  const perl = kind === 'perl' || (kind === undefined && existsSync(PERL_PATH));
+  return perl
+    ? [PERL_PATH, '-e', PERL_SUPERVISOR]
+    : [process.execPath, '--input-type=commonjs', '-e', NODE_SUPERVISOR];
+}
+
 interface SandboxSpec {
+  supervisor: 'perl' | 'node' | undefined;
   root: string;
   cwd: string;
   network: 'host' | 'none';
@@ -291,7 +303,7 @@ async function startSandbox(
   iso: Isolation,
   spec: SandboxSpec,
 ): Promise<RunSandbox> {
-  const supervisor = [process.execPath, '--input-type=commonjs', '-e', SUPERVISOR_SOURCE];
+  const supervisor = supervisorCommand(spec.supervisor);
   const env = { PATH: DEFAULT_PATH, LANG: 'C.UTF-8' };
   if (iso.kind === 'none') {
     return RunSandbox.start(launcher, {
@@ -401,16 +413,19 @@ async function runLocalStep(
   req.signal.addEventListener('abort', onAbort, { once: true });
   if (req.signal.aborted) onAbort();
 
-  step = sandbox.run(
-    {
-      script: buildStepScript(req.commands),
-      env: { PATH: DEFAULT_PATH, LANG: 'C.UTF-8', ...req.env },
-      cwd,
-      homeParent: homeDir(root),
-      homePrefix: `${fileNameFor(req.stepName)}-`,
-    },
-    emit,
-  );
+  const request = {
+    script: buildStepScript(req.commands),
+    env: { PATH: DEFAULT_PATH, LANG: 'C.UTF-8', ...req.env },
+    cwd,
+    homeParent: homeDir(root),
+    homePrefix: `${fileNameFor(req.stepName)}-`,
+  };
+  if (containsNul(request)) {
+    for (const t of timers) clearTimeout(t);
+    req.signal.removeEventListener('abort', onAbort);
+    return fail("the step's commands or environment contain a NUL byte");
+  }
+  step = sandbox.run(request, emit);
   if (stopReason) step.kill('SIGTERM');
 
   const settle = (end: { exit: ProcessExit } | { error: string }): StepRunResult => {

@@ -1,5 +1,20 @@
+import { constants } from 'node:os';
 import type { LaunchedProcess, LaunchOptions, ProcessExit, ProcessLauncher } from '../core/launcher.js';
-import { FRAME, FRAME_HEADER_BYTES, type KillRequest, type RunRequest } from './supervisor.js';
+import { FRAME, FRAME_HEADER_BYTES, frame, REQUEST } from './supervisor.js';
+
+/** What a step is started with (see the RUN request in supervisor.ts). */
+export interface RunRequest {
+  script: string;
+  env: Record<string, string>;
+  cwd: string;
+  /** A fresh HOME is made under this directory (`<prefix>XXXXXX`) and set in the step's environment. */
+  homeParent: string;
+  homePrefix: string;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
+  Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
+);
 
 /** The sandbox (or, unsandboxed, the supervisor) ended while steps were still in it. */
 export class SandboxEndedError extends Error {
@@ -18,7 +33,7 @@ export interface SupervisedStep {
   /** Resolves once its output is all delivered (or given up on); rejects like `exited`. */
   readonly closed: Promise<void>;
   /** Signals the step's process group. */
-  kill(signal: KillRequest['signal']): void;
+  kill(signal: 'SIGTERM' | 'SIGKILL'): void;
 }
 
 interface StepState {
@@ -86,7 +101,8 @@ export class RunSandbox {
     return this.endedWith === null;
   }
 
-  run(request: Omit<RunRequest, 't' | 'id'>, onOutput: (chunk: Buffer) => void): SupervisedStep {
+  /** Starts a step. Its fields must not contain NUL bytes (the caller checks: see containsNul). */
+  run(request: RunRequest, onOutput: (chunk: Buffer) => void): SupervisedStep {
     const id = this.nextId++;
     const state: StepState = {
       onOutput,
@@ -98,14 +114,21 @@ export class RunSandbox {
       started: state.started.promise,
       exited: state.exited.promise,
       closed: state.closed.promise,
-      kill: (signal) => this.send({ t: 'kill', id, signal }),
+      kill: (signal) => this.send(frame(REQUEST.kill, id, Buffer.from(signal.slice(3)))),
     };
     if (this.endedWith) {
       failStep(state, this.endedWith);
       return handle;
     }
     this.steps.set(id, state);
-    this.send({ t: 'run', id, ...request });
+    const fields = [
+      request.cwd,
+      request.homeParent,
+      request.homePrefix,
+      request.script,
+      ...Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
+    ];
+    this.send(frame(REQUEST.run, id, Buffer.from(fields.join('\0'), 'utf8')));
     return handle;
   }
 
@@ -128,9 +151,9 @@ export class RunSandbox {
     clearTimeout(timer);
   }
 
-  private send(message: RunRequest | KillRequest): void {
+  private send(data: Buffer): void {
     if (this.endedWith) return;
-    this.process.write(`${JSON.stringify(message)}\n`);
+    this.process.write(data);
   }
 
   private receive(chunk: Buffer): void {
@@ -164,21 +187,24 @@ export class RunSandbox {
         }
         return;
       case FRAME.started:
-        state.started.resolve((JSON.parse(payload.toString('utf8')) as { pid: number }).pid);
+        state.started.resolve(Number(payload.toString('ascii')));
         return;
-      case FRAME.exit:
-        state.exited.resolve(JSON.parse(payload.toString('utf8')) as ProcessExit);
+      case FRAME.exit: {
+        const [code, signal] = payload.toString('ascii').split(' ').map(Number);
+        state.exited.resolve({
+          code: code === undefined || code < 0 ? null : code,
+          signal: signal ? (SIGNAL_NAMES.get(signal) ?? null) : null,
+        });
         return;
+      }
       case FRAME.closed:
         this.steps.delete(id);
         state.closed.resolve();
         return;
-      case FRAME.error: {
+      case FRAME.error:
         this.steps.delete(id);
-        const { message } = JSON.parse(payload.toString('utf8')) as { message: string };
-        failStep(state, new Error(message));
+        failStep(state, new Error(payload.toString('utf8')));
         return;
-      }
     }
   }
 
@@ -218,4 +244,11 @@ function deferred<T>(): Deferred<T> {
 
 function lastLines(text: string, n: number): string {
   return text.split('\n').slice(-n).join(' | ');
+}
+
+/** NUL cannot cross the supervisor's protocol (nor an exec): such a step is refused up front. */
+export function containsNul(request: RunRequest): boolean {
+  return [request.script, ...Object.keys(request.env), ...Object.values(request.env)].some((v) =>
+    v.includes('\0'),
+  );
 }
