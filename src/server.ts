@@ -4,6 +4,7 @@ import { bootstrapAdmin } from './auth/index.js';
 import type { Config } from './config.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
 import { logDestination } from './core/logger.js';
+import { holdServerRunningLock } from './core/running.js';
 import { closeDrivers, type Drivers, migrate, openDrivers } from './store/index.js';
 
 export interface OpenedStores {
@@ -40,7 +41,10 @@ export async function serve(config: Config): Promise<Platform> {
   const log = createLogger(config, logDestination(config));
   const { drivers } = await openStores(config, log);
   let platform: Platform;
+  let running: { release(): Promise<void> } | undefined;
   try {
+    // Before buildApp loads the master key: a key rotation in progress finishes first (core/running.ts).
+    running = await holdServerRunningLock(drivers.db.db);
     const admin = await bootstrapAdmin(drivers.db.db, {
       name: config.admin_name,
       email: config.admin_email,
@@ -57,9 +61,11 @@ export async function serve(config: Config): Promise<Platform> {
     platform = await buildApp(config, drivers, { logger: log });
     await platform.fastify.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await running?.release();
     await closeDrivers(drivers);
     throw err;
   }
+  const runningLock = running;
   platform.startBackground();
   log.info({ url: config.public_url }, `platform listening on ${config.host}:${config.port}`);
 
@@ -75,6 +81,7 @@ export async function serve(config: Config): Promise<Platform> {
     force.unref();
     try {
       await platform.close();
+      await runningLock.release();
       await closeDrivers(drivers);
       log.info('shutdown complete');
       log.flush?.();

@@ -7,6 +7,7 @@ import { bootstrapAdmin } from '../src/auth/index.js';
 import { loadConfig } from '../src/config.js';
 import { systemActor } from '../src/core/audit.js';
 import { loadMasterKey } from '../src/core/keys.js';
+import { NotifyService, notificationWebhookSecretsColumn } from '../src/notify/index.js';
 import {
   type RotationProgress,
   rotateSecretsKey,
@@ -15,6 +16,7 @@ import {
 } from '../src/secrets/index.js';
 import { openStores } from '../src/server.js';
 import { closeDrivers } from '../src/store/index.js';
+import { WebhooksService, webhookSecretsColumn } from '../src/webhooks/index.js';
 import {
   createTestPlatform,
   insertProject,
@@ -25,9 +27,12 @@ import {
 import {
   createExternalStores,
   type ExternalStores,
+  freePort,
   makeTempDir,
   removeTempDirs,
   runCli,
+  startCli,
+  waitForHttp,
 } from './helpers/process.js';
 
 const consumer = { kind: 'test', id: 'rotation' };
@@ -110,6 +115,61 @@ describe.skipIf(servicesMissing)('secrets key rotation (service)', () => {
     expect(versions.every((r) => r.key_version === 2)).toBe(true);
     // Metadata versions (value versions) are untouched by a rotation.
     expect((await fresh.get(project, 'P_0')).version).toBe(1);
+  });
+});
+
+describe.skipIf(servicesMissing)('secrets key rotation: webhook signing secrets', () => {
+  let t: TestPlatform;
+  afterAll(() => t?.close());
+
+  it('re-encrypts project and notification webhook secrets in the same transaction', async () => {
+    t = await createTestPlatform({ config: { PLATFORM_OUTBOUND_ALLOW_LIST: '127.0.0.1' } });
+    const db = t.platform.drivers.db.db;
+    const project = await insertProject(t, { name: 'hooks' });
+    const oldMaster = loadMasterKey(t.config);
+    const actor = { id: t.adminId, name: 'admin', ip: null };
+    const hooks = t.platform.service<WebhooksService>('webhooks');
+    const hook = await hooks.create(actor, project, {
+      url: 'http://127.0.0.1:9/project-hook',
+      events: ['push'],
+      secret: 'project-hook-signing-secret',
+    });
+    const notify = t.platform.service<NotifyService>('notify');
+    await notify.createWebhook(actor, t.adminId, {
+      url: 'http://127.0.0.1:9/my-hook',
+      secret: 'user-hook-signing-secret',
+    });
+    const newMaster = randomBytes(32);
+    const reported: Record<string, number> = {};
+    await rotateSecretsKey(db, oldMaster, newMaster, {
+      actor: systemActor,
+      columns: [webhookSecretsColumn, notificationWebhookSecretsColumn],
+      onColumn: (name, n) => {
+        reported[name] = n;
+      },
+    });
+    expect(reported).toEqual({
+      'webhooks.secret_ciphertext': 1,
+      'notification_webhooks.secret_ciphertext': 1,
+    });
+    const log = pino({ level: 'silent' });
+    const fresh = new WebhooksService(db, newMaster, hooks.options, log);
+    expect((await fresh.target(hook.id))?.secret?.toString()).toBe('project-hook-signing-secret');
+    await expect(hooks.target(hook.id)).rejects.toBeInstanceOf(SecretDecryptionError);
+    const freshNotify = new NotifyService(db, newMaster, notify.options, false, log);
+    const opened = await freshNotify.webhookSecret(t.adminId, 'http://127.0.0.1:9/my-hook');
+    expect(opened.secret?.toString()).toBe('user-hook-signing-secret');
+    await expect(notify.webhookSecret(t.adminId, 'http://127.0.0.1:9/my-hook')).rejects.toBeInstanceOf(
+      SecretDecryptionError,
+    );
+    const audit = await db
+      .selectFrom('audit_log')
+      .select('detail')
+      .where('action', '=', 'secret.rotate_key')
+      .execute();
+    expect(audit.at(-1)?.detail).toMatchObject({
+      tables: { webhooks: 1, notification_webhooks: 1 },
+    });
   });
 });
 
@@ -211,6 +271,42 @@ describe.skipIf(servicesMissing)(`platform secrets rotate-key (${storeMode})`, (
     await check(env, project, Buffer.from(newHex, 'hex'), true);
     await check(env, project, oldMaster, false);
   });
+
+  it('is refused with a clear message while a server runs, changing nothing; works once it stopped', async () => {
+    const dataDir = makeTempDir();
+    if (storeMode === 'postgres') external = await createExternalStores();
+    const port = await freePort();
+    const env: Record<string, string> = {
+      PLATFORM_DATA_DIR: dataDir,
+      PLATFORM_PORT: String(port),
+      PLATFORM_HOST: '127.0.0.1',
+      PLATFORM_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      PLATFORM_ADMIN_PASSWORD: 'pw-for-rotation-test',
+      ...external?.env,
+    };
+    const { project, oldMaster } = await seed(env);
+    const keyFile = path.join(dataDir, 'master.key');
+    const server = startCli(['serve'], env);
+    let refused: Awaited<ReturnType<typeof runCli>>;
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/readyz`, server, { timeoutMs: 90_000 });
+      refused = await runCli(['secrets', 'rotate-key'], env);
+    } finally {
+      server.signal('SIGTERM');
+      await server.waitForExit(30_000);
+    }
+    expect(refused.code, refused.stdout).toBe(1);
+    expect(refused.stderr).toMatch(/refused: a platform server is running against this database/);
+    expect(refused.stderr).toMatch(/Stop every `platform serve` instance first/);
+    expect(readFileSync(keyFile, 'utf8').trim()).toBe(oldMaster.toString('hex'));
+    expect(existsSync(`${keyFile}.new`)).toBe(false);
+    await check(env, project, oldMaster, true);
+
+    const done = await runCli(['secrets', 'rotate-key'], env);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain('committed: 3 secrets');
+    await check(env, project, Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex'), true);
+  }, 240_000);
 
   it('key from configuration: uses --new-key and prints the PLATFORM_MASTER_KEY to set', async () => {
     const dataDir = makeTempDir();

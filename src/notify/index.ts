@@ -8,7 +8,12 @@ import { NotificationWorker } from './worker.js';
 
 export { DeliveryError, Mailer, safeSubject, validAddress } from './email.js';
 export type * from './events.js';
-export { type ListFilter, NotifyService, notificationView } from './service.js';
+export {
+  type ListFilter,
+  NotifyService,
+  notificationView,
+  notificationWebhookSecretsColumn,
+} from './service.js';
 export {
   defaultNotifyOptions,
   emailedByDefault,

@@ -5,7 +5,7 @@ import { badRequest, conflict, notFound } from '../core/errors.js';
 import type { Actor } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
 import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
-import { openSealed, seal, secretsKey } from '../secrets/index.js';
+import { openSealed, type SealedColumn, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
 import {
   type NotificationChannel,
@@ -58,6 +58,27 @@ export interface ListFilter {
 
 /** Binds a webhook's signing secret to its owner and URL: a ciphertext copied elsewhere fails to open. */
 const webhookAad = (userId: string, url: string) => Buffer.from(`notification_webhook\0${userId}\0${url}`);
+
+/** Notification webhook signing secrets, for `secrets rotate-key`: re-sealed in the rotation's transaction. */
+export const notificationWebhookSecretsColumn: SealedColumn = {
+  name: 'notification_webhooks.secret_ciphertext',
+  async reencrypt(trx, rekey) {
+    const rows = await trx
+      .selectFrom('notification_webhooks')
+      .select(['id', 'user_id', 'url', 'secret_ciphertext'])
+      .where('secret_ciphertext', 'is not', null)
+      .forUpdate()
+      .execute();
+    for (const row of rows) {
+      await trx
+        .updateTable('notification_webhooks')
+        .set({ secret_ciphertext: rekey(row.secret_ciphertext!, webhookAad(row.user_id, row.url)) })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    return rows.length;
+  },
+};
 
 /**
  * Notifications: the outbox writer (`notify`, called in the caller's transaction), the user's inbox

@@ -10,8 +10,10 @@ export {
   secretsKey,
 } from './crypto.js';
 export {
+  type Rekey,
   type RotationProgress,
   rotateSecretsKey,
+  type SealedColumn,
   SecretResolutionError,
   SecretsService,
   SecretValueTooLargeError,

@@ -98,6 +98,19 @@ export interface RotationProgress {
   total: number;
 }
 
+/** Opens a value sealed with the old key and seals it with the new one (same AAD). */
+export type Rekey = (sealed: Uint8Array, aad: Buffer) => Buffer;
+
+/**
+ * Another module's encrypted column, re-encrypted in the rotation's transaction by the module that
+ * owns the table (it knows each row's AAD). Returns how many values it re-encrypted.
+ */
+export interface SealedColumn {
+  /** e.g. `webhooks.secret_ciphertext`: reported in the audit row and the CLI output. */
+  name: string;
+  reencrypt(trx: Tx, rekey: Rekey): Promise<number>;
+}
+
 /**
  * Secrets: sealed values per project or global (project_id null). Values go in through `put` and
  * come out only through `resolve`/`resolveTemplate` (internal, audited); everything else is metadata.
@@ -302,15 +315,23 @@ export class SecretsService {
 }
 
 /**
- * Re-encrypts every secret from `oldMaster` to `newMaster` in ONE transaction (all or nothing),
- * rows locked so a concurrent writer waits. Writes one `secret.rotate_key` audit row. Returns the
+ * Re-encrypts every secret, and every value of `columns`, from `oldMaster` to `newMaster` in ONE
+ * transaction (all or nothing), rows locked so a concurrent writer waits. Writes one `secret.rotate_key` audit row. Returns the
  * number of secrets re-encrypted. Any row that does not open with the old key aborts everything.
  */
 export async function rotateSecretsKey(
   db: Db,
   oldMaster: Buffer,
   newMaster: Buffer,
-  options: { actor: Actor; batchSize?: number; onProgress?: (p: RotationProgress) => void },
+  options: {
+    actor: Actor;
+    batchSize?: number;
+    onProgress?: (p: RotationProgress) => void;
+    /** Every other encrypted column (project and notification webhook secrets): all in this transaction. */
+    columns?: readonly SealedColumn[];
+    /** Told how many values of each other column were re-encrypted. */
+    onColumn?: (name: string, count: number) => void;
+  },
 ): Promise<number> {
   const oldKey = secretsKey(oldMaster);
   const newKey = secretsKey(newMaster);
@@ -351,11 +372,26 @@ export async function rotateSecretsKey(
       after = rows[rows.length - 1]!.id;
       options.onProgress?.({ done, total: count });
     }
+    const rekey: Rekey = (sealed, aad) => {
+      const plaintext = open(oldKey, sealed, aad);
+      try {
+        return seal(newKey, plaintext, aad);
+      } finally {
+        plaintext.fill(0);
+      }
+    };
+    // Keyed by table: the audit writer drops keys that look like secrets ("secret_ciphertext").
+    const tables: Record<string, number> = {};
+    for (const column of options.columns ?? []) {
+      const n = await column.reencrypt(trx, rekey);
+      tables[column.name.split('.')[0]!] = n;
+      options.onColumn?.(column.name, n);
+    }
     await writeAudit(trx, {
       actor: options.actor,
       action: 'secret.rotate_key',
       resourceType: 'secret',
-      detail: { count: done, format: SEAL_FORMAT_VERSION },
+      detail: { count: done, format: SEAL_FORMAT_VERSION, tables },
     });
     return done;
   });

@@ -9,4 +9,5 @@ export {
   type WebhookOptions,
   WebhooksService,
   type WebhookView,
+  webhookSecretsColumn,
 } from './service.js';

@@ -7,7 +7,7 @@ import type { Actor } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
 import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { isUuid } from '../core/validation.js';
-import { openSealed, seal, secretsKey } from '../secrets/index.js';
+import { openSealed, type SealedColumn, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
 import {
   type WebhookDeliveriesTable,
@@ -113,6 +113,27 @@ const isoOrNull = (d: Date | string | null): string | null => (d === null ? null
  */
 const webhookAad = (projectId: string, webhookId: string) =>
   Buffer.from(`project_webhook\0${projectId}\0${webhookId}`);
+
+/** Project webhook signing secrets, for `secrets rotate-key`: re-sealed in the rotation's transaction. */
+export const webhookSecretsColumn: SealedColumn = {
+  name: 'webhooks.secret_ciphertext',
+  async reencrypt(trx, rekey) {
+    const rows = await trx
+      .selectFrom('webhooks')
+      .select(['id', 'project_id', 'secret_ciphertext'])
+      .where('secret_ciphertext', 'is not', null)
+      .forUpdate()
+      .execute();
+    for (const row of rows) {
+      await trx
+        .updateTable('webhooks')
+        .set({ secret_ciphertext: rekey(row.secret_ciphertext!, webhookAad(row.project_id, row.id)) })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    return rows.length;
+  },
+};
 
 /** Canonical order, no duplicates: the stored list reads the same whatever order the client sent. */
 const normalizeEvents = (events: readonly WebhookEvent[]): WebhookEvent[] =>
