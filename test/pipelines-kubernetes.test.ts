@@ -2,15 +2,17 @@
  * The engine with `executor = kubernetes`, against the Kubernetes API double: a real push creates a
  * pipeline whose steps become pods (the test plays the kubelet), their logs are followed and stored,
  * pod phases become step statuses, and the clone token handed to the init container is a working,
- * read-only token for the project. A real cluster is needed for full verification (image pulls, the
- * clone inside the pod, kubelet log behaviour).
+ * read-only token for the project. The step's environment (secrets included) and the clone token reach
+ * the pods through a per-run Kubernetes Secret, never as values in a pod spec, and that Secret is
+ * deleted when the run ends — success, failure or cancel. A real cluster is needed for full
+ * verification (image pulls, the clone inside the pod, kubelet log behaviour).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPlatform, eventually, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, gitOk, tempDir } from './helpers/git.js';
-import { type FakePod, KubeApiDouble } from './helpers/kube-api.js';
+import { type FakeSecret, KubeApiDouble } from './helpers/kube-api.js';
 
 interface Pipeline {
   id: string;
@@ -87,16 +89,25 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
     (await t.request<Pipeline>('GET', `/api/projects/${projectId}/pipelines/${id}`, { token: dev.token }))
       .body;
 
-  const envOf = (pod: FakePod, container: string) =>
-    Object.fromEntries(
-      (
-        [...pod.spec.initContainers, ...pod.spec.containers].find(
-          (c: { name: string }) => c.name === container,
-        ).env as { name: string; value: string }[]
-      ).map((e) => [e.name, e.value]),
-    );
+  const runSecret = (pipelineId: string): FakeSecret | undefined =>
+    kube.secrets.find((x) => x.labels['platform.io/pipeline'] === pipelineId);
+
+  /** Every request body sent to create a pod of this pipeline, as sent. */
+  const podBodies = (pipelineId: string) =>
+    kube.requests
+      .filter(
+        (r) =>
+          r.method === 'POST' && r.path === '/api/v1/namespaces/ci/pods' && r.rawBody.includes(pipelineId),
+      )
+      .map((r) => r.rawBody);
 
   it('runs each step as a labelled pod, follows its log, stores it and deletes the pod', async () => {
+    const deployKey = 'dk-7f3a9c-super-secret-value';
+    const put = await t.request('POST', `/api/projects/${projectId}/secrets`, {
+      token: t.adminToken,
+      body: { name: 'DEPLOY_KEY', value: deployKey, scope: 'pipeline' },
+    });
+    expect(put.status).toBe(201);
     const id = await push(
       [
         'pipeline:',
@@ -104,7 +115,8 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
         '    - name: build',
         '      image: node:20',
         '      commands: [npm ci]',
-        '      environment: { MODE: ci }',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the definition's secret placeholder.
+        '      environment: { MODE: ci, AUTH: "Bearer ${{ secrets.DEPLOY_KEY }}" }',
         '    - name: test',
         '      image: node:20',
         '      depends_on: [build]',
@@ -123,21 +135,64 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
     const step = build.spec.containers.find((c: { name: string }) => c.name === 'step');
     expect(step.image).toBe('node:20');
     expect(step.resources.limits).toEqual({ cpu: '500m', memory: '256Mi' });
-    const env = envOf(build, 'step');
-    expect(env).toMatchObject({
+    expect(build.spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      fsGroup: 65532,
+    });
+    for (const container of [...build.spec.initContainers, ...build.spec.containers]) {
+      expect(container.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+    }
+    expect(build.spec.automountServiceAccountToken).toBe(false);
+
+    // The run's Secret was created before the pod and holds the values; the pod only references it.
+    const secret = runSecret(id)!;
+    expect(secret, 'a Secret for the run').toBeDefined();
+    const created = kube.requests.findIndex(
+      (r) =>
+        r.method === 'POST' && r.path === '/api/v1/namespaces/ci/secrets' && r.rawBody.includes(secret.name),
+    );
+    const podCreated = kube.requests.findIndex((r) => r.method === 'POST' && r.rawBody.includes(build.name));
+    expect(created).toBeGreaterThan(-1);
+    expect(created).toBeLessThan(podCreated);
+    const stored = Object.values(secret.values());
+    expect(stored).toContain(`Bearer ${deployKey}`);
+    expect(secret.manifest.data[Object.keys(secret.values()).find((k) => k.endsWith('.AUTH'))!]).toBe(
+      Buffer.from(`Bearer ${deployKey}`).toString('base64'),
+    );
+    const cloneToken = secret.values()['clone-token']!;
+    expect(cloneToken).toMatch(/^plat_/);
+    for (const body of podBodies(id)) {
+      expect(body).not.toContain(deployKey);
+      expect(body).not.toContain(cloneToken);
+    }
+    for (const container of [...build.spec.initContainers, ...build.spec.containers]) {
+      for (const entry of container.env as { name: string; value?: string }[]) {
+        // Plain values only for what is not the step's environment: clone URL, commit, HOME.
+        if (entry.value !== undefined) {
+          expect(['PLATFORM_CLONE_URL', 'PLATFORM_COMMIT_SHA', 'HOME']).toContain(entry.name);
+        }
+      }
+    }
+
+    // Playing the kubelet: the containers get the values from the Secret.
+    build.startStep();
+    expect(build.env('step')).toMatchObject({
       MODE: 'ci',
+      AUTH: `Bearer ${deployKey}`,
       CI: 'true',
       PIPELINE_ID: id,
       STEP_NAME: 'build',
       PROJECT: 'kira/podded',
     });
     // The clone token is a real, project-restricted token of the pusher — and nowhere in the pod's args.
-    const cloneEnv = envOf(build, 'clone');
-    const token = Object.entries(cloneEnv).find(([, v]) => /plat_/.test(String(v)))?.[1] as
-      | string
-      | undefined;
-    expect(token, 'a token for the clone').toBeDefined();
-    const bearer = token!.replace(/^.*Bearer /, '');
+    const bearer = build.env('clone').PLATFORM_CLONE_TOKEN!;
+    expect(bearer).toBe(cloneToken);
+    expect(build.env('step').PLATFORM_CLONE_TOKEN).toBeUndefined();
     expect(JSON.stringify(build.spec.initContainers[0].command ?? [])).not.toContain(bearer);
     expect(JSON.stringify(build.spec.initContainers[0].args ?? [])).not.toContain(bearer);
     const asToken = await t.request('GET', `/api/projects/${projectId}`, { token: bearer });
@@ -148,10 +203,13 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
     });
     expect(write.status).toBe(403);
 
-    build.startStep().log('installed 42 packages\n').exit(0);
+    build.log(`installed 42 packages with ${deployKey}\n`).exit(0);
     const test = await kube.nextPod();
     expect(test.labels['platform.io/step']).toBe('test');
-    test.startStep().log('all green\n').exit(0);
+    test.startStep();
+    expect(test.env('step')).toMatchObject({ STEP_NAME: 'test' });
+    expect(test.env('clone').PLATFORM_CLONE_TOKEN).toBe(cloneToken);
+    test.log('all green\n').exit(0);
 
     await eventually(
       async () => (await pipeline(id)).status === 'success',
@@ -170,8 +228,12 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
         token: dev.token,
       },
     );
-    expect(log.text).toContain('installed 42 packages');
+    expect(log.text).toContain('installed 42 packages with ***');
+    expect(log.text).not.toContain(deployKey);
     await eventually(async () => build.deleted && test.deleted, 10_000, 'both pods deleted');
+    // One Secret for the whole run, deleted with it.
+    expect(kube.secrets.filter((x) => x.labels['platform.io/pipeline'] === id)).toHaveLength(1);
+    await eventually(async () => secret.deleted, 10_000, 'the run Secret deleted');
     // The clone token lives only as long as the run.
     await eventually(
       async () => (await t.request('GET', `/api/projects/${projectId}`, { token: bearer })).status === 401,
@@ -200,5 +262,36 @@ describe.skipIf(servicesMissing)('pipelines on the kubernetes runner (API double
       ['package', 'skipped', null],
     ]);
     expect(kube.pods.filter((p) => p.labels['platform.io/pipeline'] === id)).toHaveLength(1);
+    await eventually(async () => runSecret(id)?.deleted === true, 10_000, 'the run Secret deleted');
+  });
+
+  it('deletes the pod and the run Secret when the pipeline is cancelled', async () => {
+    const id = await push(
+      [
+        'pipeline:',
+        '  steps:',
+        '    - { name: slow, commands: [sleep 600], environment: { K: v } }',
+        '',
+      ].join('\n'),
+      'to cancel',
+    );
+    const pod = await kube.nextPod();
+    pod.startStep().log('working\n');
+    const secret = runSecret(id)!;
+    expect(secret.deleted).toBe(false);
+    await eventually(async () => pod.followerCount() > 0, 10_000, 'the log followed');
+    const cancel = await t.request('POST', `/api/projects/${projectId}/pipelines/${id}/cancel`, {
+      token: dev.token,
+      noAuditCheck: true,
+    });
+    expect(cancel.status).toBe(200);
+    await eventually(
+      async () => (await pipeline(id)).status === 'cancelled',
+      20_000,
+      'the pipeline cancelled',
+    );
+    expect(pod.deleted).toBe(true);
+    expect(pod.deleteQuery).toEqual({ gracePeriodSeconds: '0' });
+    await eventually(async () => secret.deleted, 10_000, 'the run Secret deleted');
   });
 });

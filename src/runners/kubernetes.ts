@@ -1,26 +1,33 @@
 /**
  * The kubernetes runner: one pod per step, created, watched (by polling) and deleted through the
- * Kubernetes API with `@kubernetes/client-node`.
+ * Kubernetes API with `@kubernetes/client-node`. The step's environment and the clone token travel in
+ * a Kubernetes Secret per pipeline run (created by prepareWorkspace, deleted by its dispose), which the
+ * pods reference: no value is written into a pod spec, which anyone allowed to read pods can see.
  *
  * The tests run it against an API double that speaks the real REST wire format
  * (test/helpers/kube-api.ts) and check the exact pod specs sent and the phase mapping; scheduling,
  * image pulls, the clone in the init container, log rotation and kubelet behaviour need a real cluster
  * for full verification.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import {
   CoreV1Api,
   KubeConfig,
   Log,
+  PatchStrategy,
+  setHeaderOptions,
   type V1Container,
   type V1ContainerStatus,
+  type V1EnvVar,
   type V1Pod,
+  type V1PodSecurityContext,
   type V1ResourceRequirements,
+  type V1SecurityContext,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { buildStepScript } from './script.js';
-import type { Runner, StepRunRequest, StepRunResult } from './types.js';
+import type { Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
 
 export interface KubernetesRunnerOptions {
   /** A loaded KubeConfig, or a kubeconfig file path; absent → in-cluster configuration. */
@@ -34,6 +41,8 @@ export interface KubernetesRunnerOptions {
   resources?: { cpu?: string; memory?: string };
   /** How often pod status is read while a step runs. */
   pollIntervalMs?: number;
+  /** The uid and gid the clone and step containers run as (never 0); default 65532. */
+  runAsUser?: number;
   log?: Logger;
 }
 
@@ -44,6 +53,13 @@ const LABEL_PIPELINE = 'platform.io/pipeline';
 const LABEL_STEP = 'platform.io/step';
 const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 const WORKSPACE = '/workspace';
+/** A writable HOME: the step runs as a uid that has no home directory in the image. */
+const HOME = '/home/platform';
+/** `nonroot` of the distroless images: a uid that no image gives special rights to. */
+export const DEFAULT_RUN_AS_USER = 65532;
+/** Key of the clone token in the run's Secret. */
+const CLONE_TOKEN_KEY = 'clone-token';
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /** Waiting reasons after which the kubelet will not start the container without a change to the pod. */
 const IMAGE_PULL_REASONS = new Set([
@@ -61,7 +77,8 @@ const START_FAILURE_REASONS = new Set([
 /**
  * The clone runs from a constant script: the URL and sha come in as environment variables (no shell
  * string built from input), and the token reaches git through GIT_CONFIG_* variables, so it is in no
- * process's argument list — only in the pod's env, which the step container does not share.
+ * process's argument list — only in the init container's env, filled by the kubelet from the run's
+ * Secret; the step container does not get it.
  */
 const CLONE_SCRIPT_WITH_TOKEN =
   'export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader GIT_CONFIG_VALUE_0="Authorization: Bearer $PLATFORM_CLONE_TOKEN"\n' +
@@ -73,6 +90,9 @@ const CLONE_SCRIPT =
 const LOCAL_DEADLINE_GRACE_MS = 60_000;
 /** Once the container has ended, how long an open log stream gets to deliver the rest before it is replaced by a plain read. */
 const LOG_DRAIN_MS = 5_000;
+/** Deleting a Secret: attempts, and the pause before the next one (× the attempt number). */
+const SECRET_DELETE_ATTEMPTS = 3;
+const SECRET_DELETE_BACKOFF_MS = 500;
 /** Consecutive failed status reads tolerated (API server restarts, network blips) before the step fails. */
 const MAX_READ_FAILURES = 30;
 /** setTimeout fires at once beyond 2^31-1 ms. */
@@ -86,6 +106,16 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions): Runner
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const log = options.log;
 
+  const runAsUser = options.runAsUser ?? DEFAULT_RUN_AS_USER;
+  if (!Number.isInteger(runAsUser) || runAsUser <= 0) {
+    throw new Error(`runAsUser must be a positive integer (not root), got ${runAsUser}`);
+  }
+  /** The Secret of each prepared run, by the workspace handed out for it. */
+  const runSecrets = new WeakMap<Workspace, string>();
+  // JSON merge patch (RFC 7386): adding keys to `data` leaves the other steps' keys alone, so parallel
+  // steps of one run can each add theirs without reading the Secret first.
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
   async function deletePod(name: string, immediately: boolean): Promise<void> {
     try {
       await api.deleteNamespacedPod({ name, namespace, ...(immediately ? { gracePeriodSeconds: 0 } : {}) });
@@ -93,6 +123,40 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions): Runner
       if (statusCode(err) === 404) return;
       log?.warn({ pod: name, err: describeError(err) }, 'could not delete step pod');
     }
+  }
+
+  /** Deleted with a few retries: the Secret holds the run's secret values. Throws when it could not be. */
+  async function deleteSecret(name: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await api.deleteNamespacedSecret({ name, namespace });
+        return;
+      } catch (err) {
+        if (statusCode(err) === 404) return;
+        if (attempt >= SECRET_DELETE_ATTEMPTS) {
+          log?.error({ secret: name, err: describeError(err) }, 'could not delete the run secret');
+          throw new Error(`could not delete secret ${namespace}/${name}: ${describeError(err)}`);
+        }
+        await sleep(SECRET_DELETE_BACKOFF_MS * attempt, new AbortController().signal);
+      }
+    }
+  }
+
+  async function createSecret(
+    name: string,
+    labels: Record<string, string>,
+    data: Record<string, string>,
+  ): Promise<void> {
+    await api.createNamespacedSecret({
+      namespace,
+      body: {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, namespace, labels: { ...labels, [LABEL_MANAGED_BY]: 'platform' } },
+        type: 'Opaque',
+        data: base64Values(data),
+      },
+    });
   }
 
   async function runStep(req: StepRunRequest): Promise<StepRunResult> {
@@ -106,15 +170,66 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions): Runner
       }
     };
     const image = req.image ?? options.image ?? DEFAULT_STEP_IMAGE;
+    const name = podName(req.pipelineId, req.stepName);
+    // Every value of the step's environment goes to the Secret, not only those that came from
+    // secrets: a value may embed a secret (`Bearer ${{ secrets.X }}`), and the runner is not told which.
+    const keys = secretKeys(req);
+    const values: Record<string, string> = {};
+    for (const { key, value } of keys) values[key] = value;
+    if (req.source.cloneToken) values[CLONE_TOKEN_KEY] = req.source.cloneToken;
+    // A workspace this runner did not prepare (a caller running a lone step) gets a Secret of its own,
+    // named like the pod and deleted with it.
+    const prepared = runSecrets.get(req.workspace);
+    const secret = prepared ?? name;
+    try {
+      if (prepared) {
+        await api.patchNamespacedSecret(
+          { name: secret, namespace, body: { data: base64Values(values) } },
+          mergePatch,
+        );
+      } else {
+        await createSecret(secret, stepLabels(req), values);
+      }
+    } catch (err) {
+      return {
+        outcome: 'failure',
+        exitCode: null,
+        error: `could not store the step's environment in secret ${secret}: ${describeError(err)}`,
+        durationMs: Date.now() - started,
+      };
+    }
+    try {
+      if (req.signal.aborted)
+        return { outcome: 'cancelled', exitCode: null, durationMs: Date.now() - started };
+      return await runPod(req, { name, image, secret, keys, emit, started });
+    } finally {
+      if (!prepared) await deleteSecret(secret).catch(() => {});
+    }
+  }
+
+  async function runPod(
+    req: StepRunRequest,
+    input: {
+      name: string;
+      image: string;
+      secret: string;
+      keys: SecretKey[];
+      emit(chunk: Buffer): void;
+      started: number;
+    },
+  ): Promise<StepRunResult> {
+    const { name, image, emit, started } = input;
     const pod = buildStepPod({
-      name: podName(req.pipelineId, req.stepName),
+      name,
       namespace,
       req,
       image,
       initImage: options.initImage ?? DEFAULT_INIT_IMAGE,
       resources: options.resources,
+      secretName: input.secret,
+      secretKeys: input.keys,
+      runAsUser,
     });
-    const name = pod.metadata!.name!;
     emit(Buffer.from(`[runner] kubernetes, pod ${namespace}/${name}, image ${image}\n`));
 
     try {
@@ -192,9 +307,33 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions): Runner
   return {
     kind: 'kubernetes',
 
-    // Each pod clones for itself (init container): there is nothing to prepare on this machine.
-    async prepareWorkspace() {
-      return { dir: '', dispose: async () => {} };
+    // Each pod clones for itself (init container): nothing is prepared on this machine, only the run's
+    // Secret in the cluster, before the first pod.
+    async prepareWorkspace(pipelineId, source) {
+      const name = runSecretName(pipelineId);
+      try {
+        await createSecret(
+          name,
+          { [LABEL_PIPELINE]: labelValue(pipelineId, 'pipeline') },
+          source.cloneToken ? { [CLONE_TOKEN_KEY]: source.cloneToken } : {},
+        );
+      } catch (err) {
+        throw new Error(`could not create secret ${namespace}/${name}: ${describeError(err)}`);
+      }
+      let disposed: Promise<void> | null = null;
+      const workspace: Workspace = {
+        dir: '',
+        dispose: () => {
+          disposed ??= deleteSecret(name).catch((err: unknown) => {
+            // A later dispose may try again.
+            disposed = null;
+            throw err;
+          });
+          return disposed;
+        },
+      };
+      runSecrets.set(workspace, name);
+      return workspace;
     },
 
     runStep,
@@ -215,6 +354,17 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions): Runner
           );
           await deletePod(name, true);
         }
+        // After the pods that reference them: the run Secrets (and lone steps' Secrets) of the crashed runs.
+        const secrets = await api.listNamespacedSecret({ namespace, labelSelector });
+        for (const secret of secrets.items) {
+          const name = secret.metadata?.name;
+          if (!name) continue;
+          log?.info(
+            { secret: name, pipeline: secret.metadata?.labels?.[LABEL_PIPELINE] },
+            'deleting orphaned run secret',
+          );
+          await deleteSecret(name).catch(() => {});
+        }
       }
     },
   };
@@ -231,6 +381,57 @@ function loadKubeConfig(source: KubeConfig | string | undefined): KubeConfig {
 // ---------------------------------------------------------------------------------------------------
 // Pod spec
 
+/** Where one variable of the step's environment is kept in the Secret. */
+export interface SecretKey {
+  env: string;
+  key: string;
+  value: string;
+}
+
+/**
+ * `<step slug>-<8 hex of the run id>.<NAME>`: the steps of a run share its Secret, each under its own
+ * prefix; a name that is not a valid Secret key (`[-._a-zA-Z0-9]`, ≤ 253) is stored by position
+ * (`<prefix>-<n>`; the `-` cannot clash with the `.` of named keys).
+ */
+export function secretKeys(req: Pick<StepRunRequest, 'runId' | 'stepName' | 'env'>): SecretKey[] {
+  const slug =
+    req.stepName
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .slice(0, 40)
+      .replace(/^-+|-+$/g, '') || 'step';
+  const prefix = `${slug}-${createHash('sha256').update(req.runId).digest('hex').slice(0, 8)}`;
+  return Object.entries(req.env).map(([env, value], index) => {
+    const named = `${prefix}.${env}`;
+    const key = SECRET_KEY.test(env) && named.length <= 253 ? named : `${prefix}-${index}`;
+    return { env, key, value };
+  });
+}
+
+function base64Values(values: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(values).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]),
+  );
+}
+
+/** `pl-<8 characters of the pipeline id>-env-<5 random>`; random so that a second run of the same id never collides. */
+export function runSecretName(pipelineId: string): string {
+  const short =
+    pipelineId
+      .toLowerCase()
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 8) || 'run';
+  return `pl-${short}-env-${randomSuffix(5)}`;
+}
+
+function stepLabels(req: StepRunRequest): Record<string, string> {
+  return {
+    ...req.labels,
+    [LABEL_PIPELINE]: labelValue(req.pipelineId, 'pipeline'),
+    [LABEL_STEP]: labelValue(req.stepName, 'step'),
+  };
+}
+
 export function buildStepPod(input: {
   name: string;
   namespace: string;
@@ -238,33 +439,62 @@ export function buildStepPod(input: {
   image: string;
   initImage: string;
   resources: KubernetesRunnerOptions['resources'];
+  /** The Secret holding the step's environment (under secretKeys) and the clone token. */
+  secretName: string;
+  secretKeys: SecretKey[];
+  runAsUser: number;
 }): V1Pod {
   const { req } = input;
-  const mounts = [{ name: 'workspace', mountPath: WORKSPACE }];
+  const workspace = [{ name: 'workspace', mountPath: WORKSPACE }];
   const resources = resourceRequirements(input.resources);
-  const securityContext = { allowPrivilegeEscalation: false };
-  const cloneEnv = [
+  const fromSecret = (name: string, key: string): V1EnvVar => ({
+    name,
+    valueFrom: { secretKeyRef: { name: input.secretName, key } },
+  });
+  // The same restricted context on both containers (Pod Security Standard `restricted`): not root, no
+  // way to gain privileges (setuid binaries, file capabilities), no capabilities, the runtime's seccomp
+  // profile.
+  const securityContext: V1SecurityContext = {
+    runAsNonRoot: true,
+    runAsUser: input.runAsUser,
+    runAsGroup: input.runAsUser,
+    privileged: false,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  const podSecurityContext: V1PodSecurityContext = {
+    runAsNonRoot: true,
+    runAsUser: input.runAsUser,
+    runAsGroup: input.runAsUser,
+    // The emptyDir volumes belong to this group, so the non-root containers can write them.
+    fsGroup: input.runAsUser,
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+  const cloneEnv: V1EnvVar[] = [
     { name: 'PLATFORM_CLONE_URL', value: req.source.cloneUrl },
     { name: 'PLATFORM_COMMIT_SHA', value: req.source.sha },
   ];
-  if (req.source.cloneToken) cloneEnv.push({ name: 'PLATFORM_CLONE_TOKEN', value: req.source.cloneToken });
+  if (req.source.cloneToken) cloneEnv.push(fromSecret('PLATFORM_CLONE_TOKEN', CLONE_TOKEN_KEY));
 
   const clone: V1Container = {
     name: 'clone',
     image: input.initImage,
     command: ['/bin/sh', '-c', req.source.cloneToken ? CLONE_SCRIPT_WITH_TOKEN : CLONE_SCRIPT],
     env: cloneEnv,
-    volumeMounts: mounts,
+    volumeMounts: workspace,
     securityContext,
     ...(resources ? { resources } : {}),
   };
+  const stepEnv = input.secretKeys.map(({ env, key }) => fromSecret(env, key));
+  if (!('HOME' in req.env)) stepEnv.push({ name: 'HOME', value: HOME });
   const step: V1Container = {
     name: 'step',
     image: input.image,
     command: ['/bin/sh', '-c', buildStepScript(req.commands)],
-    env: Object.entries(req.env).map(([name, value]) => ({ name, value })),
+    env: stepEnv,
     workingDir: WORKSPACE,
-    volumeMounts: mounts,
+    volumeMounts: [...workspace, { name: 'home', mountPath: HOME }],
     securityContext,
     ...(resources ? { resources } : {}),
   };
@@ -274,12 +504,7 @@ export function buildStepPod(input: {
     metadata: {
       name: input.name,
       namespace: input.namespace,
-      labels: {
-        ...req.labels,
-        [LABEL_PIPELINE]: labelValue(req.pipelineId, 'pipeline'),
-        [LABEL_STEP]: labelValue(req.stepName, 'step'),
-        [LABEL_MANAGED_BY]: 'platform',
-      },
+      labels: { ...stepLabels(req), [LABEL_MANAGED_BY]: 'platform' },
       // Labels are sanitised; the exact names are kept here for people reading `kubectl describe`.
       annotations: { 'platform.io/run-id': req.runId, 'platform.io/step-name': req.stepName },
     },
@@ -288,10 +513,14 @@ export function buildStepPod(input: {
       automountServiceAccountToken: false,
       // Service links would add the namespace's services as variables: the step gets only its own env.
       enableServiceLinks: false,
+      securityContext: podSecurityContext,
       ...(req.timeoutSeconds !== null && req.timeoutSeconds > 0
         ? { activeDeadlineSeconds: req.timeoutSeconds }
         : {}),
-      volumes: [{ name: 'workspace', emptyDir: {} }],
+      volumes: [
+        { name: 'workspace', emptyDir: {} },
+        { name: 'home', emptyDir: {} },
+      ],
       initContainers: [clone],
       containers: [step],
     },

@@ -1,8 +1,9 @@
 /**
  * A Kubernetes API server double for the kubernetes runner: node:http on 127.0.0.1 speaking the real
- * REST wire format (JSON objects, `Status` errors, chunked `text/plain` logs) for the pod endpoints the
- * runner uses. It records every request and lets a test drive each pod's life — the test plays the
- * scheduler and the kubelet (phases, container states, waiting reasons, log lines, exit codes).
+ * REST wire format (JSON objects, `Status` errors, chunked `text/plain` logs, JSON merge patches) for
+ * the pod and secret endpoints the runner uses. It records every request and lets a test drive each
+ * pod's life — the test plays the scheduler and the kubelet (phases, container states, waiting reasons,
+ * log lines, exit codes; the kubelet's resolution of `secretKeyRef` variables when a container starts).
  *
  * Only what the runner needs is implemented; a real cluster is needed for full verification.
  */
@@ -17,6 +18,9 @@ export interface KubeRequest {
   query: Record<string, string>;
   /** Parsed JSON body, when there was one. */
   body: unknown;
+  /** The raw body text, as sent. */
+  rawBody: string;
+  contentType: string | undefined;
   authorization: string | undefined;
 }
 
@@ -25,6 +29,11 @@ export interface KubeRequest {
 type Json = any;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+/** Go's base64.StdEncoding, which the API server decodes `data` with: padded, standard alphabet. */
+const STD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const MAX_SECRET_BYTES = 1024 * 1024;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /** One pod as the double keeps it, with the controls a test uses to play the kubelet. */
@@ -35,9 +44,25 @@ export class FakePod {
   deleteQuery: Record<string, string> | null = null;
   private readonly logs = new Map<string, Buffer[]>();
   readonly followers = new Map<string, Set<http.ServerResponse>>();
+  /** The environment each started container got, as the kubelet resolved it. */
+  private readonly startedEnv = new Map<string, Record<string, string>>();
 
-  constructor(manifest: Json) {
+  constructor(
+    manifest: Json,
+    private readonly findSecret: (namespace: string, name: string) => FakeSecret | undefined = () =>
+      undefined,
+  ) {
     this.manifest = manifest;
+  }
+
+  /**
+   * The environment a started container was given (plain values and `secretKeyRef`s resolved when it
+   * started). Throws when the container has not been started.
+   */
+  env(container = 'step'): Record<string, string> {
+    const env = this.startedEnv.get(container);
+    if (!env) throw new Error(`container ${container} of pod ${this.name} has not started`);
+    return env;
   }
 
   get name(): string {
@@ -59,22 +84,59 @@ export class FakePod {
   /** Scheduled, the init container running. */
   initRunning(): this {
     this.scheduled();
+    if (!this.startContainer('clone', true)) return this;
     this.setState('clone', { running: { startedAt: now() } }, true);
     this.setState('step', { waiting: { reason: 'PodInitializing' } });
     return this;
   }
 
-  /** Init container done, step container running: phase Running. */
+  /**
+   * Init container done, step container running: phase Running. As the kubelet, it first resolves each
+   * container's `secretKeyRef` variables; a missing Secret or key leaves the container waiting with
+   * `CreateContainerConfigError` and the kubelet's message instead.
+   */
   startStep(): this {
     this.scheduled();
+    if (!this.startedEnv.has('clone') && !this.startContainer('clone', true)) return this;
     this.setState(
       'clone',
       { terminated: { exitCode: 0, reason: 'Completed', startedAt: now(), finishedAt: now() } },
       true,
     );
+    if (!this.startContainer('step', false)) return this;
     this.setState('step', { running: { startedAt: now() } });
     this.manifest.status.phase = 'Running';
     return this;
+  }
+
+  private startContainer(container: string, init: boolean): boolean {
+    const list = (init ? this.manifest.spec.initContainers : this.manifest.spec.containers) as
+      | Json[]
+      | undefined;
+    const spec = list?.find((c: Json) => c.name === container);
+    if (!spec) return true;
+    const env: Record<string, string> = {};
+    for (const entry of (spec.env ?? []) as Json[]) {
+      const ref = entry.valueFrom?.secretKeyRef;
+      if (!ref) {
+        env[entry.name] = entry.value ?? '';
+        continue;
+      }
+      const secret = this.findSecret(this.namespace, ref.name);
+      const message = !secret
+        ? `secret "${ref.name}" not found`
+        : !(ref.key in (secret.manifest.data ?? {}))
+          ? `couldn't find key ${ref.key} in Secret ${this.namespace}/${ref.name}`
+          : null;
+      if (message !== null) {
+        if (ref.optional === true) continue;
+        this.setState(container, { waiting: { reason: 'CreateContainerConfigError', message } }, init);
+        return false;
+      }
+      env[entry.name] = secret!.values()[ref.key]!;
+    }
+    this.startedEnv.set(container, env);
+    return true;
   }
 
   /** Appends to a container's log, delivered at once to open `follow` streams. */
@@ -201,10 +263,43 @@ export class FakePod {
   }
 }
 
+/** One Secret as the double keeps it: `data` base64-encoded, as the API server returns it. */
+export class FakeSecret {
+  deleted = false;
+  /** Query of the DELETE request that removed it. */
+  deleteQuery: Record<string, string> | null = null;
+
+  constructor(readonly manifest: Json) {}
+
+  get name(): string {
+    return this.manifest.metadata.name;
+  }
+
+  get namespace(): string {
+    return this.manifest.metadata.namespace;
+  }
+
+  get labels(): Record<string, string> {
+    return this.manifest.metadata.labels ?? {};
+  }
+
+  /** `data`, decoded. */
+  values(): Record<string, string> {
+    return Object.fromEntries(
+      Object.entries((this.manifest.data ?? {}) as Record<string, string>).map(([k, v]) => [
+        k,
+        Buffer.from(v, 'base64').toString('utf8'),
+      ]),
+    );
+  }
+}
+
 export class KubeApiDouble {
   readonly requests: KubeRequest[] = [];
   /** Every pod ever created or added, deleted ones included (see FakePod.deleted). */
   readonly pods: FakePod[] = [];
+  /** Every Secret ever created or added, deleted ones included (see FakeSecret.deleted). */
+  readonly secrets: FakeSecret[] = [];
   private readonly newPods: FakePod[] = [];
   private readonly podWaiters: Array<(pod: FakePod) => void> = [];
   private readonly requestListeners = new Set<() => void>();
@@ -310,6 +405,37 @@ export class KubeApiDouble {
     return this.pods.find((p) => !p.deleted && p.namespace === namespace && p.name === name);
   }
 
+  /** A Secret that exists before the runner starts (left over from a crash). */
+  addSecret(
+    namespace: string,
+    name: string,
+    labels: Record<string, string>,
+    values: Record<string, string> = {},
+  ): FakeSecret {
+    const secret = new FakeSecret({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name,
+        namespace,
+        labels,
+        uid: randomUUID(),
+        creationTimestamp: now(),
+        resourceVersion: '1',
+      },
+      type: 'Opaque',
+      data: Object.fromEntries(
+        Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+      ),
+    });
+    this.secrets.push(secret);
+    return secret;
+  }
+
+  liveSecret(namespace: string, name: string): FakeSecret | undefined {
+    return this.secrets.find((s) => !s.deleted && s.namespace === namespace && s.name === name);
+  }
+
   async close(): Promise<void> {
     for (const pod of this.pods) pod.endFollowers();
     this.server.closeAllConnections();
@@ -332,6 +458,8 @@ export class KubeApiDouble {
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),
       body,
+      rawBody: raw.toString('utf8'),
+      contentType: req.headers['content-type'],
       authorization: req.headers.authorization,
     };
     this.requests.push(record);
@@ -385,6 +513,48 @@ export class KubeApiDouble {
       this.podLog(logPath[1]!, logPath[2]!, record.query, res);
       return;
     }
+    const secrets = /^\/api\/v1\/namespaces\/([^/]+)\/secrets$/.exec(url.pathname);
+    const secretItem = /^\/api\/v1\/namespaces\/([^/]+)\/secrets\/([^/]+)$/.exec(url.pathname);
+    if (secrets && record.method === 'POST') {
+      this.createSecret(secrets[1]!, body, res);
+      return;
+    }
+    if (secrets && record.method === 'GET') {
+      const selector = parseLabelSelector(record.query.labelSelector ?? '');
+      const items = this.secrets
+        .filter((x) => !x.deleted && x.namespace === secrets[1] && selector(x.labels))
+        .map((x) => x.manifest);
+      sendJson(res, 200, { apiVersion: 'v1', kind: 'SecretList', metadata: { resourceVersion: '1' }, items });
+      return;
+    }
+    if (secretItem) {
+      const secret = this.liveSecret(secretItem[1]!, secretItem[2]!);
+      if (!secret) {
+        sendStatus(res, 404, 'NotFound', `secrets "${secretItem[2]}" not found`);
+        return;
+      }
+      if (record.method === 'GET') {
+        sendJson(res, 200, secret.manifest);
+        return;
+      }
+      if (record.method === 'PATCH') {
+        this.patchSecret(secret, record, res);
+        return;
+      }
+      if (record.method === 'DELETE') {
+        secret.deleted = true;
+        secret.deleteQuery = record.query;
+        // Secrets have no graceful deletion: the API server answers with a Status, not the object.
+        sendJson(res, 200, {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Success',
+          details: { name: secret.name, kind: 'secrets', uid: secret.manifest.metadata.uid },
+        });
+        return;
+      }
+    }
     sendStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
   }
 
@@ -428,12 +598,83 @@ export class KubeApiDouble {
     manifest.metadata.creationTimestamp = now();
     manifest.metadata.resourceVersion = '1';
     manifest.status = { phase: 'Pending', qosClass: 'Burstable' };
-    const pod = new FakePod(manifest);
+    const pod = new FakePod(manifest, (ns, secretName) => this.liveSecret(ns, secretName));
     this.pods.push(pod);
     const waiter = this.podWaiters.shift();
     if (waiter) waiter(pod);
     else this.newPods.push(pod);
     sendJson(res, 201, manifest);
+  }
+
+  private createSecret(namespace: string, body: unknown, res: http.ServerResponse): void {
+    const manifest = structuredClone(body) as Json;
+    const name: unknown = manifest?.metadata?.name;
+    if (manifest?.kind !== 'Secret' || manifest?.apiVersion !== 'v1') {
+      sendStatus(res, 400, 'BadRequest', 'the object is not a v1 Secret');
+      return;
+    }
+    if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN.test(name)) {
+      sendStatus(res, 422, 'Invalid', `Secret "${String(name)}" is invalid: metadata.name: Invalid value`);
+      return;
+    }
+    if (manifest.metadata.namespace && manifest.metadata.namespace !== namespace) {
+      sendStatus(
+        res,
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
+      return;
+    }
+    const invalid = validateSecret(manifest);
+    if (invalid) {
+      sendStatus(res, 422, 'Invalid', `Secret "${name}" is invalid: ${invalid}`);
+      return;
+    }
+    if (this.liveSecret(namespace, name)) {
+      sendStatus(res, 409, 'AlreadyExists', `secrets "${name}" already exists`);
+      return;
+    }
+    normaliseSecret(manifest);
+    manifest.metadata.namespace = namespace;
+    manifest.metadata.uid = randomUUID();
+    manifest.metadata.creationTimestamp = now();
+    manifest.metadata.resourceVersion = '1';
+    manifest.type ??= 'Opaque';
+    this.secrets.push(new FakeSecret(manifest));
+    sendJson(res, 201, manifest);
+  }
+
+  /** JSON merge patch (RFC 7386), as `kubectl patch --type merge`; strategic merge is the same for a Secret's maps. */
+  private patchSecret(secret: FakeSecret, record: KubeRequest, res: http.ServerResponse): void {
+    const type = (record.contentType ?? '').split(';')[0]!.trim();
+    if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
+      sendStatus(
+        res,
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (double: ${type || 'none'} not implemented)`,
+      );
+      return;
+    }
+    if (typeof record.body !== 'object' || record.body === null || Array.isArray(record.body)) {
+      sendStatus(res, 400, 'BadRequest', 'invalid JSON merge patch');
+      return;
+    }
+    const patched = mergePatch(structuredClone(secret.manifest), record.body) as Json;
+    const invalid =
+      patched?.metadata?.name !== secret.name || patched?.metadata?.namespace !== secret.namespace
+        ? 'metadata.name: Invalid value: the name and namespace cannot be changed'
+        : validateSecret(patched);
+    if (invalid) {
+      sendStatus(res, 422, 'Invalid', `Secret "${secret.name}" is invalid: ${invalid}`);
+      return;
+    }
+    normaliseSecret(patched);
+    patched.metadata.resourceVersion = String(Number(secret.manifest.metadata.resourceVersion) + 1);
+    for (const key of Object.keys(secret.manifest)) delete secret.manifest[key];
+    Object.assign(secret.manifest, patched);
+    sendJson(res, 200, secret.manifest);
   }
 
   private listPods(namespace: string, query: Record<string, string>, res: http.ServerResponse): void {
@@ -537,6 +778,58 @@ export function parseLabelSelector(selector: string): (labels: Record<string, st
   return (labels) => terms.every((t) => t(labels));
 }
 
+/** What the API server's validation of a Secret would refuse (null when valid). */
+function validateSecret(manifest: Json): string | null {
+  for (const [key, value] of Object.entries((manifest.metadata?.labels ?? {}) as Record<string, unknown>)) {
+    if (typeof value !== 'string' || value.length > 63 || !LABEL_VALUE.test(value)) {
+      return `metadata.labels: Invalid value: "${String(value)}" (${key})`;
+    }
+  }
+  let size = 0;
+  for (const field of ['data', 'stringData'] as const) {
+    const map = manifest[field];
+    if (map === undefined || map === null) continue;
+    if (typeof map !== 'object' || Array.isArray(map)) return `${field}: Invalid value: not a map`;
+    for (const [key, value] of Object.entries(map as Record<string, unknown>)) {
+      if (key.length > 253 || !SECRET_KEY.test(key)) {
+        return `${field}[${key}]: Invalid value: "${key}": a valid config key must consist of alphanumeric characters, '-', '_' or '.'`;
+      }
+      if (typeof value !== 'string') return `${field}[${key}]: Invalid value: not a string`;
+      if (field === 'data' && !STD_BASE64.test(value)) {
+        return `data[${key}]: Invalid value: illegal base64 data`;
+      }
+      size += field === 'data' ? Buffer.from(value, 'base64').length : Buffer.byteLength(value);
+    }
+  }
+  if (size > MAX_SECRET_BYTES) return `data: Too long: must have at most ${MAX_SECRET_BYTES} bytes`;
+  return null;
+}
+
+/** As the API server stores a Secret: `stringData` folded into `data`, no empty map kept. */
+function normaliseSecret(manifest: Json): void {
+  const data: Record<string, string> = { ...(manifest.data ?? {}) };
+  for (const [key, value] of Object.entries((manifest.stringData ?? {}) as Record<string, string>)) {
+    data[key] = Buffer.from(value, 'utf8').toString('base64');
+  }
+  delete manifest.stringData;
+  if (Object.keys(data).length > 0) manifest.data = data;
+  else delete manifest.data;
+}
+
+/** RFC 7386: objects merge recursively, `null` removes a member, anything else replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const result: Record<string, unknown> =
+    typeof target === 'object' && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [key, value] of Object.entries(patch as Record<string, unknown>)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
 function now(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
@@ -572,6 +865,7 @@ function reasonFor(code: number): string {
   const reasons: Record<number, string> = {
     400: 'BadRequest',
     401: 'Unauthorized',
+    415: 'UnsupportedMediaType',
     403: 'Forbidden',
     404: 'NotFound',
     409: 'AlreadyExists',
