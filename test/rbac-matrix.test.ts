@@ -190,6 +190,44 @@ describe.skipIf(servicesMissing)('role × permission matrix over every permissio
     expect(mismatches).toEqual([]);
   });
 
+  it('bounded tokens on project routes: scopes narrow, a project restriction makes other projects anonymous', async () => {
+    const mismatches: string[] = [];
+    const dev = await t.createUser('matrix-bounded', ['developer']);
+    const own = await insertProject(t, { name: 'matrix-bounded-own', visibility: 'internal' });
+    const other = await insertProject(t, { name: 'matrix-bounded-other', visibility: 'internal' });
+    const mint = async (body: Record<string, unknown>) => {
+      const res = await t.request('POST', '/api/tokens', {
+        token: dev.token,
+        body: { name: `b-${randomUUID().slice(0, 8)}`, ...body },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      return res.body.token as string;
+    };
+    const readOnly = await mint({ scopes: ['project:read'] });
+    const restricted = await mint({ project_id: own });
+    const developer = ROLE_PERMISSIONS.developer!;
+    for (const route of guarded.filter((r) => r.access.projectParam && r.method !== 'DELETE')) {
+      const { permission } = route.access;
+      const key = `${route.method} ${route.url}`;
+      const checks: [string, string, string, 'allowed' | 'denied' | 'hidden'][] = [
+        ['project:read token', readOnly, own, permission === 'project:read' ? 'allowed' : 'denied'],
+        [
+          'restricted token, its project',
+          restricted,
+          own,
+          developer.includes(permission) || permission === 'project:read' ? 'allowed' : 'denied',
+        ],
+        // An internal project is invisible to anonymous callers, and so to a token bound elsewhere.
+        ['restricted token, another project', restricted, other, 'hidden'],
+      ];
+      for (const [name, token, projectId, expected] of checks) {
+        const m = judge(`${key} [${name}]`, await call(route, token, projectId), expected);
+        if (m) mismatches.push(m);
+      }
+    }
+    expect(mismatches).toEqual([]);
+  });
+
   it('self-service routes: scoped and project-restricted tokens get only what their bounds allow', async () => {
     const user = await t.createUser('matrix-self');
     const project = await insertProject(t, { name: 'matrix-self-project', visibility: 'internal' });
