@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -15,7 +15,7 @@ import { containsNul, RunSandbox, SandboxEndedError, type SupervisedStep } from 
 import { bwrapArgs, isInside, reachableWorkRoot, untraversableAncestor } from './sandbox.js';
 import { buildStepScript } from './script.js';
 import { NODE_SUPERVISOR, OWN_PID_NAMESPACE_ARG, PERL_PATH, PERL_SUPERVISOR } from './supervisor.js';
-import type { Runner, StepRunRequest, StepRunResult } from './types.js';
+import type { Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
 import { checkoutDir, homeDir, prepareLocalWorkspace, workspaceRoot } from './workspace.js';
 
 export interface LocalRunnerOptions {
@@ -174,16 +174,16 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
   };
 
   const sandboxFor = (
-    req: StepRunRequest,
+    pipelineId: string,
     iso: Isolation,
     root: string,
     cwd: string,
     network: 'host' | 'none',
   ): Promise<RunSandbox> => {
-    let runs = sandboxes.get(req.pipelineId);
+    let runs = sandboxes.get(pipelineId);
     if (!runs) {
       runs = new Map();
-      sandboxes.set(req.pipelineId, runs);
+      sandboxes.set(pipelineId, runs);
     }
     const existing = runs.get(network);
     if (existing) return existing;
@@ -196,7 +196,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
       hidden,
       user: spawnUser,
     }).then(async (sandbox) => {
-      await writePidFile(path.join(root, 'pids', `sandbox-${network}.pid`), sandbox.pgid, req.runId);
+      await writePidFile(path.join(root, 'pids', `sandbox-${network}.pid`), sandbox.pgid, pipelineId);
       return sandbox;
     });
     runs.set(network, started);
@@ -216,7 +216,32 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
     isolation: report,
 
     async prepareWorkspace(pipelineId, source) {
-      const workspace = await prepareLocalWorkspace(workRoot, pipelineId, source, launcher, spawnUser);
+      // The run's sandbox starts while the repository is cloned (its directories exist by then):
+      // its start-up is hidden behind the clone instead of delaying the first step.
+      const startEarly = (root: string, dir: string) => {
+        void report()
+          .then(async (policy) => {
+            if (policy.mode === 'refused') return;
+            await sandboxFor(pipelineId, await resolveIsolation(), root, dir, 'host');
+          })
+          .catch(() => {
+            // Reported by the first step, which asks for the same sandbox.
+          });
+      };
+      let workspace: Workspace;
+      try {
+        workspace = await prepareLocalWorkspace(
+          workRoot,
+          pipelineId,
+          source,
+          launcher,
+          spawnUser,
+          startEarly,
+        );
+      } catch (err) {
+        await closeSandboxes(pipelineId);
+        throw err;
+      }
       return {
         dir: workspace.dir,
         dispose: async () => {
@@ -252,7 +277,7 @@ export function createLocalRunner(options: LocalRunnerOptions): LocalRunner {
       }
       const root = workspaceRoot(workRoot, req.pipelineId);
       return runLocalStep(req, root, iso, policy, started, log, (cwd, network) =>
-        sandboxFor(req, iso, root, cwd, network),
+        sandboxFor(req.pipelineId, iso, root, cwd, network),
       );
     },
 
@@ -521,7 +546,7 @@ interface PidRecord {
 async function writePidFile(file: string, pgid: number, runId: string): Promise<void> {
   const record: PidRecord = { pgid, startTime: readProcStat(pgid)?.startTime ?? null, runId };
   try {
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    // The directory is made with the workspace: a workspace removed meanwhile is not re-created.
     await writeFile(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   } catch {
     // The workspace was removed meanwhile; there is nothing left to clean up after a crash either.

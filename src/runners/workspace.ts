@@ -40,6 +40,8 @@ export async function prepareLocalWorkspace(
   launcher: ProcessLauncher = sharedProcessLauncher(),
   /** Host user the sandbox runs as (platform running as root): the checkout and HOME become theirs. */
   owner?: { uid: number; gid: number },
+  /** Called once the (empty) checkout and HOME directories exist, before the clone fills them. */
+  directoriesReady?: (root: string, dir: string) => void,
 ): Promise<Workspace> {
   const root = workspaceRoot(workRoot, pipelineId);
   const dir = checkoutDir(root);
@@ -50,6 +52,11 @@ export async function prepareLocalWorkspace(
   await dispose();
   await mkdir(root, { recursive: true });
   try {
+    await mkdir(dir);
+    await mkdir(homeDir(root), { mode: 0o700 });
+    await mkdir(path.join(root, 'pids'), { mode: 0o700 });
+    if (owner) await chmod(root, 0o711);
+    directoriesReady?.(root, dir);
     // --no-hardlinks: steps may rewrite files in .git (gc, fetch); the platform's repository must not change.
     await launchGit(
       launcher,
@@ -71,12 +78,10 @@ export async function prepareLocalWorkspace(
       if (exists !== 0) throw new Error(`commit ${source.sha} not found in ${source.repoDir}`);
       throw err;
     }
-    await mkdir(homeDir(root), { mode: 0o700 });
     if (owner) {
       // The root directory stays the platform's (pid files live there, outside the sandbox's view);
       // the sandbox user may only pass through it. -h -P: symlinks in the checkout are changed
       // themselves, never followed (a link to /etc/shadow must not hand that file over).
-      await chmod(root, 0o711);
       const chown = await launchTool(
         launcher,
         'chown',
