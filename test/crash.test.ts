@@ -4,6 +4,8 @@
  * when no process holds it: the inspection stops the server the killed platform left running, as the
  * next `serve` would); on PostgreSQL + Valkey a fresh database and key prefix per test.
  */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +13,7 @@ import { openEmbeddedDb, openPostgres, runningPostmaster } from '../src/store/in
 import { loadMigrations } from '../src/store/migrate.js';
 import type { Database } from '../src/store/schema.js';
 import { servicesMissing, storeMode } from './helpers/app.js';
+import { authUrl, git, gitOk, tempDir } from './helpers/git.js';
 import {
   type CliProcess,
   createExternalStores,
@@ -258,5 +261,69 @@ describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
         .execute(),
     );
     expect(audited).toHaveLength(acknowledged.length);
+  }, 300_000);
+
+  it('SIGKILL during a push: after the restart the ref is the old or the new commit, the repository is intact, a new push works', async () => {
+    const target = await createTarget();
+    let server = await startServer(target);
+    const session = await login(target.base, 'admin', ADMIN_PASSWORD);
+    const api = (method: string, url: string, body?: unknown) =>
+      fetch(`${target.base}${url}`, {
+        method,
+        headers: {
+          'content-type': 'application/json',
+          cookie: session.cookie!,
+          'sec-fetch-site': 'same-origin',
+        },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    const created = await api('POST', '/api/projects', { name: 'crashpush' });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const tokenRes = await api('POST', '/api/tokens', { name: 'push' });
+    expect(tokenRes.status).toBe(201);
+    const { token } = (await tokenRes.json()) as { token: string };
+    const url = authUrl(target.base, 'admin', token, '/admin/crashpush.git');
+
+    const work = tempDir('platform-crash-push-');
+    try {
+      await gitOk(['init', '-q', work.dir]);
+      writeFileSync(path.join(work.dir, 'a.txt'), 'first\n');
+      await gitOk(['add', '.'], { cwd: work.dir });
+      await gitOk(['commit', '-qm', 'first'], { cwd: work.dir });
+      await gitOk(['push', '-q', url, 'HEAD:refs/heads/main'], { cwd: work.dir });
+      const first = (await gitOk(['rev-parse', 'HEAD'], { cwd: work.dir })).trim();
+      // A second push large enough to be in flight when the kill lands (incompressible bytes).
+      writeFileSync(path.join(work.dir, 'big.bin'), randomBytes(24 * 1024 * 1024));
+      await gitOk(['add', '.'], { cwd: work.dir });
+      await gitOk(['commit', '-qm', 'big'], { cwd: work.dir });
+      const second = (await gitOk(['rev-parse', 'HEAD'], { cwd: work.dir })).trim();
+      const push = git(['push', url, 'HEAD:refs/heads/main'], { cwd: work.dir });
+      await new Promise((r) => setTimeout(r, 300));
+      server.signal('SIGKILL');
+      await server.waitForExit(10_000);
+      const cut = await push;
+      console.log(`[crash ${storeMode}] push during the kill: exit ${cut.code}`);
+
+      server = await startServer(target);
+      const remote = await git(['ls-remote', url, 'refs/heads/main']);
+      expect(remote.code, remote.stderr).toBe(0);
+      const head = remote.stdout.split('\t')[0];
+      // Acknowledged (exit 0) → the new commit; otherwise the old one or the new one, nothing else.
+      if (cut.code === 0) expect(head).toBe(second);
+      else expect([first, second]).toContain(head);
+      const again = await git(['push', url, 'HEAD:refs/heads/main'], { cwd: work.dir });
+      expect(again.code, again.stderr).toBe(0);
+      const after = await git(['ls-remote', url, 'refs/heads/main']);
+      expect(after.stdout.split('\t')[0]).toBe(second);
+      const clone = path.join(work.dir, 'clone');
+      await gitOk(['clone', '-q', url, clone]);
+      expect((await gitOk(['fsck', '--full'], { cwd: clone })).includes('error')).toBe(false);
+      await stopServer(server);
+      // The inspection checks that no PostgreSQL of the data directory is left running.
+      const rows = await target.inspect((db) => db.selectFrom('projects').select('name').execute());
+      expect(rows.map((r) => r.name)).toEqual(['crashpush']);
+    } finally {
+      work.cleanup();
+    }
   }, 300_000);
 });
