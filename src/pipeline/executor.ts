@@ -17,6 +17,7 @@ import { type PackedArtifact, packArtifact } from './artifacts.js';
 import type { ArtifactDefinition, PipelineDefinition } from './definition-types.js';
 import { expandVariables, toFinishedEvent } from './events.js';
 import { LogReplayServer, type OutputMasker, StepLogWriter } from './logs.js';
+import { StepRowWrites } from './step-writes.js';
 import { branchOf, channels, INTERRUPTED_ERROR } from './types.js';
 
 export interface ExecutorOptions {
@@ -88,6 +89,8 @@ interface RunContext {
   artifactNames: Set<string>;
   /** Step logs being stored; awaited before the pipeline finishes. */
   logUploads: Promise<void>[];
+  /** Step-row writes, applied in order off the steps' critical path; drained before the pipeline finishes. */
+  stepWrites: StepRowWrites;
 }
 
 const PLACEHOLDER = /\$\{\{ secrets\.([A-Za-z_][A-Za-z0-9_]{0,254}) \}\}/g;
@@ -355,6 +358,7 @@ export class PipelineExecutor {
       publications: [],
       artifactNames: new Set(),
       logUploads: [],
+      stepWrites: new StepRowWrites(this.db, this.deps.log),
     };
     let credential: { revoke(): Promise<void> } | undefined;
     try {
@@ -489,14 +493,18 @@ export class PipelineExecutor {
 
   private async runStep(ctx: RunContext, step: PipelineStepRow): Promise<PipelineStepStatus> {
     const started = Date.now();
-    const claimed = await this.db
-      .updateTable('pipeline_steps')
-      .set({ status: 'running', started_at: sql<Date>`now()` })
-      .where('id', '=', step.id)
-      .where('status', '=', 'pending')
-      .executeTakeFirst();
-    // Cancelled (or finished by recovery) between the scheduling decision and now: do not start it.
-    if (Number(claimed.numUpdatedRows) === 0) return 'cancelled';
+    // Cancelled between the scheduling decision and now: do not start it. (A cancel or a recovery
+    // written by another instance reaches this one as an abort; the guarded writes below leave such
+    // rows as they are.)
+    if (ctx.running.abort.signal.aborted) return 'cancelled';
+    ctx.stepWrites.add((trx) =>
+      trx
+        .updateTable('pipeline_steps')
+        .set({ status: 'running', started_at: new Date(started) })
+        .where('id', '=', step.id)
+        .where('status', '=', 'pending')
+        .execute(),
+    );
 
     let env: Record<string, string>;
     let secrets: string[];
@@ -505,7 +513,7 @@ export class PipelineExecutor {
     } catch (err) {
       const message =
         err instanceof SecretResolutionError ? err.message : `environment: ${(err as Error).message}`;
-      await this.recordStep(step, { status: 'failure', exitCode: null, error: message, started });
+      this.recordStep(ctx, step, { status: 'failure', exitCode: null, error: message, started });
       return 'failure';
     }
 
@@ -570,7 +578,7 @@ export class PipelineExecutor {
     }
 
     const size = writer.finish();
-    await this.recordStep(step, { status, exitCode: result.exitCode, error, started });
+    this.recordStep(ctx, step, { status, exitCode: result.exitCode, error, started });
     // Dependents start now; the log is stored meanwhile (the pipeline ends only once every log is).
     ctx.logUploads.push(this.storeLog(ctx, step, writer, size, status));
     return status;
@@ -593,11 +601,14 @@ export class PipelineExecutor {
         contentType: 'text/plain; charset=utf-8',
         contentLength: size,
       });
-      await this.db
-        .updateTable('pipeline_steps')
-        .set({ log_key: key, log_size: size })
-        .where('id', '=', step.id)
-        .execute();
+      ctx.stepWrites.add((trx) =>
+        trx
+          .updateTable('pipeline_steps')
+          .set({ log_key: key, log_size: size })
+          .where('id', '=', step.id)
+          .execute(),
+      );
+      await ctx.stepWrites.drained();
     } catch (err) {
       this.deps.log.error({ err, stepId: step.id }, 'storing a step log failed');
     } finally {
@@ -606,7 +617,9 @@ export class PipelineExecutor {
     }
   }
 
-  private async recordStep(
+  /** Queues the step's final row (dependents start without waiting for it). */
+  private recordStep(
+    ctx: RunContext,
     step: PipelineStepRow,
     r: {
       status: PipelineStepStatus;
@@ -614,19 +627,22 @@ export class PipelineExecutor {
       error: string | null;
       started: number;
     },
-  ): Promise<void> {
-    await this.db
-      .updateTable('pipeline_steps')
-      .set({
-        status: r.status,
-        exit_code: r.exitCode,
-        error: r.error,
-        duration_ms: Math.max(0, Date.now() - r.started),
-        finished_at: sql<Date>`now()`,
-      })
-      .where('id', '=', step.id)
-      .where('status', '=', 'running')
-      .execute();
+  ): void {
+    const finished = Date.now();
+    ctx.stepWrites.add((trx) =>
+      trx
+        .updateTable('pipeline_steps')
+        .set({
+          status: r.status,
+          exit_code: r.exitCode,
+          error: r.error,
+          duration_ms: Math.max(0, finished - r.started),
+          finished_at: new Date(finished),
+        })
+        .where('id', '=', step.id)
+        .where('status', '=', 'running')
+        .execute(),
+    );
   }
 
   /** Checks and stages what a successful `publish` step hands to the deployer; a problem fails the step. */
@@ -722,6 +738,10 @@ export class PipelineExecutor {
     error: string | null,
   ): Promise<void> {
     const { row, project, running } = ctx;
+    // Every step row is written before the pipeline's final state (and the close of unstarted steps).
+    await ctx.stepWrites
+      .drained()
+      .catch((err: unknown) => this.deps.log.error({ err, pipelineId: row.id }, 'step rows not all written'));
     let status: PipelineStatus = computed;
     let finalError = error;
     if (running.reason === 'shutdown') {
