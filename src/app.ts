@@ -239,6 +239,9 @@ export async function buildApp(
 
   // Bodies of unknown content types reach handlers as streams (object uploads, later git); JSON routes reject them.
   fastify.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  // text/plain too: no route takes text, and git-lfs labels a text file it uploads text/plain (Fastify's
+  // own parser would hold a multi-GiB object in memory as a string, and re-encode its bytes).
+  fastify.removeContentTypeParser('text/plain');
   // JSON dialects (application/vnd.git-lfs+json, application/merge-patch+json…) are JSON.
   fastify.addContentTypeParser(
     /^application\/[\w.+-]+\+json(\s*;.*)?$/,

@@ -192,6 +192,21 @@ for (const kind of ['fs', 's3'] as const) {
       }
     });
 
+    it('bytes labelled text/plain are stored exactly (not re-encoded); a JSON label is refused', async () => {
+      const bytes = Buffer.concat([Buffer.from('looks like text '), Buffer.from([0xff, 0xfe, 0x80, 0xc3])]);
+      const oid = sha256(bytes);
+      const up = await batch(o(), 'upload', oid, bytes.length);
+      if (kind === 'fs') {
+        const json = await putBytes(up.actions!.upload, Buffer.from('{"a":1}'), 'application/json');
+        expect(json.status).toBe(415);
+        expect(JSON.parse(json.text).error.code).toBe('unsupported_media_type');
+        expect(await stored(oid)).toBeUndefined();
+      }
+      expect((await putBytes(up.actions!.upload, bytes, 'text/plain; charset=utf-8')).status).toBe(200);
+      expect((await lfs(o(), 'verify', { oid, size: bytes.length })).status).toBe(200);
+      expect((await stored(oid))?.equals(bytes)).toBe(true);
+    });
+
     it('a presigned URL is not written to the log with its signature', async () => {
       const bytes = randomBytes(100);
       const oid = sha256(bytes);

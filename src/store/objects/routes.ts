@@ -77,14 +77,11 @@ export function objectUrlRoutes(store: FsObjectStore, uploadLimit: number): AnyR
 }
 
 /**
- * The body as the store takes it. Unknown content types arrive as the raw stream (app.ts's '*'
- * parser); text/plain (which git-lfs may send after sniffing a file) arrives as a string, whose
- * UTF-8 bytes are the original bytes whenever they were valid UTF-8 (otherwise the digest check
- * refuses them). A body Fastify parsed as JSON is no longer the bytes that were sent.
+ * The body as the store takes it: every content type but JSON arrives as the raw stream (app.ts's
+ * '*' parser). A body Fastify parsed as JSON is no longer the bytes that were sent.
  */
 function uploadBody(body: unknown): Buffer | Readable {
   if (body === undefined || body === null) return Buffer.alloc(0);
-  if (typeof body === 'string') return Buffer.from(body, 'utf8');
   if (Buffer.isBuffer(body) || typeof (body as { pipe?: unknown }).pipe === 'function') {
     return body as Buffer | Readable;
   }
