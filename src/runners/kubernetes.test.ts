@@ -542,6 +542,17 @@ describe('kubernetes runner: pod spec', () => {
 });
 
 describe('kubernetes runner: execution', () => {
+  it('refuses a step that asks for network: none instead of giving it the pod network', async () => {
+    const before = kube.pods.length;
+    const step = start({ network: 'none' });
+    expect(await step.done).toMatchObject({
+      outcome: 'failure',
+      exitCode: null,
+      error: 'network: none is not supported by the kubernetes runner (it creates no NetworkPolicy)',
+    });
+    expect(kube.pods.length).toBe(before);
+  });
+
   it('follows the step container log live into onOutput, then deletes the pod', async () => {
     const step = start();
     const pod = await kube.nextPod();

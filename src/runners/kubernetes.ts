@@ -162,6 +162,15 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions): Runner
   async function runStep(req: StepRunRequest): Promise<StepRunResult> {
     const started = Date.now();
     if (req.signal.aborted) return { outcome: 'cancelled', exitCode: null, durationMs: 0 };
+    // Refused rather than ignored: a step that asked for no network must not silently get one.
+    if (req.network === 'none') {
+      return {
+        outcome: 'failure',
+        exitCode: null,
+        error: 'network: none is not supported by the kubernetes runner (it creates no NetworkPolicy)',
+        durationMs: 0,
+      };
+    }
     const emit = (chunk: Buffer) => {
       try {
         req.onOutput(chunk);
