@@ -64,6 +64,8 @@ describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
       PLATFORM_DATA_DIR: dataDir,
       PLATFORM_PORT: String(port),
       PLATFORM_HOST: '127.0.0.1',
+      // The origin the clients below use: cookie-authenticated writes must come from it.
+      PLATFORM_PUBLIC_URL: `http://127.0.0.1:${port}`,
       PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
       PLATFORM_LOG_LEVEL: 'info',
     };
