@@ -26,7 +26,19 @@ interface PipelineBody {
   commit_sha: string;
   created_at: string;
   finished_at: string | null;
-  steps: { started_at: string | null }[];
+  steps: { started_at: string | null; finished_at: string | null; duration_ms: number | null }[];
+}
+
+/** Where a run's time went, from its step rows: before the first step, per step, between steps, after the last. */
+function breakdown(p: PipelineBody): { setup: number; step: number[]; handoff: number[]; teardown: number } {
+  const t = (s: string | null) => new Date(s!).getTime();
+  const steps = p.steps;
+  return {
+    setup: t(steps[0]!.started_at) - t(p.created_at),
+    step: steps.map((s) => s.duration_ms ?? t(s.finished_at) - t(s.started_at)),
+    handoff: steps.slice(1).map((s, i) => t(s.started_at) - t(steps[i]!.finished_at)),
+    teardown: t(p.finished_at) - t(steps[steps.length - 1]!.finished_at),
+  };
 }
 
 function run(
@@ -180,11 +192,13 @@ export const pipeline: Scenario = {
 
     const platformMs: number[] = [];
     const referenceMs: number[] = [];
+    const parts: ReturnType<typeof breakdown>[] = [];
     ctx.progress(`pipeline: ${RUNS} runs of ${STEPS} steps, interleaved with the shell script`);
     for (let i = 0; i < RUNS; i++) {
       const { sha } = await commitAndPush(`run ${i}`);
       const p = await pipelineOf(sha);
       platformMs.push(new Date(p.finished_at!).getTime() - new Date(p.created_at).getTime());
+      parts.push(breakdown(p));
       const ref = await ok('sh', [script, dir, bareRepo, sha], { env: gitEnv });
       referenceMs.push(ref.ms);
     }
@@ -200,6 +214,8 @@ export const pipeline: Scenario = {
     const platform = median(platformMs);
     const reference = median(referenceMs);
     const ratio = platform / reference;
+    const perStep = median(parts.flatMap((b) => b.step));
+    const handoff = median(parts.flatMap((b) => b.handoff));
     const latency = median(latencies);
     const figures: Figure[] = [
       {
@@ -231,6 +247,8 @@ export const pipeline: Scenario = {
       met: figures.every((f) => f.met),
       notes: [
         `steps are chained (each depends on the previous): no parallelism helps the engine`,
+        `engine overhead per step: ${((platform - reference) / STEPS).toFixed(1)} ms ((engine − script) / ${STEPS}); a step \`true\` takes ${perStep.toFixed(1)} ms start to exit through the sandbox's supervisor (median), ${handoff.toFixed(1)} ms from one step's end to the next one's start`,
+        `where a run's time went (median): ${median(parts.map((b) => b.setup)).toFixed(0)} ms queued → first step started (claim, clone, sandbox), ${median(parts.map((b) => b.step.reduce((a, x) => a + x, 0) + b.handoff.reduce((a, x) => a + x, 0))).toFixed(0)} ms for the ${STEPS} steps, ${median(parts.map((b) => b.teardown)).toFixed(0)} ms last step → finished (logs stored, final transaction)`,
         `engine runs: ${platformMs.map((m) => m.toFixed(0)).join(', ')} ms; script runs: ${referenceMs.map((m) => m.toFixed(0)).join(', ')} ms`,
         `runner_bwrap=${process.env.BENCH_RUNNER_BWRAP ?? 'auto'} (auto: steps run in bubblewrap when it is installed, as in production)`,
       ],
