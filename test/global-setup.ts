@@ -1,9 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { EmbeddedPostgres, migrate, openPostgres } from '../src/store/index.js';
+import {
+  EmbeddedPostgres,
+  migrate,
+  openPostgres,
+  runningPostmaster,
+  stopPostmaster,
+} from '../src/store/index.js';
 import { TEMPLATE_DATABASE, testDatabaseUrl, testValkeyUrl } from './helpers/services.js';
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
@@ -26,6 +32,7 @@ function reachable(url: string, defaultPort: number): Promise<boolean> {
  * (`CREATE DATABASE … TEMPLATE`: a copy of a few megabytes instead of running the migrations again).
  */
 async function startEmbedded(): Promise<() => Promise<void>> {
+  await removeOrphanedTestServers();
   const root = mkdtempSync(path.join(tmpdir(), 'platform-test-pg-'));
   const server = await EmbeddedPostgres.start({
     dir: path.join(root, 'postgres'),
@@ -44,6 +51,39 @@ async function startEmbedded(): Promise<() => Promise<void>> {
     await server.stop();
     rmSync(root, { recursive: true, force: true });
   };
+}
+
+/**
+ * A test run killed before its teardown (timeout, Ctrl-C twice) leaves its server running, adopted
+ * by init: stop those (parent pid 1, so no run is using them) and remove their directories.
+ */
+async function removeOrphanedTestServers(dryRun = false): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith('platform-test-pg-')) continue;
+    const root = path.join(tmpdir(), entry);
+    try {
+      const pid = runningPostmaster(path.join(root, 'postgres'));
+      if (pid) {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid !== 1) continue; // its run is still going
+        if (!dryRun) await stopPostmaster(pid, 5000);
+      } else if (Date.now() - statSync(root).mtimeMs < 3_600_000) {
+        continue; // maybe a run that is just starting
+      }
+      removed.push(root);
+      if (!dryRun) rmSync(root, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile, or not ours to read: leave it
+    }
+  }
+  return removed;
+}
+
+/** For checking what a run would clean up: `npx tsx test/global-setup.ts --dry-run`. */
+if (process.argv.includes('--dry-run')) {
+  console.log(await removeOrphanedTestServers(true));
 }
 
 export default async function setup(): Promise<() => Promise<void>> {
