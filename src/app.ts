@@ -449,7 +449,14 @@ export async function buildApp(
     close: async () => {
       if (closed) return;
       closed = true;
-      await fastify.close();
+      // In-flight requests may finish (idle keep-alive connections close at once), but not forever:
+      // a client that stopped mid-upload or a stream nobody ends must not hold the shutdown.
+      const force = setTimeout(() => fastify.server.closeAllConnections(), CLOSE_DRAIN_MS);
+      try {
+        await fastify.close();
+      } finally {
+        clearTimeout(force);
+      }
       await scheduler.stop();
       for (const m of [...modules].reverse()) await m.stop?.();
       await events.drain();
@@ -457,6 +464,9 @@ export async function buildApp(
     },
   };
 }
+
+/** How long a shutdown waits for in-flight requests before their connections are closed. */
+const CLOSE_DRAIN_MS = 10_000;
 
 function isGitPath(url: string): boolean {
   return /^\/[^/]+\/[^/]+\/(info\/refs|git-upload-pack|git-receive-pack|info\/lfs\/)/.test(url);

@@ -32,6 +32,8 @@ export class StepLogWriter {
   private written = 0;
   private tail: Buffer = Buffer.alloc(0);
   private publishing: Promise<void> = Promise.resolve();
+  /** The chunk message queued but not yet being published, which later output is appended to. */
+  private unsent: Extract<StepLogMessage, { type: 'chunk' }> | null = null;
 
   constructor(
     readonly stepId: string,
@@ -66,9 +68,20 @@ export class StepLogWriter {
   }
 
   private publish(message: StepLogMessage): void {
+    // Output that arrives while a publish is in flight joins the next message instead of queueing one
+    // message per chunk (each publish is a round trip to Valkey or PostgreSQL).
+    if (message.type === 'chunk' && this.unsent) {
+      this.unsent.data += message.data;
+      return;
+    }
+    const next = message.type === 'chunk' ? { ...message } : message;
+    if (next.type === 'chunk') this.unsent = next;
     // Chained: subscribers see chunks in order, and `end` after the last one.
     this.publishing = this.publishing
-      .then(() => this.pubsub.publish(channels.stepLog(this.stepId), message))
+      .then(() => {
+        if (this.unsent === next) this.unsent = null;
+        return this.pubsub.publish(channels.stepLog(this.stepId), next);
+      })
       .catch((err: unknown) => this.log.warn({ err, stepId: this.stepId }, 'publishing step output failed'));
   }
 
