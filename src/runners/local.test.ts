@@ -27,6 +27,7 @@ import {
 } from '../core/launcher.js';
 import { createLocalRunner, type LocalRunner, type LocalRunnerOptions } from './local.js';
 import type { RepoSource, StepRunRequest, StepRunResult, Workspace } from './types.js';
+import { prepareLocalWorkspace } from './workspace.js';
 
 const BWRAP = '/usr/bin/bwrap';
 const localModule = fileURLToPath(new URL('./local.ts', import.meta.url));
@@ -902,8 +903,15 @@ describe('local runner: cleanupOrphans after a crash', () => {
     options: { bwrap: 'never' | 'required'; runsAsRoot: boolean; uid: number },
     commands: string[],
   ): Promise<{ pipelineId: string; workspace: Workspace; pgid: number }> {
-    const { runner: helper } = runnerWith({ sandboxUser: { uid: options.uid, gid: options.uid } });
-    const { pipelineId, workspace } = await workspaceFor(helper);
+    // The checkout is made directly (a runner would start the run's sandbox here, in this process).
+    const pipelineId = randomUUID();
+    const workspace = await prepareLocalWorkspace(
+      workRoot,
+      pipelineId,
+      source,
+      undefined,
+      asRoot && options.runsAsRoot ? { uid: options.uid, gid: options.uid } : undefined,
+    );
     const params = JSON.stringify({ workRoot, ...options, pipelineId, dir: workspace.dir, commands, source });
     const script = `
       const p = JSON.parse(process.env.STEP_PARAMS);

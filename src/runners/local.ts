@@ -342,7 +342,8 @@ async function startSandbox(
   if (!isInside(spec.cwd, spec.root)) writable.push(spec.cwd);
   if (spec.user) {
     for (const dir of writable) {
-      const blocked = untraversableAncestor(dir, spec.user.uid, spec.user.gid);
+      // Only the way there counts: the directory itself may still be root's (chowned after the clone).
+      const blocked = untraversableAncestor(path.dirname(dir), spec.user.uid, spec.user.gid);
       if (blocked) {
         throw new Error(
           `the sandbox user (uid ${spec.user.uid}) cannot reach ${dir}: ${blocked} is not searchable by it — allow it (chmod o+x ${blocked}) or set PLATFORM_PIPELINE_WORKSPACE_DIR to a directory outside it`,
