@@ -26,8 +26,6 @@ export class SandboxEndedError extends Error {
 
 /** One step started by the supervisor. */
 export interface SupervisedStep {
-  /** Resolves with the step shell's pid (in the sandbox's pid namespace) once it runs. */
-  readonly started: Promise<number>;
   /** Resolves when the shell exits; rejects when the step could not start or the sandbox ended first. */
   readonly exited: Promise<ProcessExit>;
   /** Resolves once its output is all delivered (or given up on); rejects like `exited`. */
@@ -38,7 +36,6 @@ export interface SupervisedStep {
 
 interface StepState {
   onOutput(chunk: Buffer): void;
-  started: Deferred<number>;
   exited: Deferred<ProcessExit>;
   closed: Deferred<void>;
 }
@@ -53,17 +50,12 @@ export class RunSandbox {
   private nextId = 1;
   private pending: Buffer = Buffer.alloc(0);
   private stderr = '';
-  readonly ready: Promise<void>;
   /** Resolves when the sandbox has ended (for whatever reason). */
   readonly ended: Promise<void>;
-  private markReady!: () => void;
   private markEnded!: () => void;
   private endedWith: SandboxEndedError | null = null;
 
   private constructor(private readonly process: LaunchedProcess) {
-    this.ready = new Promise((resolve) => {
-      this.markReady = resolve;
-    });
     this.ended = new Promise((resolve) => {
       this.markEnded = resolve;
     });
@@ -97,21 +89,15 @@ export class RunSandbox {
     return this.process.pid;
   }
 
-  get alive(): boolean {
-    return this.endedWith === null;
-  }
-
   /** Starts a step. Its fields must not contain NUL bytes (the caller checks: see containsNul). */
   run(request: RunRequest, onOutput: (chunk: Buffer) => void): SupervisedStep {
     const id = this.nextId++;
     const state: StepState = {
       onOutput,
-      started: deferred(),
       exited: deferred(),
       closed: deferred(),
     };
     const handle: SupervisedStep = {
-      started: state.started.promise,
       exited: state.exited.promise,
       closed: state.closed.promise,
       kill: (signal) => this.send(frame(REQUEST.kill, id, Buffer.from(signal.slice(3)))),
@@ -171,11 +157,8 @@ export class RunSandbox {
     this.pending = buf.length > 0 ? Buffer.from(buf) : Buffer.alloc(0);
   }
 
+  /** READY and STARTED frames carry nothing the runner uses: a request waits for EXIT and CLOSED. */
   private dispatch(kind: number, id: number, payload: Buffer): void {
-    if (kind === FRAME.ready) {
-      this.markReady();
-      return;
-    }
     const state = this.steps.get(id);
     if (!state) return;
     switch (kind) {
@@ -185,9 +168,6 @@ export class RunSandbox {
         } catch {
           // the consumer's problem; the step goes on
         }
-        return;
-      case FRAME.started:
-        state.started.resolve(Number(payload.toString('ascii')));
         return;
       case FRAME.exit: {
         const [code, signal] = payload.toString('ascii').split(' ').map(Number);
@@ -219,7 +199,6 @@ export class RunSandbox {
 }
 
 function failStep(state: StepState, err: Error): void {
-  state.started.reject(err);
   state.exited.reject(err);
   state.closed.reject(err);
 }
