@@ -15,13 +15,12 @@ import {
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { createLogger } from './app.js';
 import { type AuthService, createIdentity, generatePassword } from './auth/index.js';
 import { type Config, ConfigError, configTable, loadConfig } from './config.js';
 import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
-import { logDestination } from './core/logger.js';
+import { createLogger, logDestination } from './core/logger.js';
 import { isPermission, type Permission } from './core/permissions.js';
 import { whileNoServerRuns } from './core/running.js';
 import { Mailer, notificationWebhookSecretsColumn } from './notify/index.js';

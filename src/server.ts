@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import { buildApp, createLogger, type Platform } from './app.js';
+import { buildApp, type Platform } from './app.js';
 import { bootstrapAdmin } from './auth/index.js';
 import type { Config } from './config.js';
 import { deriveKey, loadMasterKey } from './core/keys.js';
-import { logDestination } from './core/logger.js';
+import { createLogger, logDestination } from './core/logger.js';
 import { holdServerRunningLock } from './core/running.js';
 import { closeDrivers, type Drivers, migrate, openDrivers } from './store/index.js';
 

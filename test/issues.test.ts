@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DomainEvents, EventName } from '../src/core/events.js';
-import type { IssuesService } from '../src/issues/index.js';
 import { createTestPlatform, insertProject, servicesMissing, type TestPlatform } from './helpers/app.js';
 
 interface User {
@@ -114,7 +113,7 @@ describe.skipIf(servicesMissing)('issues and comments', () => {
     });
 
     it('the IssuesService finds issues by number for other modules', async () => {
-      const issues = t.platform.service<IssuesService>('issues');
+      const issues = t.platform.services.issues;
       expect((await issues.findByNumber(priv, 1))?.title).toBe('Login fails');
       expect(await issues.findByNumber(priv, 404)).toBeUndefined();
     });

@@ -3,7 +3,6 @@ import { sql } from 'kysely';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NotifyService } from '../src/notify/index.js';
 import {
   createTestPlatform,
   createTestStore,
@@ -58,7 +57,7 @@ describe.skipIf(servicesMissing)('notification outbox across a restart', () => {
   it('rows pending when one instance stops are delivered by the next, each exactly once', async () => {
     a = await createTestPlatform({ store, config });
     a.platform.startBackground();
-    const svcA = a.platform.service<NotifyService>('notify');
+    const svcA = a.platform.services.notify;
     const user = await a.createUser('restart-user');
     const to = 'restart-user@example.test';
     const db = a.platform.drivers.db.db;

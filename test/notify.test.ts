@@ -119,7 +119,7 @@ describe.skipIf(servicesMissing)(`notifications (${storeMode})`, () => {
         PLATFORM_SMTP_FROM: 'platform@example.test',
       },
     });
-    svc = t.platform.service<NotifyService>('notify');
+    svc = t.platform.services.notify;
     svc.configure({
       maxAttempts: 3,
       backoffBaseMs: 50,
@@ -508,9 +508,7 @@ describe.skipIf(servicesMissing)(`notifications with SMTP down (${storeMode})`, 
         PLATFORM_SMTP_SECURITY: 'none',
       },
     });
-    t.platform
-      .service<NotifyService>('notify')
-      .configure({ maxAttempts: 3, backoffBaseMs: 30, backoffMaxMs: 100 });
+    t.platform.services.notify.configure({ maxAttempts: 3, backoffBaseMs: 30, backoffMaxMs: 100 });
     t.platform.startBackground();
   });
   afterAll(async () => {
@@ -519,7 +517,7 @@ describe.skipIf(servicesMissing)(`notifications with SMTP down (${storeMode})`, 
   });
 
   it('retries, then fails with the error kept; later ones are delivered once the server is back', async () => {
-    const svc = t.platform.service<NotifyService>('notify');
+    const svc = t.platform.services.notify;
     const db = t.platform.drivers.db.db;
     const u = await t.createUser('down-user');
     await svc.notify(db, { userIds: [u.id], type: 'pipeline.failed', subject: 'lost?' });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeploymentChangedEvent } from '../src/notify/events.js';
-import { PIPELINE_LOOPS, type PipelineService } from '../src/pipeline/index.js';
+import { PIPELINE_LOOPS } from '../src/pipeline/index.js';
 import { createTestPlatform, eventually, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, gitOk, tempDir } from './helpers/git.js';
 
@@ -521,7 +521,7 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
       .set({ next_run_at: new Date(Date.now() - 60_000) })
       .where('id', '=', schedule.id)
       .execute();
-    const service = t.platform.service<PipelineService>('pipeline');
+    const service = t.platform.services.pipeline;
     // Two concurrent firings (two instances would race the same way): one pipeline.
     const fired = await Promise.all([service.fireDueSchedules(), service.fireDueSchedules()]);
     expect(fired[0] + fired[1]).toBe(1);

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SecretsService } from '../src/secrets/index.js';
 import {
   type ApiResponse,
   createTestPlatform,
@@ -101,7 +100,7 @@ describe.skipIf(servicesMissing)('secret values never leak', () => {
     expect((await call('DELETE', '/api/admin/secrets/GLOBAL_DOOMED')).status).toBe(204);
     expect((await call('GET', '/api/audit?limit=200')).status).toBe(200);
 
-    const secrets = t.platform.service<SecretsService>('secrets');
+    const secrets = t.platform.services.secrets;
     const consumer = { kind: 'pipeline', id: 'leak-run' };
     const resolved = await secrets.resolveTemplate(
       project,

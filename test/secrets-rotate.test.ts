@@ -46,7 +46,7 @@ describe.skipIf(servicesMissing)('secrets key rotation (service)', () => {
     t = await createTestPlatform();
     project = await insertProject(t, { name: 'rot' });
     oldMaster = loadMasterKey(t.config);
-    const secrets = t.platform.service<SecretsService>('secrets');
+    const secrets = t.platform.services.secrets;
     for (let i = 0; i < 5; i++)
       await secrets.put(systemActor, project, { name: `P_${i}`, value: `project-${i}` });
     await secrets.put(systemActor, null, { name: 'G', value: 'global-value' });
@@ -75,7 +75,7 @@ describe.skipIf(servicesMissing)('secrets key rotation (service)', () => {
     expect(after.map((r) => Buffer.from(r.ciphertext).toString('hex'))).toEqual(
       before.map((r) => Buffer.from(r.ciphertext).toString('hex')),
     );
-    await t.platform.service<SecretsService>('secrets').delete(systemActor, project, 'FOREIGN');
+    await t.platform.services.secrets.delete(systemActor, project, 'FOREIGN');
   });
 
   it('re-encrypts everything: the new key decrypts, the old one no longer does', async () => {
@@ -107,7 +107,7 @@ describe.skipIf(servicesMissing)('secrets key rotation (service)', () => {
     for (let i = 0; i < 5; i++)
       expect(await fresh.resolve(project, `P_${i}`, 'pipeline', consumer)).toBe(`project-${i}`);
     expect(await fresh.resolve(project, 'G', 'agent', consumer)).toBe('global-value');
-    const stale = t.platform.service<SecretsService>('secrets');
+    const stale = t.platform.services.secrets;
     await expect(stale.resolve(project, 'P_0', 'pipeline', consumer)).rejects.toBeInstanceOf(
       SecretDecryptionError,
     );
@@ -128,13 +128,13 @@ describe.skipIf(servicesMissing)('secrets key rotation: webhook signing secrets'
     const project = await insertProject(t, { name: 'hooks' });
     const oldMaster = loadMasterKey(t.config);
     const actor = { id: t.adminId, name: 'admin', ip: null };
-    const hooks = t.platform.service<WebhooksService>('webhooks');
+    const hooks = t.platform.services.webhooks;
     const hook = await hooks.create(actor, project, {
       url: 'http://127.0.0.1:9/project-hook',
       events: ['push'],
       secret: 'project-hook-signing-secret',
     });
-    const notify = t.platform.service<NotifyService>('notify');
+    const notify = t.platform.services.notify;
     await notify.createWebhook(actor, t.adminId, {
       url: 'http://127.0.0.1:9/my-hook',
       secret: 'user-hook-signing-secret',

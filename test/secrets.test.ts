@@ -20,7 +20,7 @@ describe.skipIf(servicesMissing)('secrets', () => {
 
   beforeAll(async () => {
     t = await createTestPlatform();
-    secrets = t.platform.service<SecretsService>('secrets');
+    secrets = t.platform.services.secrets;
     projectA = await insertProject(t, { name: 'alpha' });
     projectB = await insertProject(t, { name: 'beta' });
   });

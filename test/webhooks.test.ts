@@ -160,7 +160,7 @@ describe.skipIf(servicesMissing)(`project webhooks (${storeMode})`, () => {
   beforeAll(async () => {
     receiver = await startReceiver();
     t = await createTestPlatform({ config: { PLATFORM_OUTBOUND_ALLOW_LIST: '127.0.0.1' } });
-    svc = t.platform.service<WebhooksService>('webhooks');
+    svc = t.platform.services.webhooks;
     svc.configure({ backoffBaseMs: 20, backoffMaxMs: 100 });
     t.platform.startBackground();
     owner = await t.createUser('hook-owner', ['developer']);

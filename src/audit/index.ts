@@ -1,1 +1,2 @@
+export { createAuditModule } from './module.js';
 export { auditRoutes } from './routes.js';

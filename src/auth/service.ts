@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
 import { type AuditEntry, writeAudit } from '../core/audit.js';
 import {
   AppError,
@@ -17,10 +16,9 @@ import { type Actor, credentialAllows, type Principal } from '../core/http.js';
 import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import type { Permission } from '../core/permissions.js';
 import { escapeLike } from '../core/validation.js';
-import { RbacService } from '../rbac/index.js';
+import type { RbacService } from '../rbac/index.js';
 import type { Cache } from '../store/cache/types.js';
 import type { Db, Tx } from '../store/db.js';
-import type { PubSub } from '../store/pubsub/types.js';
 import type { UserRow } from '../store/schema.js';
 import {
   API_TOKEN_PREFIX,
@@ -787,34 +785,4 @@ function readCookie(header: string | undefined, name: string): string | undefine
     if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
   }
   return undefined;
-}
-
-/** RBAC and authentication wired from the config: the server and the CLI build them the same way. */
-export function createIdentity(
-  config: Pick<
-    Config,
-    'permission_cache_ttl_seconds' | 'session_ttl_seconds' | 'login_rate_limit' | 'login_rate_window_seconds'
-  >,
-  stores: { db: Db; cache: Cache; pubsub: PubSub },
-  log: Logger,
-): { rbac: RbacService; auth: AuthService } {
-  const rbac = new RbacService(
-    stores.db,
-    stores.cache,
-    stores.pubsub,
-    config.permission_cache_ttl_seconds,
-    log,
-  );
-  const auth = new AuthService(
-    stores.db,
-    stores.cache,
-    rbac,
-    {
-      sessionTtlSeconds: config.session_ttl_seconds,
-      rateLimit: config.login_rate_limit,
-      rateWindowSeconds: config.login_rate_window_seconds,
-    },
-    log,
-  );
-  return { rbac, auth };
 }

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import pino from 'pino';
 import type { Config } from '../config.js';
 
@@ -28,4 +28,28 @@ export function logDestination(config: Pick<Config, 'log_format' | 'dev'>): Dest
     }
   }
   return pino.destination({ dest: 1, sync: true });
+}
+
+export function createLogger(
+  config: Pick<Config, 'log_level' | 'dev'>,
+  destination?: DestinationStream,
+): Logger {
+  return pino(
+    {
+      level: config.log_level,
+      redact: {
+        paths: [
+          'req.headers.authorization',
+          'req.headers.cookie',
+          'res.headers["set-cookie"]',
+          '*.password',
+          '*.token',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    // Synchronous writes: nothing is lost when the process dies.
+    destination ??
+      (config.dev ? pino.transport({ target: 'pino-pretty' }) : pino.destination({ dest: 1, sync: true })),
+  );
 }

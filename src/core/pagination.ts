@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely';
+import { type RawBuilder, type SelectQueryBuilder, sql } from 'kysely';
 import { badRequest } from './errors.js';
 import { isUuid } from './validation.js';
 
@@ -79,4 +79,27 @@ export function toPage<R, T>(
   const slice = more ? rows.slice(0, limit) : rows;
   const last = slice[slice.length - 1];
   return { items: slice.map(map), next_cursor: more && last ? encodeCursor(key(last)) : null };
+}
+
+/**
+ * The ending every time-ordered list shares: rows after the cursor, newest first (or oldest first),
+ * `limit + 1` fetched, turned into a page whose cursor is `(time, id)` of the last row. The query
+ * brings its own FROM, joins, selection and filters; `columns` names its time and id columns.
+ */
+export async function pageByTime<DB, TB extends keyof DB, O extends { id: string }, T>(
+  query: SelectQueryBuilder<DB, TB, O>,
+  columns: { time: string; id: string },
+  page: { limit: number; cursor?: string | undefined },
+  map: (row: O) => T,
+  order: 'asc' | 'desc' = 'desc',
+): Promise<Page<T>> {
+  let q = query.select(cursorTime(columns.time).as('cursor_at'));
+  if (page.cursor) q = q.where(afterTimeCursor(page.cursor, columns, order));
+  // Kysely cannot resolve a selection added to a generic query: the row is O plus the cursor column.
+  const rows = (await q
+    .orderBy(sql.ref(columns.time), order)
+    .orderBy(sql.ref(columns.id), order)
+    .limit(page.limit + 1)
+    .execute()) as (O & { cursor_at: string })[];
+  return toPage(rows, page.limit, (r) => [r.cursor_at, r.id], map);
 }

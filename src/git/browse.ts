@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { downloadHeaders } from '../core/download.js';
 import { AppError, badRequest, notFound } from '../core/errors.js';
+import { GitError, runGit } from '../core/git.js';
 import { type AnyRouteDef, route, uuidParam } from '../core/http.js';
 import { decodeCursor, encodeCursor } from '../core/pagination.js';
 import type { ProjectsService } from '../projects/index.js';
-import { GitError, runGit } from './run.js';
+import { downloadHeaders } from '../store/objects/download.js';
 
 const MAX_BLOB_BYTES = 1024 * 1024;
 const MAX_PATCH_BYTES = 1024 * 1024;

@@ -1,18 +1,23 @@
 import path from 'node:path';
-import type { ModuleContext, PlatformModule } from '../app.js';
+import type { ModuleContext, PlatformModule } from '../core/module.js';
 import type { ProjectsService } from '../projects/index.js';
+import type { RbacService } from '../rbac/index.js';
 import { browseRoutes, RepoBrowser } from './browse.js';
 import { installHooks } from './hooks.js';
 import { lfsRoutes } from './lfs.js';
 import { removeStaleIncoming } from './quarantine.js';
 import { smartHttpRoutes } from './smart-http.js';
 
-export function createGitModule(ctx: ModuleContext, projects: ProjectsService): PlatformModule {
+export function createGitModule(
+  ctx: ModuleContext,
+  deps: { projects: ProjectsService; rbac: RbacService },
+): PlatformModule<RepoBrowser> {
+  const { projects, rbac } = deps;
   const hooksDir = path.join(ctx.config.data_dir, 'git-hooks');
   const smartHttp = smartHttpRoutes({
     db: ctx.drivers.db.db,
     projects,
-    rbac: ctx.rbac,
+    rbac,
     events: ctx.events,
     log: ctx.log,
     hooksDir,
@@ -30,7 +35,7 @@ export function createGitModule(ctx: ModuleContext, projects: ProjectsService): 
       ...lfsRoutes({
         db: ctx.drivers.db.db,
         projects,
-        rbac: ctx.rbac,
+        rbac,
         objects: ctx.drivers.objects,
         publicUrl: ctx.config.public_url,
         maxObjectSize: ctx.config.git_body_limit_bytes,

@@ -16,8 +16,8 @@ import { loadProtectionRules, type ProjectRow, type ProjectsService, pushPolicy 
 import type { RbacService } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
 import './events.js';
+import { gitEnv, killTree, runGit } from '../core/git.js';
 import { SLUG } from '../core/validation.js';
-import { gitEnv, killTree, runGit } from './run.js';
 
 export const repoParams = z.object({
   owner: z.string().max(63).regex(SLUG, 'invalid owner name'),

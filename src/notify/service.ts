@@ -4,7 +4,7 @@ import { writeAudit } from '../core/audit.js';
 import { badRequest, conflict, notFound } from '../core/errors.js';
 import type { Actor } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
-import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
+import { type Page, pageByTime } from '../core/pagination.js';
 import { openSealed, type SealedColumn, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
 import {
@@ -253,22 +253,12 @@ export class NotifyService {
     f: ListFilter,
     onlyProject: string | null = null,
   ): Promise<Page<NotificationView>> {
-    let q = this.db
-      .selectFrom('notifications')
-      .selectAll()
-      .select(cursorTime('created_at').as('cursor_at'))
-      .where('user_id', '=', userId);
+    let q = this.db.selectFrom('notifications').selectAll().where('user_id', '=', userId);
     if (onlyProject) q = q.where('project_id', '=', onlyProject);
     if (f.channel !== 'all') q = q.where('channel', '=', f.channel);
     if (f.status) q = q.where('status', '=', f.status);
     if (f.type) q = q.where('type', '=', f.type);
-    if (f.cursor) q = q.where(afterTimeCursor(f.cursor, { time: 'created_at', id: 'id' }));
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(f.limit + 1)
-      .execute();
-    return toPage(rows, f.limit, (r) => [r.cursor_at, r.id], notificationView);
+    return pageByTime(q, { time: 'created_at', id: 'id' }, f, notificationView);
   }
 
   async unreadCount(userId: string, onlyProject: string | null = null): Promise<number> {

@@ -1,5 +1,6 @@
 import path from 'node:path';
-import type { ModuleContext, PlatformModule } from '../app.js';
+import type { AuthService } from '../auth/index.js';
+import type { ModuleContext, PlatformModule } from '../core/module.js';
 import type { ProjectsService } from '../projects/index.js';
 import { createKubernetesRunner, createLocalRunner, createMasker } from '../runners/index.js';
 import type { Runner } from '../runners/types.js';
@@ -53,10 +54,10 @@ function createRunner(ctx: ModuleContext, workRoot: string): Runner {
  */
 export function createPipelineModule(
   ctx: ModuleContext,
-  projects: ProjectsService,
-  secrets: SecretsService,
+  deps: { projects: ProjectsService; secrets: SecretsService; auth: AuthService },
   options: PipelineModuleOptions = {},
-): PlatformModule & { service: PipelineService; executor: PipelineExecutor } {
+): PlatformModule<PipelineService> & { executor: PipelineExecutor } {
+  const { projects, secrets, auth } = deps;
   const db = ctx.drivers.db.db;
   const log = ctx.log.child({ module: 'pipeline' });
   const stateDir = path.resolve(
@@ -96,7 +97,7 @@ export function createPipelineModule(
             if (!user) return undefined;
             const actor = { id: null, name: `pipeline:${pipeline.id}`, ip: null };
             const owner = { userId: user.id, userName: user.name, userType: user.user_type };
-            const created = await ctx.auth.createToken(actor, owner, {
+            const created = await auth.createToken(actor, owner, {
               name: `pipeline-${pipeline.id}`,
               scopes: ['project:read'],
               project_id: project.id,
@@ -104,7 +105,7 @@ export function createPipelineModule(
             });
             return {
               token: created.token,
-              revoke: () => ctx.auth.revokeToken(actor, owner, created.id, false),
+              revoke: () => auth.revokeToken(actor, owner, created.id, false),
             };
           },
         }

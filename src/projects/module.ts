@@ -1,11 +1,15 @@
-import type { ModuleContext, PlatformModule } from '../app.js';
+import type { ModuleContext, PlatformModule } from '../core/module.js';
+import type { RbacService } from '../rbac/index.js';
 import { projectRoutes } from './routes.js';
 import { ProjectsService } from './service.js';
 
-export function createProjectsModule(ctx: ModuleContext): PlatformModule & { service: ProjectsService } {
-  const service = new ProjectsService(ctx.drivers.db.db, ctx.rbac, {
+export function createProjectsModule(
+  ctx: ModuleContext,
+  deps: { rbac: RbacService },
+): PlatformModule<ProjectsService> {
+  const service = new ProjectsService(ctx.drivers.db.db, deps.rbac, {
     dataDir: ctx.config.data_dir,
     publicUrl: ctx.config.public_url,
   });
-  return { name: 'projects', service, routes: projectRoutes(service, ctx.rbac, ctx.drivers.db.db) };
+  return { name: 'projects', service, routes: projectRoutes(service, deps.rbac, ctx.drivers.db.db) };
 }

@@ -2,10 +2,10 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAudit } from '../core/audit.js';
 import { conflict, notFound, unprocessable } from '../core/errors.js';
+import { runGit } from '../core/git.js';
 import type { Actor, Principal } from '../core/http.js';
 import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { escapeLike } from '../core/validation.js';
-import { runGit } from '../git/run.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, DbOrTx } from '../store/db.js';
 

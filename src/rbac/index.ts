@@ -1,2 +1,3 @@
+export { buildRbacService, createRbacModule } from './module.js';
 export { rbacRoutes } from './routes.js';
 export { type EffectivePermissions, type InvalidationMessage, RbacService } from './service.js';

@@ -1,7 +1,3 @@
-import type { ModuleContext, PlatformModule } from '../app.js';
-import { secretsRoutes } from './routes.js';
-import { SecretsService } from './service.js';
-
 export {
   open as openSealed,
   SecretDecryptionError,
@@ -9,6 +5,7 @@ export {
   secretAad,
   secretsKey,
 } from './crypto.js';
+export { createSecretsModule } from './module.js';
 export {
   type Rekey,
   type RotationProgress,
@@ -20,9 +17,3 @@ export {
   scopeAllows,
 } from './service.js';
 export type { PutSecretInput, SecretConsumer, SecretMetadata, SecretScope } from './types.js';
-
-/** The secrets module: its routes, and `SecretsService` as `platform.service('secrets')`. */
-export function createSecretsModule(ctx: ModuleContext): PlatformModule & { service: SecretsService } {
-  const service = new SecretsService(ctx.drivers.db.db, ctx.masterKey);
-  return { name: 'secrets', routes: secretsRoutes(service), service };
-}

@@ -1,5 +1,6 @@
 import { Counter } from 'prom-client';
-import type { ModuleContext, PlatformModule } from '../app.js';
+import type { ModuleContext, PlatformModule } from '../core/module.js';
+import type { RbacService } from '../rbac/index.js';
 import { subscribeWebhookDispatch } from './dispatch.js';
 import { webhookRoutes } from './routes.js';
 import { defaultWebhookOptions, type WebhookOptions, WebhooksService } from './service.js';
@@ -11,12 +12,13 @@ export const WEBHOOK_DELIVERY_LOOP = 'webhooks.deliver';
 /**
  * Project webhooks: the CRUD and delivery-log routes, the dispatcher (domain events → outbox rows),
  * and the delivery worker (every instance; rows claimed with SKIP LOCKED). `WebhooksService` is
- * `platform.service('webhooks')`; its `options` object tunes delivery at run time.
+ * `platform.services.webhooks`; its `options` object tunes delivery at run time.
  */
 export function createWebhooksModule(
   ctx: ModuleContext,
+  deps: { rbac: RbacService },
   overrides: Partial<WebhookOptions> = {},
-): PlatformModule & { service: WebhooksService } {
+): PlatformModule<WebhooksService> {
   const options: WebhookOptions = {
     ...defaultWebhookOptions,
     outboundAllow: [...ctx.config.outbound_allow_list],
@@ -38,7 +40,7 @@ export function createWebhooksModule(
 
   return {
     name: 'webhooks',
-    routes: webhookRoutes(service, ctx.rbac),
+    routes: webhookRoutes(service, deps.rbac),
     service,
     start: async () => {
       unsubscribe = subscribeWebhookDispatch(ctx.events, service, pending, log);

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3Bucket as bucket, s3Store, startS3 } from '../../../test/helpers/s3.js';
-import { downloadHeaders } from '../../core/download.js';
+import { downloadHeaders } from './download.js';
 import {
   FsObjectStore,
   InvalidObjectKeyError,

@@ -16,7 +16,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { downloadHeaders } from '../../core/download.js';
+import { downloadHeaders } from './download.js';
 import { ObjectIntegrityError } from './errors.js';
 import { compareKeys, validateObjectKey, validateObjectPrefix } from './keys.js';
 import { mapWithConcurrency } from './map-with-concurrency.js';
@@ -186,7 +186,7 @@ export class S3ObjectStore implements ObjectStore {
 
   /**
    * The response type and disposition are signed into the URL (response-content-type/-disposition),
-   * so S3 answers with core/download.ts's choice whatever the object was stored with. S3 cannot add
+   * so S3 answers with store/objects/download.ts's choice whatever the object was stored with. S3 cannot add
    * nosniff or a CSP; the bucket's own origin is what keeps its responses away from the platform's.
    */
   async presignGet(

@@ -45,7 +45,7 @@ export interface ObjectStore {
   list(prefix: string): Promise<ObjectInfo[]>;
   /**
    * An absolute URL that allows GET of the object until expiry, without other credentials. The
-   * response carries core/download.ts's headers (attachment, octet-stream unless `contentType` — the
+   * response carries store/objects/download.ts's headers (attachment, octet-stream unless `contentType` — the
    * type the platform recorded — is on the safe list), whatever type the object was stored with.
    */
   presignGet(key: string, expiresInSeconds: number, options?: { contentType?: string }): Promise<string>;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { GitError, runGit } from './run.js';
+import { GitError, runGit } from './git.js';
 
 /** Counts the spawns that go through the shared launcher; can make it fail to start. */
 const state = vi.hoisted(() => ({ launched: 0, failLauncher: false }));

@@ -1,15 +1,15 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { downloadHeaders } from '../../core/download.js';
-import { AppError, notFound } from '../../core/errors.js';
-import { type AnyRouteDef, route } from '../../core/http.js';
-import type { FsObjectStore } from './fs.js';
+import { AppError, notFound } from '../core/errors.js';
+import { type AnyRouteDef, route } from '../core/http.js';
+import { downloadHeaders } from '../store/objects/download.js';
+import type { FsObjectStore } from '../store/objects/fs.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 
 /**
  * Presigned GET/PUT of the filesystem store: the HMAC signature is the authorization, `uploadLimit`
- * bounds a PUT body (LFS objects). Downloads carry core/download.ts's headers; uploads are stored as
+ * bounds a PUT body (LFS objects). Downloads carry the download headers (store/objects/download.ts); uploads are stored as
  * application/octet-stream whatever Content-Type the uploader sent, and a URL signed with a digest
  * and size (LFS) stores nothing unless the body matches them.
  */

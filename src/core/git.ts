@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { type LaunchedProcess, LauncherDiedError, sharedProcessLauncher } from '../core/launcher.js';
+import { type LaunchedProcess, LauncherDiedError, sharedProcessLauncher } from './launcher.js';
 
 /** Environment every git process gets: nothing inherited but PATH, no user or system config, no prompts. */
 export function gitEnv(extra: Record<string, string> = {}): Record<string, string> {
