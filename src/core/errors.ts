@@ -1,6 +1,9 @@
 /**
  * The one error hierarchy. Every error a client sees is an AppError rendered as
- * `{"error": {"code", "message", "details"}}`; anything else is a 500 with a generic message.
+ * `{"error": {"code", "reason"?, "message", "details"}}`; anything else is a 500 with a generic
+ * message. `code` is the HTTP-level class; `reason` is the stable machine reason of a domain refusal
+ * (`mr.approvals_required`), declared by the module that refuses (see `declareReasons`) and listed
+ * per operation in the OpenAPI document, so clients branch on it instead of on the message.
  */
 export type ErrorCode =
   | 'bad_request'
@@ -23,6 +26,9 @@ export interface ErrorDetail {
 }
 
 export class AppError extends Error {
+  /** The stable machine reason of a domain refusal; set with `because()`. */
+  reason: string | undefined;
+
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
@@ -35,9 +41,45 @@ export class AppError extends Error {
     this.name = 'AppError';
   }
 
-  toBody() {
-    return { error: { code: this.code, message: this.message, details: this.details } };
+  /** Sets the stable reason (one of the throwing module's declared reasons). */
+  because(reason: string): this {
+    this.reason = reason;
+    return this;
   }
+
+  toBody() {
+    return {
+      error: {
+        code: this.code,
+        ...(this.reason ? { reason: this.reason } : {}),
+        message: this.message,
+        details: this.details,
+      },
+    };
+  }
+}
+
+/** Every reason a module declared, by reason: the OpenAPI document and docs list them. */
+export const declaredReasons = new Map<string, { module: string; description: string }>();
+
+/**
+ * A module's refusal reasons: `{ key: ['module.reason', 'when it is refused'] }` → `{ key: 'module.reason' }`.
+ * Reasons are `<module>.<snake_case>`; declaring one twice (two modules, one name) throws at start.
+ */
+export function declareReasons<const T extends Record<string, readonly [string, string]>>(
+  module: string,
+  reasons: T,
+): { [K in keyof T]: T[K][0] } {
+  const out: Record<string, string> = {};
+  for (const [key, [reason, description]] of Object.entries(reasons)) {
+    if (!/^[a-z]+(_[a-z]+)*\.[a-z0-9]+(_[a-z0-9]+)*$/.test(reason) || !reason.startsWith(`${module}.`))
+      throw new Error(`reason ${reason} of module ${module} is not "${module}.<snake_case>"`);
+    const known = declaredReasons.get(reason);
+    if (known && known.module !== module) throw new Error(`reason ${reason} is declared twice`);
+    declaredReasons.set(reason, { module, description });
+    out[key] = reason;
+  }
+  return out as { [K in keyof T]: T[K][0] };
 }
 
 export const badRequest = (message: string, details: ErrorDetail[] = []) =>

@@ -104,6 +104,8 @@ export interface RouteDef<
   status?: number;
   /** Documented response body of the success status. */
   response?: Schema;
+  /** The stable refusal reasons (`declareReasons`) this operation may answer with. */
+  reasons?: readonly string[];
   /** Request body limit in bytes for this route (default: the API limit). */
   bodyLimit?: number;
   /** Raw routes write the reply themselves (streams, git); the handler returns the reply. */
@@ -317,6 +319,7 @@ export class RouteRegistry {
                 required: ['code', 'message', 'details'],
                 properties: {
                   code: { type: 'string' },
+                  reason: { type: 'string', description: 'stable machine reason of a domain refusal' },
                   message: { type: 'string' },
                   details: { type: 'array', items: { type: 'object' } },
                 },
