@@ -21,9 +21,12 @@ const tick = () => new Promise((r) => setImmediate(r));
 describe('CoalescedPass', () => {
   it('ignores kicks until the scheduler ran it once', async () => {
     let runs = 0;
-    const loop = new CoalescedPass(async () => {
-      runs++;
-    }, () => {});
+    const loop = new CoalescedPass(
+      async () => {
+        runs++;
+      },
+      () => {},
+    );
     loop.kick();
     await tick();
     expect(runs).toBe(0);

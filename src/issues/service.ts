@@ -5,6 +5,7 @@ import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
 import { afterTimeCursor, cursorTime, decodeCursor, type Page, toPage } from '../core/pagination.js';
 import { escapeLike } from '../core/validation.js';
+import { allocateNumber } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, DbOrTx } from '../store/db.js';
 import { type IssueStatus, issueStatusTransitions, type MergeRequestStatus } from '../store/schema.js';
@@ -233,13 +234,7 @@ export class IssuesService {
   async create(actor: UserActor, projectId: string, input: CreateIssueInput): Promise<IssueView> {
     if (input.assignee_id) await this.assertAssignable(projectId, input.assignee_id);
     const row = await this.db.transaction().execute(async (trx) => {
-      // The row lock on the project serialises concurrent creators: numbers are consecutive, never reused.
-      const allocated = await sql<{ number: number }>`
-        update projects set next_issue_number = next_issue_number + 1
-        where id = ${projectId}
-        returning next_issue_number - 1 as number`.execute(trx);
-      const number = allocated.rows[0]?.number;
-      if (number === undefined) throw notFound('project');
+      const number = await allocateNumber(trx, projectId, 'issue');
       const { id } = await trx
         .insertInto('issues')
         .values({

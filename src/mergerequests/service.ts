@@ -7,6 +7,7 @@ import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import { escapeLike } from '../core/validation.js';
 import type { PushReceivedEvent } from '../git/index.js';
 import {
+  allocateNumber,
   branchProtection,
   loadProtectionRules,
   type ProjectRow,
@@ -208,12 +209,7 @@ export class MergeRequestsService {
           { path: 'body.source_branch', message: `open as !${duplicate.number}` },
         ]);
       }
-      const { number } = await trx
-        .updateTable('projects')
-        .set((eb) => ({ next_mr_number: eb('next_mr_number', '+', 1) }))
-        .where('id', '=', projectId)
-        .returning((eb) => eb('next_mr_number', '-', 1).as('number'))
-        .executeTakeFirstOrThrow();
+      const number = await allocateNumber(trx, projectId, 'merge_request');
       const mr = await trx
         .insertInto('merge_requests')
         .values({

@@ -1,4 +1,5 @@
 export { createProjectsModule } from './module.js';
+export { allocateNumber, type NumberedKind } from './numbers.js';
 export {
   type BranchProtection,
   branchProtection,
