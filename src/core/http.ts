@@ -110,6 +110,11 @@ export interface RouteDef<
   bodyLimit?: number;
   /** Raw routes write the reply themselves (streams, git); the handler returns the reply. */
   raw?: boolean;
+  /**
+   * What a raw route answers, for the OpenAPI document: the success status (302 for a redirect) and
+   * the content type and meaning of its body.
+   */
+  produces?: { status?: number; contentType?: string; description: string };
   /** Mutating routes that by design write no audit row (e.g. logout of an unknown session). */
   handler(ctx: RouteContext<Infer<P>, Infer<Q>, Infer<B>>): Promise<unknown>;
 }
