@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeploymentChangedEvent } from '../src/notify/events.js';
+import type { DeploymentChangedEvent } from '../src/deployer/events.js';
 import { PIPELINE_LOOPS } from '../src/pipeline/index.js';
 import { createTestPlatform, eventually, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, gitOk, tempDir } from './helpers/git.js';

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PipelineFinishedEvent } from '../src/notify/events.js';
+import type { PipelineFinishedEvent } from '../src/pipeline/index.js';
 import { createTestPlatform, eventually, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, gitOk, tempDir } from './helpers/git.js';
 import { processesWith } from './helpers/process.js';

@@ -15,7 +15,6 @@ import { type AnyRouteDef, type Principal, route } from '../core/http.js';
 import { loadProtectionRules, type ProjectRow, type ProjectsService, pushPolicy } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
-import './events.js';
 import { gitEnv, killTree, runGit } from '../core/git.js';
 import { SLUG } from '../core/validation.js';
 

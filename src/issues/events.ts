@@ -1,6 +1,6 @@
 /**
- * Issue and comment events, emitted after the change has committed. `issue.assigned` is declared
- * with the notify module (it becomes a notification). The project webhook dispatcher forwards every
+ * Issue and comment events, emitted after the change has committed (a comment on a merge request is
+ * the merge request module's `mr.commented`). The project webhook dispatcher forwards every
  * `issue.*` / `mr.*` event that carries a `projectId`, so payloads are self-contained: enough to act
  * on without calling back (number, title, status, who did it, where to find it).
  */
@@ -38,17 +38,14 @@ export interface IssueCommentedEvent extends IssueEventBase {
   body: string;
 }
 
-export interface MergeRequestCommentedEvent {
+/** Someone else was made the assignee (becomes a notification for them). */
+export interface IssueAssignedEvent {
   projectId: string;
-  project: string;
-  mergeRequestId: string;
+  issueId: string;
   number: number;
   title: string;
-  status: 'open' | 'merged' | 'closed';
-  commentId: string;
-  body: string;
-  actorId: string;
-  url: string;
+  assigneeId: string;
+  assignedBy: string;
 }
 
 declare module '../core/events.js' {
@@ -58,6 +55,6 @@ declare module '../core/events.js' {
     'issue.closed': IssueStateEvent;
     'issue.reopened': IssueStateEvent;
     'issue.commented': IssueCommentedEvent;
-    'mr.commented': MergeRequestCommentedEvent;
+    'issue.assigned': IssueAssignedEvent;
   }
 }

@@ -1,8 +1,3 @@
-export type {
-  MergeRequestReopenedEvent,
-  MergeRequestReviewedEvent,
-  MergeRequestStateEvent,
-  MergeRequestUpdatedEvent,
-} from './events.js';
+export type * from './events.js';
 export { createMergeRequestsModule } from './module.js';
 export { MergeRequestsService, type MergeRequestView, type MergeStrategy } from './service.js';

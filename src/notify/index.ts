@@ -1,5 +1,4 @@
 export { DeliveryError, Mailer, safeSubject, validAddress } from './email.js';
-export type * from './events.js';
 export { createNotifyModule, NOTIFY_DELIVERY_LOOP } from './module.js';
 export {
   type ListFilter,

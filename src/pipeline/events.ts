@@ -1,7 +1,24 @@
-import type { PipelineFinishedEvent } from '../notify/events.js';
 import type { ProjectRow } from '../projects/index.js';
 import type { PipelineRow } from '../store/schema.js';
 import { shortRef } from './types.js';
+
+/** A pipeline reached a final status; emitted after the commit that finished it. */
+export interface PipelineFinishedEvent {
+  projectId: string;
+  pipelineId: string;
+  /** The pipeline's final status, as in the API. */
+  status: 'success' | 'failure' | 'cancelled';
+  ref: string;
+  /** Who pushed or started it; null for scheduled runs. */
+  triggeredBy: string | null;
+  ownerId: string;
+}
+
+declare module '../core/events.js' {
+  interface DomainEvents {
+    'pipeline.finished': PipelineFinishedEvent;
+  }
+}
 
 export function toFinishedEvent(
   row: Pick<PipelineRow, 'id' | 'project_id' | 'status' | 'git_ref' | 'triggered_by'>,

@@ -5,7 +5,6 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { systemActor, writeAudit } from '../core/audit.js';
 import type { EventBus } from '../core/events.js';
-import '../notify/events.js';
 import type { ProjectRow, ProjectsService } from '../projects/index.js';
 import type { RepoSource, Runner, StepRunResult, Workspace } from '../runners/types.js';
 import { SecretResolutionError, type SecretsService } from '../secrets/index.js';

@@ -1,5 +1,6 @@
 export { DefinitionError, parseDefinition } from './definition.js';
 export type { ArtifactDefinition, PipelineDefinition, StepDefinition } from './definition-types.js';
+export type { PipelineFinishedEvent } from './events.js';
 export { PipelineExecutor } from './executor.js';
 export { createPipelineModule, PIPELINE_LOOPS, type PipelineModuleOptions } from './module.js';
 export { type ArtifactView, type CreateOutcome, PipelineService } from './service.js';

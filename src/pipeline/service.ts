@@ -6,7 +6,6 @@ import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
 import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
 import { GitError, runGit } from '../git/index.js';
-import '../notify/events.js';
 import type { ProjectRow, ProjectsService } from '../projects/index.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';

@@ -1,8 +1,7 @@
 import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
-import '../git/events.js';
-import '../mergerequests/events.js';
-import '../notify/events.js';
+import type { PushReceivedEvent } from '../git/index.js';
+import type { MergeRequestOpenedEvent } from '../mergerequests/index.js';
 import type { ProjectsService } from '../projects/index.js';
 import type { Db } from '../store/db.js';
 import type { MrAction } from './definition-types.js';
@@ -25,7 +24,7 @@ export function subscribeTriggers(
   };
 
   const onMr = async (
-    e: { projectId: string; mergeRequestId: string; sourceBranch: string; headSha: string },
+    e: Pick<MergeRequestOpenedEvent, 'projectId' | 'mergeRequestId' | 'sourceBranch' | 'headSha'>,
     action: MrAction,
     userId: string,
   ) => {
@@ -42,7 +41,7 @@ export function subscribeTriggers(
   };
 
   return [
-    events.on('push.received', async (e) => {
+    events.on('push.received', async (e: PushReceivedEvent) => {
       if (e.deleted || !/^refs\/(heads|tags)\//.test(e.ref) || !/^[0-9a-f]{7,64}$/.test(e.after)) return;
       const project = await projects.get(e.projectId);
       // Read once: the push pipeline and, on the default branch, the schedules both need it.
