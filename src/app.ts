@@ -98,7 +98,12 @@ export async function buildApp(
   const projects = createProjectsModule(ctx, identity);
   const secrets = createSecretsModule(ctx);
   const git = createGitModule(ctx, { projects: projects.service, ...identity });
-  const mergeRequests = createMergeRequestsModule(ctx, { projects: projects.service, ...identity });
+  const mergeRequests = createMergeRequestsModule(ctx, {
+    projects: projects.service,
+    ...identity,
+    // Lazy: the pipeline module is composed below (its push subscription must stay after this one's).
+    checks: { latestForCommit: (projectId, sha) => pipeline.service.latestForCommit(projectId, sha) },
+  });
   const notify = createNotifyModule(ctx);
   const pipeline = createPipelineModule(ctx, {
     projects: projects.service,

@@ -1,14 +1,22 @@
 import type { ModuleContext, PlatformModule } from '../core/module.js';
 import type { ProjectsService } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
+import type { CommitChecks } from './context.js';
 import { mergeRequestRoutes } from './routes.js';
 import { MergeRequestsService } from './service.js';
 
 export function createMergeRequestsModule(
   ctx: ModuleContext,
-  deps: { projects: ProjectsService; rbac: RbacService },
+  deps: { projects: ProjectsService; rbac: RbacService; checks: CommitChecks },
 ): PlatformModule<MergeRequestsService> {
-  const service = new MergeRequestsService(ctx.drivers.db.db, deps.projects, deps.rbac, ctx.events, ctx.log);
+  const service = new MergeRequestsService({
+    db: ctx.drivers.db.db,
+    projects: deps.projects,
+    rbac: deps.rbac,
+    events: ctx.events,
+    log: ctx.log,
+    checks: deps.checks,
+  });
   // Pushes to a source branch update the MR head; pushes to a target may merge MRs.
   const unsubscribe = ctx.events.on('push.received', (e) => service.onPush(e));
   return {

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { type AnyRouteDef, paginationQuery, route } from '../core/http.js';
 import { isValidBranchName } from '../projects/index.js';
+import { MR_REASONS as R } from './reasons.js';
+import {
+  MergeRequestDetailSchema,
+  MergeRequestListSchema,
+  MergeRequestReviewSchema,
+  MergeRequestSchema,
+} from './schemas.js';
 import type { MergeRequestsService } from './service.js';
 
 const branch = z.string().min(1).max(255).refine(isValidBranchName, 'not a valid branch name');
@@ -19,6 +26,8 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       tags: ['merge-requests'],
       access: write,
       status: 201,
+      response: MergeRequestSchema,
+      reasons: [R.projectArchived, R.alreadyOpen],
       params: z.object({ id: z.uuid() }),
       body: z.object({
         source_branch: branch,
@@ -36,6 +45,7 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       summary: 'Merge requests (filters: status, author, target, source, q)',
       tags: ['merge-requests'],
       access: read,
+      response: MergeRequestListSchema,
       params: z.object({ id: z.uuid() }),
       query: paginationQuery.extend({
         status: z.enum(['open', 'merged', 'closed', 'all']).optional(),
@@ -50,9 +60,10 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       method: 'GET',
       url: '/api/projects/:id/merge-requests/:number',
       summary:
-        'A merge request with reviews, comments, commits, diff stats, mergeability, approvals and checks',
+        'A merge request with reviews, comments, commits, diff stats, approvals, checks, and whether it can be merged now (`mergeable`, and the `blockers`: the refusals a merge would answer with, first one first)',
       tags: ['merge-requests'],
       access: read,
+      response: MergeRequestDetailSchema,
       params: mrParams,
       handler: async ({ params }) => service.detail(params.id, params.number),
     }),
@@ -62,6 +73,8 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       summary: 'Edit title/body, close or reopen a merge request',
       tags: ['merge-requests'],
       access: write,
+      response: MergeRequestSchema,
+      reasons: [R.alreadyMerged, R.sourceBranchMissing],
       params: mrParams,
       body: z
         .object({
@@ -80,6 +93,8 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       tags: ['merge-requests'],
       access: write,
       status: 201,
+      response: MergeRequestReviewSchema,
+      reasons: [R.notOpen, R.selfReview],
       params: mrParams,
       body: z.object({ verdict: z.enum(['approve', 'request_changes', 'comment']), body: body.optional() }),
       handler: async ({ params, body, actor, requirePrincipal }) =>
@@ -89,9 +104,27 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       method: 'POST',
       url: '/api/projects/:id/merge-requests/:number/merge',
       summary:
-        'Merge (strategy merge = --no-ff commit (default), squash, fast_forward); honours branch protection; conflicts → 409 listing the files',
+        'Merge (strategy merge = --no-ff commit (default), squash, fast_forward); refused with 409 and the first of the blockers the detail lists (branch protection, conflicts listing the files, …)',
       tags: ['merge-requests'],
       access: write,
+      response: MergeRequestSchema,
+      reasons: [
+        R.projectArchived,
+        R.notOpen,
+        R.sourceBranchMissing,
+        R.headChanged,
+        R.approvalsRequired,
+        R.changesRequested,
+        R.pipelineRequired,
+        R.pipelinePending,
+        R.pipelineFailed,
+        R.protectedBranch,
+        R.targetBranchMissing,
+        R.nothingToMerge,
+        R.notFastForward,
+        R.mergeConflict,
+        R.targetMoved,
+      ],
       params: mrParams,
       body: z
         .object({

@@ -1,12 +1,13 @@
 export { createProjectsModule } from './module.js';
 export { allocateNumber, type NumberedKind } from './numbers.js';
 export {
-  type BranchProtection,
-  branchProtection,
+  evaluateProtection,
   loadProtectionRules,
+  type Mover,
+  type ProtectionBlocker,
   type ProtectionRule,
+  type ProtectionVerdict,
   pushPolicy,
-  ruleRestrictions,
 } from './protection.js';
 export { projectName, projectRoutes, RESERVED_PROJECT_NAMES } from './routes.js';
 export {

@@ -225,9 +225,10 @@ export interface IssuesTable {
 
 export const mergeRequestStatuses = ['open', 'merged', 'closed'] as const;
 export type MergeRequestStatus = (typeof mergeRequestStatuses)[number];
+/** closed → merged: a merge that moved the target branch while another instance closed the MR. */
 export const mergeRequestStatusTransitions: StatusTransitions<MergeRequestStatus> = {
   open: ['merged', 'closed'],
-  closed: ['open'],
+  closed: ['open', 'merged'],
   merged: [],
 };
 
