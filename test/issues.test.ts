@@ -38,9 +38,16 @@ describe.skipIf(servicesMissing)('issues and comments', () => {
     await t.platform.settle();
     return events.filter((e) => e.name === name).map((e) => e.payload as DomainEvents[K]);
   };
-  const expectError = (res: { status: number; body: unknown }, status: number, code: string) => {
+  const expectError = (
+    res: { status: number; body: unknown },
+    status: number,
+    code: string,
+    reason?: string,
+  ) => {
     expect(res.status, JSON.stringify(res.body)).toBe(status);
-    expect(res.body).toEqual({ error: { code, message: expect.any(String), details: expect.any(Array) } });
+    expect(res.body).toEqual({
+      error: { code, ...(reason ? { reason } : {}), message: expect.any(String), details: expect.any(Array) },
+    });
   };
 
   beforeAll(async () => {
@@ -159,27 +166,27 @@ describe.skipIf(servicesMissing)('issues and comments', () => {
 
     it('the assignee must exist, be active and be able to read the project, else 422 naming them', async () => {
       const cannot = await createIssue(priv, dan.token, { title: 'assign nina', assignee_id: nina.id });
-      expectError(cannot, 422, 'unprocessable');
+      expectError(cannot, 422, 'unprocessable', 'issue.not_assignable');
       expect(cannot.body.error.message).toContain('nina');
       expect(cannot.body.error.details[0].path).toBe('body.assignee_id');
 
       const unknown = '00000000-0000-4000-8000-000000000000';
       const missing = await createIssue(priv, dan.token, { title: 'assign ghost', assignee_id: unknown });
-      expectError(missing, 422, 'unprocessable');
+      expectError(missing, 422, 'unprocessable', 'issue.not_assignable');
       expect(missing.body.error.message).toContain(unknown);
 
       const gone = await t.createUser('gone');
       await addMember(priv, gone, 'developer');
       expect((await t.request('DELETE', `/api/users/${gone.id}`, { token: t.adminToken })).status).toBe(204);
       const inactive = await createIssue(priv, dan.token, { title: 'assign gone', assignee_id: gone.id });
-      expectError(inactive, 422, 'unprocessable');
+      expectError(inactive, 422, 'unprocessable', 'issue.not_assignable');
       expect(inactive.body.error.message).toContain('gone');
 
       const patch = await t.request('PATCH', `${api(priv)}/issues/1`, {
         token: dan.token,
         body: { assignee_id: nina.id },
       });
-      expectError(patch, 422, 'unprocessable');
+      expectError(patch, 422, 'unprocessable', 'issue.not_assignable');
       expect((await t.request('GET', `${api(priv)}/issues/1`, { token: dan.token })).body.assignee).toBe(
         'dora',
       );
@@ -465,8 +472,14 @@ describe.skipIf(servicesMissing)('issues and comments', () => {
             await t.request('PATCH', url, { token: dora.token, body: { body: 'hijack' } }),
             403,
             'forbidden',
+            'issue.not_comment_author',
           );
-          expectError(await t.request('DELETE', url, { token: dora.token }), 403, 'forbidden');
+          expectError(
+            await t.request('DELETE', url, { token: dora.token }),
+            403,
+            'forbidden',
+            'issue.not_comment_author',
+          );
           const byAdmin = await t.request('PATCH', url, { token: t.adminToken, body: { body: 'moderated' } });
           expect(byAdmin.status).toBe(200);
           expect(byAdmin.body).toMatchObject({ body: 'moderated', author: 'dan' });

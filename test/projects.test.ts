@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -51,11 +52,81 @@ describe.skipIf(servicesMissing)('projects', () => {
 
   it('a viewer (no project:write) cannot create projects; duplicate names → 409; bad names → 400', async () => {
     expect((await create(viewer.token, { name: 'nope' })).status).toBe(403);
-    expect((await create(owner.token, { name: 'api' })).status).toBe(409);
-    for (const name of ['Bad', '../x', 'a/b', 'x.git', '-x', 'a'.repeat(64), 'a..b']) {
+    const taken = await create(owner.token, { name: 'api' });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error.reason).toBe('project.name_taken');
+    for (const name of ['../x', 'X.GIT', 'a b', 'a/b', 'x.git', '-x', 'a'.repeat(64), 'a..b']) {
       expect((await create(owner.token, { name })).status, name).toBe(400);
     }
-    expect((await create(owner.token, { name: 'weird-branch', default_branch: 'a..b' })).status).toBe(422);
+    const badBranch = await create(owner.token, { name: 'weird-branch', default_branch: 'a..b' });
+    expect(badBranch.status).toBe(422);
+    expect(badBranch.body.error.reason).toBe('project.invalid_branch_name');
+  });
+
+  it('names keep their case, are unique ignoring case, and every lookup (API, git URL) ignores case', async () => {
+    const res = await create(owner.token, { name: 'Hello', visibility: 'internal' });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({
+      name: 'Hello',
+      full_name: 'olivia/Hello',
+      clone_url: `${t.baseUrl}/olivia/Hello.git`,
+    });
+    for (const name of ['hello', 'HELLO']) {
+      const dup = await create(owner.token, { name });
+      expect(dup.status, name).toBe(409);
+      expect(dup.body.error.reason).toBe('project.name_taken');
+    }
+    for (const url of [
+      '/api/projects/olivia/HELLO',
+      '/api/projects/OLIVIA/hello',
+      '/api/projects/olivia/Hello',
+    ]) {
+      const found = await t.request('GET', url, { token: other.token });
+      expect(found.status, url).toBe(200);
+      expect(found.body).toMatchObject({ id: res.body.id, name: 'Hello' });
+    }
+    const byOwner = await t.request('GET', '/api/projects?owner=OLIVIA&q=hello', { token: other.token });
+    expect(byOwner.body.items.map((p: { name: string }) => p.name)).toEqual(['Hello']);
+    // The repository directory is named as created; git URLs in any case reach it.
+    const dir = path.join(t.config.data_dir, 'repos', 'olivia', 'Hello.git');
+    expect(existsSync(path.join(dir, 'HEAD'))).toBe(true);
+    const seed = path.join(tmp.dir, 'hello-seed');
+    await gitOk(['clone', authUrl(t.baseUrl, 'olivia', owner.token, '/olivia/hello.git'), seed]);
+    await gitOk(['commit', '--allow-empty', '-m', 'case'], { cwd: seed });
+    await gitOk(['push', 'origin', 'main'], { cwd: seed });
+    const sha = (await gitOk(['rev-parse', 'HEAD'], { cwd: seed })).trim();
+    expect((await gitOk(['rev-parse', 'refs/heads/main'], { cwd: dir })).trim()).toBe(sha);
+    const viaUpper = await git([
+      'clone',
+      authUrl(t.baseUrl, 'olivia', owner.token, '/OLIVIA/HELLO.git'),
+      path.join(tmp.dir, 'hello-upper'),
+    ]);
+    expect(viaUpper.code, viaUpper.stderr).toBe(0);
+    // Renaming to another case keeps one project and one directory, no redirect needed.
+    const recased = await t.request('PATCH', `/api/projects/${res.body.id}`, {
+      token: owner.token,
+      body: { name: 'hello' },
+    });
+    expect(recased.status, JSON.stringify(recased.body)).toBe(200);
+    expect(recased.body.name).toBe('hello');
+    expect(existsSync(path.join(t.config.data_dir, 'repos', 'olivia', 'hello.git', 'HEAD'))).toBe(true);
+    expect((await t.request('GET', '/api/projects/olivia/HELLO', { token: other.token })).body.id).toBe(
+      res.body.id,
+    );
+    const redirects = await t.platform.drivers.db.db
+      .selectFrom('project_redirects')
+      .select('name')
+      .where('project_id', '=', res.body.id)
+      .execute();
+    expect(redirects).toEqual([]);
+    // Another project cannot take the name in another case by a rename either.
+    const second = await create(owner.token, { name: 'hello-two' });
+    const clash = await t.request('PATCH', `/api/projects/${second.body.id}`, {
+      token: owner.token,
+      body: { name: 'HELLO' },
+    });
+    expect(clash.status).toBe(409);
+    expect(clash.body.error.reason).toBe('project.name_taken');
   });
 
   it('visibility: private is 404 to non-members, internal readable by any signed-in user but not writable', async () => {
@@ -147,9 +218,12 @@ describe.skipIf(servicesMissing)('projects', () => {
     );
     expect(segments.size).toBeGreaterThan(10);
     for (const segment of segments) expect(RESERVED_PROJECT_NAMES.has(segment), segment).toBe(true);
-    const res = await create(owner.token, { name: 'issues' });
-    expect(res.status).toBe(400);
-    expect(res.body.error.details[0]).toMatchObject({ path: 'body.name' });
+    for (const name of ['issues', 'Pipelines']) {
+      const res = await create(owner.token, { name });
+      expect(res.status, name).toBe(400);
+      expect(res.body.error.reason).toBe('project.reserved_name');
+      expect(res.body.error.details[0]).toMatchObject({ path: 'body.name' });
+    }
   });
 
   it('a project-restricted token lists exactly its own project, private included', async () => {
@@ -174,6 +248,15 @@ describe.skipIf(servicesMissing)('projects', () => {
     );
     expect((await t.request('GET', `/api/projects/${res.body.id}`, { token: owner.token })).status).toBe(404);
     expect(existsSync(path.join(t.config.data_dir, 'repos', 'olivia', 'to-archive.git', 'HEAD'))).toBe(true);
+    // Archived projects are hidden from the API (404 above); the service refuses with the reason.
+    const actor = { id: owner.id, name: 'olivia', ip: null };
+    await expect(t.platform.services.projects.archive(actor, res.body.id)).rejects.toMatchObject({
+      status: 409,
+      reason: 'project.archived',
+    });
+    await expect(
+      t.platform.services.projects.update(actor, res.body.id, { description: 'x' }),
+    ).rejects.toMatchObject({ status: 409, reason: 'project.archived' });
     const archived = await t.request('GET', '/api/projects?archived=true', { token: t.adminToken });
     expect(archived.body.items.map((p: { name: string }) => p.name)).toContain('to-archive');
   });
@@ -195,14 +278,17 @@ describe.skipIf(servicesMissing)('projects', () => {
       body: { pattern: 'release/*', required_approvals: 2 },
     });
     expect(rule.status).toBe(201);
-    expect(
-      (
-        await t.request('POST', `/api/projects/${id}/protected-branches`, {
-          token: owner.token,
-          body: { pattern: 'release/*' },
-        })
-      ).status,
-    ).toBe(409);
+    const twice = await t.request('POST', `/api/projects/${id}/protected-branches`, {
+      token: owner.token,
+      body: { pattern: 'release/*' },
+    });
+    expect(twice.status).toBe(409);
+    expect(twice.body.error.reason).toBe('project.protection_pattern_taken');
+    const unknown = await t.request('PATCH', `/api/projects/${id}/protected-branches/${randomUUID()}`, {
+      token: owner.token,
+      body: { allow_deletion: true },
+    });
+    expect(unknown.status).toBe(404);
     const patched = await t.request('PATCH', `/api/projects/${id}/protected-branches/${rule.body.id}`, {
       token: owner.token,
       body: { allow_force_push: true },

@@ -1,5 +1,7 @@
 export type * from './events.js';
 export { createIssuesModule } from './module.js';
+export { ISSUE_REASONS } from './reasons.js';
+export { IssueCommentSchema, IssueSchema } from './schemas.js';
 export {
   type CommentPageQuery,
   type CommentParentRef,

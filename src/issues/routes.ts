@@ -1,47 +1,18 @@
-import { z } from 'zod';
 import { type Actor, type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
-import { issueStatuses } from '../store/schema.js';
+import { ISSUE_REASONS } from './reasons.js';
+import {
+  commentBodySchema,
+  commentParams,
+  createIssueBody,
+  IssueCommentListSchema,
+  IssueCommentSchema,
+  IssueListSchema,
+  IssueSchema,
+  issueParams,
+  issueQuery,
+  updateIssueBody,
+} from './schemas.js';
 import type { CommentTarget, IssuesService, UserActor } from './service.js';
-
-const INT4_MAX = 2_147_483_647;
-const MAX_LABELS = 20;
-const BODY_MAX = 65_536;
-
-/** Issue and merge request numbers in paths (an int4 column). */
-const numberParam = z.coerce.number().int().min(1).max(INT4_MAX);
-const issueParams = z.object({ id: z.uuid(), number: numberParam });
-const commentParams = issueParams.extend({ commentId: z.uuid() });
-
-const title = z.string().trim().min(1).max(255);
-const issueBody = z.string().max(BODY_MAX);
-const commentBody = z
-  .string()
-  .min(1)
-  .max(BODY_MAX)
-  .refine((s) => s.trim().length > 0, 'must not be blank');
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: labels are shown in lists and filters.
-const CONTROL = /[\u0000-\u001f\u007f]/;
-const label = z
-  .string()
-  .trim()
-  .min(1)
-  .max(50)
-  .refine((s) => !CONTROL.test(s), 'must not contain control characters');
-/** A label set: trimmed, de-duplicated (first occurrence keeps its place), at most 20 distinct. */
-const labels = z
-  .array(label)
-  .max(100)
-  .refine((a) => new Set(a).size <= MAX_LABELS, `at most ${MAX_LABELS} distinct labels`)
-  .transform((a) => [...new Set(a)]);
-
-const issueQuery = paginationQuery.extend({
-  status: z.enum(['open', 'closed', 'all']).default('open'),
-  label: z.string().trim().min(1).max(50).optional(),
-  assignee: z.string().min(1).max(63).optional(),
-  author: z.string().min(1).max(63).optional(),
-  q: z.string().max(200).optional(),
-});
 
 const read = { permission: 'project:read', projectParam: 'id' } as const;
 const write = { permission: 'project:write', projectParam: 'id' } as const;
@@ -66,12 +37,9 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
       access: write,
       status: 201,
       params: uuidParam,
-      body: z.object({
-        title,
-        body: issueBody.optional(),
-        labels: labels.optional(),
-        assignee_id: z.uuid().nullish(),
-      }),
+      body: createIssueBody,
+      response: IssueSchema,
+      reasons: [ISSUE_REASONS.notAssignable],
       handler: async (ctx) => issues.create(userActor(ctx), ctx.params.id, ctx.body),
     }),
     route({
@@ -83,6 +51,7 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
       access: read,
       params: uuidParam,
       query: issueQuery,
+      response: IssueListSchema,
       handler: async ({ params, query }) => issues.list(params.id, query),
     }),
     route({
@@ -92,6 +61,7 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
       tags: ['issues'],
       access: read,
       params: issueParams,
+      response: IssueSchema,
       handler: async ({ params }) => issues.get(params.id, params.number),
     }),
     route({
@@ -102,13 +72,9 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
       tags: ['issues'],
       access: write,
       params: issueParams,
-      body: z.object({
-        title: title.optional(),
-        body: issueBody.optional(),
-        status: z.enum(issueStatuses).optional(),
-        labels: labels.optional(),
-        assignee_id: z.uuid().nullable().optional(),
-      }),
+      body: updateIssueBody,
+      response: IssueSchema,
+      reasons: [ISSUE_REASONS.notAssignable, ISSUE_REASONS.invalidTransition],
       handler: async (ctx) => issues.update(userActor(ctx), ctx.params.id, ctx.params.number, ctx.body),
     }),
     ...commentTargets.flatMap(({ target, segment, noun, tag }) => [
@@ -120,7 +86,8 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
         access: write,
         status: 201,
         params: issueParams,
-        body: z.object({ body: commentBody }),
+        body: commentBodySchema,
+        response: IssueCommentSchema,
         handler: async (ctx) =>
           issues.addComment(
             userActor(ctx),
@@ -136,6 +103,7 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
         access: read,
         params: issueParams,
         query: paginationQuery,
+        response: IssueCommentListSchema,
         handler: async ({ params, query }) =>
           issues.listComments({ target, projectId: params.id, number: params.number }, query),
       }),
@@ -146,7 +114,9 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
         tags: [tag],
         access: write,
         params: commentParams,
-        body: z.object({ body: commentBody }),
+        body: commentBodySchema,
+        response: IssueCommentSchema,
+        reasons: [ISSUE_REASONS.notCommentAuthor],
         handler: async (ctx) =>
           issues.editComment(
             userActor(ctx),
@@ -162,7 +132,9 @@ export function issueRoutes(issues: IssuesService): AnyRouteDef[] {
         summary: `Delete a comment on ${noun} (its author or an admin)`,
         tags: [tag],
         access: write,
+        status: 204,
         params: commentParams,
+        reasons: [ISSUE_REASONS.notCommentAuthor],
         handler: async (ctx) =>
           issues.deleteComment(
             userActor(ctx),

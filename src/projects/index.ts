@@ -9,11 +9,16 @@ export {
   type ProtectionVerdict,
   pushPolicy,
 } from './protection.js';
-export { projectName, projectRoutes, RESERVED_PROJECT_NAMES } from './routes.js';
+export { ProtectionRulesService } from './protection-rules.js';
+export { PROJECT_REASONS } from './reasons.js';
+export { projectRoutes } from './routes.js';
 export {
-  isValidBranchName,
-  type ProjectRow,
-  ProjectsService,
+  isReservedProjectName,
+  ProjectSchema,
   type ProjectView,
+  projectName,
+  RESERVED_PROJECT_NAMES,
+  type ViewOf,
   type Visibility,
-} from './service.js';
+} from './schemas.js';
+export { isValidBranchName, type ProjectRow, ProjectsService } from './service.js';

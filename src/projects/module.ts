@@ -1,5 +1,6 @@
 import type { ModuleContext, PlatformModule } from '../core/module.js';
 import type { RbacService } from '../rbac/index.js';
+import { ProtectionRulesService } from './protection-rules.js';
 import { projectRoutes } from './routes.js';
 import { ProjectsService } from './service.js';
 
@@ -11,5 +12,6 @@ export function createProjectsModule(
     dataDir: ctx.config.data_dir,
     publicUrl: ctx.config.public_url,
   });
-  return { name: 'projects', service, routes: projectRoutes(service, deps.rbac, ctx.drivers.db.db) };
+  const rules = new ProtectionRulesService(ctx.drivers.db.db);
+  return { name: 'projects', service, routes: projectRoutes(service, rules, deps.rbac) };
 }

@@ -1,85 +1,30 @@
 import { z } from 'zod';
-import { writeAudit } from '../core/audit.js';
 import { notFound } from '../core/errors.js';
-import { type AnyRouteDef, paginationQuery, type RouteContext, route, uuidParam } from '../core/http.js';
-import { slugSchema } from '../core/validation.js';
+import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
 import type { RbacService } from '../rbac/index.js';
-import type { Db, Tx } from '../store/db.js';
+import type { ProtectionRulesService } from './protection-rules.js';
+import { PROJECT_REASONS } from './reasons.js';
+import {
+  createProjectBody,
+  ownerAndName,
+  ProjectListSchema,
+  ProjectSchema,
+  ProtectedBranchListSchema,
+  ProtectedBranchSchema,
+  protectionRuleBody,
+  protectionRulePatch,
+  updateProjectBody,
+  visibility,
+} from './schemas.js';
 import type { ProjectsService } from './service.js';
 
-/**
- * Sub-resources of `/api/projects/:id/…`: a project with one of these names could not be addressed
- * as `/api/projects/:owner/:name` (the router prefers the static segment). The rest are kept for
- * modules to come. A test checks that every registered project sub-resource is in the list.
- */
-export const RESERVED_PROJECT_NAMES: ReadonlySet<string> = new Set([
-  'alerts',
-  'artifacts',
-  'blob',
-  'branches',
-  'commits',
-  'compare',
-  'deployments',
-  'environments',
-  'issues',
-  'members',
-  'merge-requests',
-  'pipelines',
-  'protected-branches',
-  'raw',
-  'secrets',
-  'sessions',
-  'settings',
-  'tags',
-  'tree',
-  'webhooks',
-]);
-
-export const projectName = slugSchema
-  .refine((s) => !s.endsWith('.git') && !s.includes('..'), 'must not end in ".git" or contain ".."')
-  .refine((s) => !RESERVED_PROJECT_NAMES.has(s), 'is reserved (a project sub-resource name)');
-const visibility = z.enum(['private', 'internal', 'public']);
-const ownerParam = z.object({ owner: z.string().min(1).max(63), name: z.string().min(1).max(200) });
 const ruleParams = z.object({ id: z.uuid(), ruleId: z.uuid() });
-const ruleBody = z.object({
-  pattern: z
-    .string()
-    .min(1)
-    .max(255)
-    .regex(/^[^\s]+$/, 'a branch name or glob without spaces'),
-  allow_force_push: z.boolean().optional(),
-  allow_deletion: z.boolean().optional(),
-  required_approvals: z.number().int().min(0).max(100).optional(),
-  require_pipeline: z.boolean().optional(),
-  /** Users who may still push directly when the rule requires approvals or a pipeline. */
-  allow_direct_push: z.array(z.uuid()).max(100).optional(),
-});
 
-export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: Db): AnyRouteDef[] {
-  /** Protection rules are changed by the project owner or an admin; one audited transaction each. */
-  const changeRule = async <R extends { id: string; pattern: string }>(
-    ctx: Pick<RouteContext<unknown, unknown, unknown>, 'actor' | 'principal'>,
-    projectId: string,
-    action: string,
-    detail: Record<string, unknown>,
-    write: (trx: Tx) => Promise<R | undefined>,
-  ): Promise<R> => {
-    await rbac.assertCanChangeSettings(ctx.principal, projectId);
-    return db.transaction().execute(async (trx) => {
-      const row = await write(trx);
-      if (!row) throw notFound('protection rule');
-      await writeAudit(trx, {
-        actor: ctx.actor,
-        action,
-        resourceType: 'protected_branch',
-        resourceId: row.id,
-        projectId,
-        detail: { pattern: row.pattern, ...detail },
-      });
-      return row;
-    });
-  };
-
+export function projectRoutes(
+  projects: ProjectsService,
+  rules: ProtectionRulesService,
+  rbac: RbacService,
+): AnyRouteDef[] {
   return [
     route({
       method: 'POST',
@@ -88,13 +33,9 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: { permission: 'project:write' },
       status: 201,
-      body: z.object({
-        name: projectName,
-        visibility: visibility.optional(),
-        display_name: z.string().max(200).nullish(),
-        description: z.string().max(5000).optional(),
-        default_branch: z.string().min(1).max(255).optional(),
-      }),
+      body: createProjectBody,
+      response: ProjectSchema,
+      reasons: [PROJECT_REASONS.nameTaken, PROJECT_REASONS.reservedName, PROJECT_REASONS.invalidBranchName],
       handler: async ({ body, actor, requirePrincipal }) => projects.create(actor, requirePrincipal(), body),
     }),
     route({
@@ -109,6 +50,7 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
         q: z.string().max(200).optional(),
         archived: z.enum(['true', 'false']).optional(),
       }),
+      response: ProjectListSchema,
       handler: async ({ query, principal }) =>
         projects.list(principal, { ...query, archived: query.archived === 'true' }),
     }),
@@ -119,15 +61,17 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: { permission: 'project:read', projectParam: 'id' },
       params: uuidParam,
+      response: ProjectSchema,
       handler: async ({ params }) => projects.view(await projects.get(params.id)),
     }),
     route({
       method: 'GET',
       url: '/api/projects/:owner/:name',
-      summary: 'A project by owner and name (follows renames)',
+      summary: 'A project by owner and name, in any case (follows renames)',
       tags: ['projects'],
       access: 'public',
-      params: ownerParam,
+      params: ownerAndName,
+      response: ProjectSchema,
       handler: async ({ params, authorize }) => {
         const found = await projects.findByName(params.owner, params.name);
         if (!found) throw notFound('project');
@@ -142,13 +86,14 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: { permission: 'project:write', projectParam: 'id' },
       params: uuidParam,
-      body: z.object({
-        name: projectName.optional(),
-        display_name: z.string().max(200).nullish(),
-        description: z.string().max(5000).optional(),
-        visibility: visibility.optional(),
-        default_branch: z.string().min(1).max(255).optional(),
-      }),
+      body: updateProjectBody,
+      response: ProjectSchema,
+      reasons: [
+        PROJECT_REASONS.archived,
+        PROJECT_REASONS.nameTaken,
+        PROJECT_REASONS.reservedName,
+        PROJECT_REASONS.invalidBranchName,
+      ],
       handler: async ({ params, body, actor, principal }) => {
         // Name, visibility and default branch decide who can see or change the project: owner or
         // admin. Display name and description are ordinary project:write.
@@ -163,10 +108,12 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       summary: 'Archive a project (soft delete; the repository is kept)',
       tags: ['projects'],
       access: { permission: 'project:delete', projectParam: 'id' },
+      status: 204,
       params: uuidParam,
+      reasons: [PROJECT_REASONS.archived],
       handler: async ({ params, actor, principal }) => {
         await rbac.assertCanChangeSettings(principal, params.id, 'project:delete');
-        return projects.archive(actor, params.id);
+        await projects.archive(actor, params.id);
       },
     }),
     route({
@@ -176,15 +123,8 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: { permission: 'project:read', projectParam: 'id' },
       params: uuidParam,
-      handler: async ({ params }) => ({
-        items: await db
-          .selectFrom('protected_branches')
-          .selectAll()
-          .where('project_id', '=', params.id)
-          .orderBy('pattern')
-          .execute(),
-        next_cursor: null,
-      }),
+      response: ProtectedBranchListSchema,
+      handler: async ({ params }) => ({ items: await rules.list(params.id), next_cursor: null }),
     }),
     route({
       method: 'POST',
@@ -194,15 +134,13 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       access: 'authenticated',
       status: 201,
       params: uuidParam,
-      body: ruleBody,
-      handler: async (ctx) =>
-        changeRule(ctx, ctx.params.id, 'protected_branch.create', { ...ctx.body }, (trx) =>
-          trx
-            .insertInto('protected_branches')
-            .values({ project_id: ctx.params.id, ...ctx.body })
-            .returningAll()
-            .executeTakeFirst(),
-        ),
+      body: protectionRuleBody,
+      response: ProtectedBranchSchema,
+      reasons: [PROJECT_REASONS.patternTaken],
+      handler: async ({ params, body, actor, principal }) => {
+        await rbac.assertCanChangeSettings(principal, params.id);
+        return rules.create(actor, params.id, body);
+      },
     }),
     route({
       method: 'PATCH',
@@ -211,17 +149,13 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       tags: ['projects'],
       access: 'authenticated',
       params: ruleParams,
-      body: ruleBody.partial().refine((b) => Object.keys(b).length > 0, 'nothing to change'),
-      handler: async (ctx) =>
-        changeRule(ctx, ctx.params.id, 'protected_branch.update', { ...ctx.body }, (trx) =>
-          trx
-            .updateTable('protected_branches')
-            .set(ctx.body)
-            .where('id', '=', ctx.params.ruleId)
-            .where('project_id', '=', ctx.params.id)
-            .returningAll()
-            .executeTakeFirst(),
-        ),
+      body: protectionRulePatch,
+      response: ProtectedBranchSchema,
+      reasons: [PROJECT_REASONS.patternTaken],
+      handler: async ({ params, body, actor, principal }) => {
+        await rbac.assertCanChangeSettings(principal, params.id);
+        return rules.update(actor, params.id, params.ruleId, body);
+      },
     }),
     route({
       method: 'DELETE',
@@ -229,16 +163,11 @@ export function projectRoutes(projects: ProjectsService, rbac: RbacService, db: 
       summary: 'Remove a branch protection rule (project owner or admin)',
       tags: ['projects'],
       access: 'authenticated',
+      status: 204,
       params: ruleParams,
-      handler: async (ctx) => {
-        await changeRule(ctx, ctx.params.id, 'protected_branch.delete', {}, (trx) =>
-          trx
-            .deleteFrom('protected_branches')
-            .where('id', '=', ctx.params.ruleId)
-            .where('project_id', '=', ctx.params.id)
-            .returningAll()
-            .executeTakeFirst(),
-        );
+      handler: async ({ params, actor, principal }) => {
+        await rbac.assertCanChangeSettings(principal, params.id);
+        await rules.remove(actor, params.id, params.ruleId);
       },
     }),
   ];

@@ -1,46 +1,36 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAudit } from '../core/audit.js';
-import { conflict, notFound, unprocessable } from '../core/errors.js';
+import { badRequest, conflict, notFound, unprocessable } from '../core/errors.js';
 import { runGit } from '../core/git.js';
 import type { Actor, Principal } from '../core/http.js';
-import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
-import { escapeLike } from '../core/validation.js';
+import { type Page, pageByTime } from '../core/pagination.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db, DbOrTx } from '../store/db.js';
+import {
+  archiveProject,
+  findProjectById,
+  findProjectByName,
+  findRedirect,
+  insertProject,
+  isUniqueViolation,
+  listProjectsQuery,
+  type ProjectChanges,
+  type ProjectListFilter,
+  type ProjectRow,
+  projectNameTaken,
+  recordRename,
+  updateProject,
+} from './queries.js';
+import { PROJECT_REASONS } from './reasons.js';
+import {
+  type CreateProjectInput,
+  isReservedProjectName,
+  type ProjectView,
+  type UpdateProjectInput,
+} from './schemas.js';
 
-export type Visibility = 'private' | 'internal' | 'public';
-
-export interface ProjectRow {
-  id: string;
-  owner_id: string;
-  owner_name: string;
-  name: string;
-  display_name: string | null;
-  description: string;
-  visibility: string;
-  default_branch: string;
-  repo_path: string;
-  is_active: boolean;
-  created_at: Date;
-  updated_at: Date;
-}
-
-export interface ProjectView {
-  id: string;
-  owner: string;
-  owner_id: string;
-  name: string;
-  full_name: string;
-  display_name: string | null;
-  description: string;
-  visibility: Visibility;
-  default_branch: string;
-  archived: boolean;
-  clone_url: string;
-  created_at: Date;
-  updated_at: Date;
-}
+export type { ProjectRow } from './queries.js';
 
 /** Git refuses some names for branches; the same rules keep default_branch sane. */
 export function isValidBranchName(name: string): boolean {
@@ -61,7 +51,39 @@ export function isValidBranchName(name: string): boolean {
   );
 }
 
-/** Projects: rows plus their bare repositories under `<data_dir>/repos/<owner>/<name>.git`. */
+const NAME_KEY = 'projects_owner_name_lower_key';
+
+function nameTaken(name: string) {
+  return conflict(`a project named ${name} already exists (names are unique ignoring case)`, [
+    { path: 'body.name', message: 'name taken' },
+  ]).because(PROJECT_REASONS.nameTaken);
+}
+
+function assertNotReserved(name: string): void {
+  if (isReservedProjectName(name))
+    throw badRequest(`"${name}" is reserved (a project sub-resource name)`, [
+      { path: 'body.name', message: 'is reserved (a project sub-resource name)' },
+    ]).because(PROJECT_REASONS.reservedName);
+}
+
+function assertBranchName(branch: string): void {
+  if (!isValidBranchName(branch))
+    throw unprocessable(`"${branch}" is not a valid branch name`, [
+      { path: 'body.default_branch', message: 'not a valid branch name' },
+    ]).because(PROJECT_REASONS.invalidBranchName);
+}
+
+function archived(message: string) {
+  return conflict(message, [{ message: 'archived', archived: true }]).because(PROJECT_REASONS.archived);
+}
+
+/**
+ * Projects: rows plus their bare repositories under `<data_dir>/<repo_path>`. The repository
+ * directory is named after the project as created (`repos/<owner>/<Name>.git`, case kept) and moves
+ * with a rename; lookups in any case resolve the row and use its stored `repo_path`, never a path
+ * built from the requested name, and case-insensitive uniqueness keeps two projects from sharing a
+ * directory on a case-insensitive filesystem.
+ */
 export class ProjectsService {
   constructor(
     private readonly db: Db,
@@ -82,7 +104,7 @@ export class ProjectsService {
       full_name: `${p.owner_name}/${p.name}`,
       display_name: p.display_name,
       description: p.description,
-      visibility: p.visibility as Visibility,
+      visibility: p.visibility,
       default_branch: p.default_branch,
       archived: !p.is_active,
       clone_url: `${this.options.publicUrl}/${p.owner_name}/${p.name}.git`,
@@ -91,98 +113,49 @@ export class ProjectsService {
     };
   }
 
-  private selectProjects(db: DbOrTx) {
-    return db
-      .selectFrom('projects as p')
-      .innerJoin('users as u', 'u.id', 'p.owner_id')
-      .select([
-        'p.id',
-        'p.owner_id',
-        'u.name as owner_name',
-        'p.name',
-        'p.display_name',
-        'p.description',
-        'p.visibility',
-        'p.default_branch',
-        'p.repo_path',
-        'p.is_active',
-        'p.created_at',
-        'p.updated_at',
-      ]);
-  }
-
   async get(id: string, db: DbOrTx = this.db): Promise<ProjectRow> {
-    const row = await this.selectProjects(db).where('p.id', '=', id).executeTakeFirst();
+    const row = await findProjectById(db, id);
     if (!row) throw notFound('project');
     return row;
   }
 
-  /** By owner/name, following renames; undefined when unknown. */
+  /** By owner/name in any case, following renames; undefined when unknown. */
   async findByName(
     owner: string,
     name: string,
   ): Promise<{ project: ProjectRow; redirected: boolean } | undefined> {
-    const row = await this.selectProjects(this.db)
-      .where('u.name', '=', owner)
-      .where('p.name', '=', name)
-      .executeTakeFirst();
+    const row = await findProjectByName(this.db, owner, name);
     if (row) return { project: row, redirected: false };
-    const redirect = await this.db
-      .selectFrom('project_redirects as r')
-      .innerJoin('users as u', 'u.id', 'r.owner_id')
-      .select('r.project_id')
-      .where('u.name', '=', owner)
-      .where('r.name', '=', name)
-      .executeTakeFirst();
+    const redirect = await findRedirect(this.db, owner, name);
     if (!redirect) return undefined;
-    return { project: await this.get(redirect.project_id), redirected: true };
+    return { project: await this.get(redirect), redirected: true };
   }
 
-  async create(
-    actor: Actor,
-    owner: Principal,
-    input: {
-      name: string;
-      visibility?: Visibility;
-      display_name?: string | null;
-      description?: string;
-      default_branch?: string;
-    },
-  ): Promise<ProjectView> {
+  async create(actor: Actor, owner: Principal, input: CreateProjectInput): Promise<ProjectView> {
+    assertNotReserved(input.name);
     const defaultBranch = input.default_branch ?? 'main';
-    if (!isValidBranchName(defaultBranch))
-      throw unprocessable(`"${defaultBranch}" is not a valid branch name`);
+    assertBranchName(defaultBranch);
     const repoPath = path.join('repos', owner.userName, `${input.name}.git`);
     const dir = path.join(this.options.dataDir, repoPath);
     let created = false;
     try {
       const project = await this.db.transaction().execute(async (trx) => {
-        const taken = await trx
-          .selectFrom('projects')
-          .select('id')
-          .where('owner_id', '=', owner.userId)
-          .where('name', '=', input.name)
-          .executeTakeFirst();
-        if (taken) throw conflict(`you already have a project named ${input.name}`);
-        const row = await trx
-          .insertInto('projects')
-          .values({
-            owner_id: owner.userId,
-            name: input.name,
-            display_name: input.display_name ?? null,
-            description: input.description ?? '',
-            visibility: input.visibility ?? 'private',
-            default_branch: defaultBranch,
-            repo_path: repoPath,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
+        if (await projectNameTaken(trx, owner.userId, input.name)) throw nameTaken(input.name);
+        const id = await insertProject(trx, {
+          owner_id: owner.userId,
+          name: input.name,
+          display_name: input.display_name ?? null,
+          description: input.description ?? '',
+          visibility: input.visibility ?? 'private',
+          default_branch: defaultBranch,
+          repo_path: repoPath,
+        });
         await writeAudit(trx, {
           actor,
           action: 'project.create',
           resourceType: 'project',
-          resourceId: row.id,
-          projectId: row.id,
+          resourceId: id,
+          projectId: id,
           detail: { name: input.name, visibility: input.visibility ?? 'private' },
         });
         // The repository is created inside the transaction: if git fails, no project row remains.
@@ -191,67 +164,31 @@ export class ProjectsService {
         created = true;
         await runGit(['config', 'receive.denyNonFastForwards', 'false'], { cwd: dir });
         await runGit(['config', 'http.receivepack', 'true'], { cwd: dir });
-        return this.get(row.id, trx);
+        return this.get(id, trx);
       });
       return this.view(project);
     } catch (err) {
       if (created) await rm(dir, { recursive: true, force: true });
+      // Two creators racing for one name: the loser hits the unique index, not the check above.
+      if (isUniqueViolation(err, NAME_KEY)) throw nameTaken(input.name);
       throw err;
     }
   }
 
   async list(
     principal: Principal | null,
-    q: {
-      limit: number;
-      cursor?: string;
-      owner?: string;
-      visibility?: Visibility;
-      q?: string;
-      archived?: boolean;
-    },
+    q: ProjectListFilter & { limit: number; cursor?: string },
   ): Promise<Page<ProjectView>> {
-    let query = this.selectProjects(this.db)
-      .select(cursorTime('p.created_at').as('cursor_at'))
-      .where('p.is_active', '=', !q.archived)
-      .orderBy('p.created_at', 'desc')
-      .orderBy('p.id', 'desc')
-      .limit(q.limit + 1);
     // The visibility rule lives in rbac; this is its SQL form.
-    query = query.where(await this.rbac.visibleProjectsFilter(principal));
-    if (q.owner) query = query.where('u.name', '=', q.owner);
-    if (q.visibility) query = query.where('p.visibility', '=', q.visibility);
-    if (q.q) {
-      const like = `%${escapeLike(q.q)}%`;
-      query = query.where((eb) => eb.or([eb('p.name', 'ilike', like), eb('p.description', 'ilike', like)]));
-    }
-    if (q.cursor) query = query.where(afterTimeCursor(q.cursor, { time: 'p.created_at', id: 'p.id' }));
-    const rows = await query.execute();
-    return toPage(
-      rows,
-      q.limit,
-      (r) => [r.cursor_at, r.id],
-      (r) => this.view(r),
-    );
+    const query = listProjectsQuery(this.db, q, await this.rbac.visibleProjectsFilter(principal));
+    return pageByTime(query, { time: 'p.created_at', id: 'p.id' }, q, (r) => this.view(r));
   }
 
-  async update(
-    actor: Actor,
-    id: string,
-    input: {
-      name?: string;
-      display_name?: string | null;
-      description?: string;
-      visibility?: Visibility;
-      default_branch?: string;
-    },
-  ): Promise<ProjectView> {
-    if (input.default_branch !== undefined && !isValidBranchName(input.default_branch)) {
-      throw unprocessable(`"${input.default_branch}" is not a valid branch name`);
-    }
+  async update(actor: Actor, id: string, input: UpdateProjectInput): Promise<ProjectView> {
+    if (input.name !== undefined) assertNotReserved(input.name);
+    if (input.default_branch !== undefined) assertBranchName(input.default_branch);
     const before = await this.get(id);
-    if (!before.is_active)
-      throw conflict('the project is archived', [{ message: 'archived', archived: true }]);
+    if (!before.is_active) throw archived('the project is archived');
     const renaming = input.name !== undefined && input.name !== before.name;
     const newRepoPath = renaming
       ? path.join('repos', before.owner_name, `${input.name}.git`)
@@ -264,33 +201,21 @@ export class ProjectsService {
     const updated = await this.db
       .transaction()
       .execute(async (trx) => {
-        const changes: Record<string, unknown> = {};
-        for (const key of ['display_name', 'description', 'visibility', 'default_branch'] as const) {
-          if (input[key] !== undefined) changes[key] = input[key];
-        }
+        const changes: ProjectChanges = {};
+        if (input.display_name !== undefined) changes.display_name = input.display_name;
+        if (input.description !== undefined) changes.description = input.description;
+        if (input.visibility !== undefined) changes.visibility = input.visibility;
+        if (input.default_branch !== undefined) changes.default_branch = input.default_branch;
         if (renaming) {
-          const taken = await trx
-            .selectFrom('projects')
-            .select('id')
-            .where('owner_id', '=', before.owner_id)
-            .where('name', '=', input.name!)
-            .executeTakeFirst();
-          if (taken) throw conflict(`a project named ${input.name} already exists`);
-          changes.name = input.name;
+          const to = input.name!;
+          if (await projectNameTaken(trx, before.owner_id, to, id)) throw nameTaken(to);
+          changes.name = to;
           changes.repo_path = newRepoPath;
-          await trx
-            .deleteFrom('project_redirects')
-            .where('owner_id', '=', before.owner_id)
-            .where('name', '=', input.name!)
-            .execute();
-          await trx
-            .insertInto('project_redirects')
-            .values({ owner_id: before.owner_id, name: before.name, project_id: id })
-            .onConflict((oc) => oc.columns(['owner_id', 'name']).doUpdateSet({ project_id: id }))
-            .execute();
+          // A change of case only keeps every lookup working without a redirect.
+          if (to.toLowerCase() !== before.name.toLowerCase())
+            await recordRename(trx, before, before.name, to);
         }
-        if (Object.keys(changes).length > 0)
-          await trx.updateTable('projects').set(changes).where('id', '=', id).execute();
+        if (Object.keys(changes).length > 0) await updateProject(trx, id, changes);
         await writeAudit(trx, {
           actor,
           action: renaming ? 'project.rename' : 'project.update',
@@ -313,6 +238,7 @@ export class ProjectsService {
       })
       .catch(async (err: unknown) => {
         if (moved) await rename(newDir, oldDir);
+        if (isUniqueViolation(err, NAME_KEY)) throw nameTaken(input.name ?? before.name);
         throw err;
       });
     await this.rbac.invalidate({ projectId: id });
@@ -322,10 +248,9 @@ export class ProjectsService {
   /** Archive (soft delete): hidden and read-only; the repository is kept. */
   async archive(actor: Actor, id: string): Promise<void> {
     const project = await this.get(id);
-    if (!project.is_active)
-      throw conflict('the project is already archived', [{ message: 'archived', archived: true }]);
+    if (!project.is_active) throw archived('the project is already archived');
     await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('projects').set({ is_active: false }).where('id', '=', id).execute();
+      if (!(await archiveProject(trx, id))) throw archived('the project is already archived');
       await writeAudit(trx, {
         actor,
         action: 'project.archive',
