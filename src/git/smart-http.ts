@@ -19,11 +19,11 @@ import { gitEnv, killTree, runGit } from '../core/git.js';
 import { SLUG } from '../core/validation.js';
 
 export const repoParams = z.object({
-  owner: z.string().max(63).regex(SLUG, 'invalid owner name'),
+  owner: z.string().max(63).regex(new RegExp(SLUG.source, 'i'), 'invalid owner name'),
   repo: z
     .string()
     .max(67)
-    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}(\.git)?$/, 'invalid repository name')
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}(\.git)?$/i, 'invalid repository name')
     .refine((s) => !s.includes('..') && !s.replace(/\.git$/, '').endsWith('.git'), 'invalid repository name'),
 });
 const ZERO = /^0+$/;
