@@ -87,7 +87,7 @@ export async function buildApp(
     config,
     log,
     metrics,
-    authenticate: (req) => auth.service.authenticate(req),
+    authenticate: (credentials, ip) => auth.service.authenticate(credentials, ip),
   });
   const registry = new RouteRegistry(
     fastify,

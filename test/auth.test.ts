@@ -91,7 +91,12 @@ describe.skipIf(servicesMissing)('password login and sessions', () => {
     }
     expect(new Set(bodies.map((b) => JSON.stringify(b))).size).toBe(1);
     expect(bodies[0]).toEqual({
-      error: { code: 'unauthorized', message: 'invalid name or password', details: [] },
+      error: {
+        code: 'unauthorized',
+        reason: 'auth.invalid_credentials',
+        message: 'invalid name or password',
+        details: [],
+      },
     });
   });
 

@@ -1,25 +1,23 @@
 import { z } from 'zod';
 import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
 import { PERMISSIONS } from '../core/permissions.js';
-import { slugSchema } from '../core/validation.js';
 import { SESSION_COOKIE } from './credentials.js';
+import { AUTH_REASONS } from './reasons.js';
+import {
+  LoginSchema,
+  MeSchema,
+  TokenCreatedSchema,
+  TokenListSchema,
+  UserListSchema,
+  UserSchema,
+  userNameSchema,
+  userTypes,
+} from './schemas.js';
 import type { AuthService } from './service.js';
 
 const permissionEnum = z.enum(PERMISSIONS);
-const userName = slugSchema;
 const password = z.string().min(8, 'at least 8 characters').max(1024);
-const userTypeEnum = z.enum(['human', 'agent', 'service_account']);
-
-const userSchema = z.object({
-  id: z.uuid(),
-  name: z.string(),
-  email: z.string(),
-  display_name: z.string().nullable(),
-  user_type: userTypeEnum,
-  is_active: z.boolean(),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
+const userTypeEnum = z.enum(userTypes);
 
 function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
   return [
@@ -33,17 +31,22 @@ function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): s
 }
 
 export function authRoutes(auth: AuthService, options: { secureCookies: boolean }): AnyRouteDef[] {
+  const { sessions, users, tokens } = auth;
   return [
     route({
       method: 'POST',
       url: '/api/auth/login',
-      summary: 'Sign in with name and password; sets the session cookie',
+      summary: 'Sign in with name (any case) and password; sets the session cookie',
       tags: ['auth'],
       access: 'public',
       body: z.object({ name: z.string().min(1).max(200), password: z.string().min(1).max(1024) }),
-      response: z.object({ user: userSchema, expires_at: z.string() }),
+      response: LoginSchema,
+      reasons: [AUTH_REASONS.invalidCredentials, AUTH_REASONS.rateLimited],
       handler: async ({ body, req, reply }) => {
-        const result = await auth.login(body, { ip: req.ip, userAgent: req.headers['user-agent'] ?? null });
+        const result = await sessions.login(body, {
+          ip: req.ip,
+          userAgent: req.headers['user-agent'] ?? null,
+        });
         const maxAge = Math.floor((result.expiresAt.getTime() - Date.now()) / 1000);
         reply.header('set-cookie', sessionCookie(result.token, maxAge, options.secureCookies));
         return { user: result.user, expires_at: result.expiresAt };
@@ -55,8 +58,9 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
       summary: 'End the current session and clear its cookie',
       tags: ['auth'],
       access: 'authenticated',
+      status: 204,
       handler: async ({ requirePrincipal, actor, reply }) => {
-        await auth.logout(requirePrincipal(), actor);
+        await sessions.logout(requirePrincipal(), actor);
         reply.header('set-cookie', sessionCookie('', 0, options.secureCookies));
         return undefined;
       },
@@ -67,21 +71,22 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
       summary: 'The signed-in user, their roles and effective global permissions',
       tags: ['auth'],
       access: 'authenticated',
-      handler: async ({ requirePrincipal }) => auth.me(requirePrincipal()),
+      response: MeSchema,
+      handler: async ({ requirePrincipal }) => sessions.me(requirePrincipal()),
     }),
     route({
       method: 'GET',
       url: '/api/users',
-      summary: 'List users',
+      summary: 'List users by name (`q` matches name or e-mail, ignoring case)',
       tags: ['users'],
       access: { permission: 'admin:users' },
       query: paginationQuery.extend({
         q: z.string().max(200).optional(),
         active: z.enum(['true', 'false']).optional(),
       }),
-      response: z.object({ items: z.array(userSchema), next_cursor: z.string().nullable() }),
+      response: UserListSchema,
       handler: async ({ query }) =>
-        auth.listUsers({
+        users.listUsers({
           ...query,
           active: query.active === undefined ? undefined : query.active === 'true',
         }),
@@ -89,19 +94,20 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
     route({
       method: 'POST',
       url: '/api/users',
-      summary: 'Create a user',
+      summary: 'Create a user (the name keeps its case; names are unique ignoring case)',
       tags: ['users'],
       access: { permission: 'admin:users' },
       status: 201,
       body: z.object({
-        name: userName,
+        name: userNameSchema,
         email: z.email().max(320),
         password: password.optional(),
         display_name: z.string().max(200).nullish(),
         user_type: userTypeEnum.optional(),
       }),
-      response: userSchema,
-      handler: async ({ body, actor }) => auth.createUser(actor, body),
+      response: UserSchema,
+      reasons: [AUTH_REASONS.userTaken, AUTH_REASONS.passwordRequired],
+      handler: async ({ body, actor }) => users.createUser(actor, body),
     }),
     route({
       method: 'GET',
@@ -110,10 +116,10 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
       tags: ['users'],
       access: 'authenticated',
       params: uuidParam,
-      response: userSchema,
+      response: UserSchema,
       handler: async ({ params, requirePrincipal, authorize }) => {
         if (requirePrincipal().userId !== params.id) await authorize('admin:users');
-        return auth.getUser(params.id);
+        return users.getUser(params.id);
       },
     }),
     route({
@@ -131,11 +137,17 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
         old_password: z.string().max(1024).optional(),
         is_active: z.boolean().optional(),
       }),
-      response: userSchema,
+      response: UserSchema,
+      reasons: [
+        AUTH_REASONS.oldPasswordRequired,
+        AUTH_REASONS.wrongOldPassword,
+        AUTH_REASONS.selfDeactivation,
+        AUTH_REASONS.rateLimited,
+      ],
       handler: async ({ params, body, actor, requirePrincipal, authorize, can }) => {
         const isSelf = requirePrincipal().userId === params.id;
         if (!isSelf) await authorize('admin:users');
-        return auth.updateUser(actor, params.id, body, await can('admin:users'));
+        return users.updateUser(actor, params.id, body, await can('admin:users'));
       },
     }),
     route({
@@ -144,16 +156,21 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
       summary: 'Deactivate a user (ends their sessions and tokens)',
       tags: ['users'],
       access: { permission: 'admin:users' },
+      status: 204,
       params: uuidParam,
-      handler: async ({ params, actor }) => auth.deactivateUser(actor, params.id),
+      reasons: [AUTH_REASONS.selfDeactivation],
+      handler: async ({ params, actor }) => users.deactivateUser(actor, params.id),
     }),
     route({
       method: 'GET',
       url: '/api/tokens',
-      summary: 'Your API tokens (metadata only; a scoped or project-restricted token sees only itself)',
+      summary:
+        'Your API tokens, newest first (metadata only; a scoped or project-restricted token sees only itself)',
       tags: ['tokens'],
       access: 'authenticated',
-      handler: async ({ requirePrincipal }) => auth.listTokens(requirePrincipal()),
+      query: paginationQuery,
+      response: TokenListSchema,
+      handler: async ({ query, requirePrincipal }) => tokens.listTokens(requirePrincipal(), query),
     }),
     route({
       method: 'POST',
@@ -172,7 +189,10 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
         project_id: z.uuid().nullish(),
         expires_at: z.coerce.date().nullish(),
       }),
-      handler: async ({ body, actor, requirePrincipal }) => auth.createToken(actor, requirePrincipal(), body),
+      response: TokenCreatedSchema,
+      reasons: [AUTH_REASONS.expiryInPast, AUTH_REASONS.tokenExceedsParent],
+      handler: async ({ body, actor, requirePrincipal }) =>
+        tokens.createToken(actor, requirePrincipal(), body),
     }),
     route({
       method: 'DELETE',
@@ -180,9 +200,11 @@ export function authRoutes(auth: AuthService, options: { secureCookies: boolean 
       summary: 'Revoke one of your tokens (any token with admin:users)',
       tags: ['tokens'],
       access: 'authenticated',
+      status: 204,
       params: uuidParam,
+      reasons: [AUTH_REASONS.tokenAlreadyRevoked],
       handler: async ({ params, actor, requirePrincipal, can }) =>
-        auth.revokeToken(actor, requirePrincipal(), params.id, await can('admin:users')),
+        tokens.revokeToken(actor, requirePrincipal(), params.id, await can('admin:users')),
     }),
   ];
 }

@@ -114,7 +114,11 @@ export function createHttpServer(opts: {
   config: Config;
   log: Logger;
   metrics: Metrics;
-  authenticate: (req: FastifyRequest) => Promise<Principal | null>;
+  /** Plain header values and the client address: authentication knows nothing of Fastify. */
+  authenticate: (
+    credentials: { authorization?: string | undefined; cookie?: string | undefined },
+    ip: string,
+  ) => Promise<Principal | null>;
 }): FastifyInstance {
   const { config, log, metrics, authenticate } = opts;
   const fastify: FastifyInstance = Fastify({
@@ -170,7 +174,10 @@ export function createHttpServer(opts: {
         return reply.code(204).send();
       }
     }
-    req.principal = await authenticate(req);
+    req.principal = await authenticate(
+      { authorization: req.headers.authorization, cookie: req.headers.cookie },
+      req.ip,
+    );
     if (req.principal?.sessionId && !cookieMutationAllowed(req.method, req.headers, originsForCookies)) {
       throw forbidden(
         'a request authenticated by the session cookie must come from the platform itself (Origin or Sec-Fetch-Site: same-origin); use an API token from other clients',

@@ -1,3 +1,6 @@
+export type { InvalidationMessage, ProjectAccess } from './access.js';
 export { buildRbacService, createRbacModule } from './module.js';
+export { RBAC_REASONS } from './reasons.js';
+export type { EffectivePermissions } from './resolution.js';
 export { rbacRoutes } from './routes.js';
-export { type EffectivePermissions, type InvalidationMessage, RbacService } from './service.js';
+export { RbacService } from './service.js';

@@ -1,7 +1,17 @@
 import { z } from 'zod';
-import { conflict, notFound } from '../core/errors.js';
-import { type AnyRouteDef, route, uuidParam } from '../core/http.js';
+import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
 import { PERMISSIONS } from '../core/permissions.js';
+import { RBAC_REASONS } from './reasons.js';
+import {
+  DelegationListSchema,
+  DelegationSchema,
+  ProjectMemberListSchema,
+  RoleBindingListSchema,
+  RoleBindingSchema,
+  RoleListSchema,
+  RolePermissionsSchema,
+  RoleSchema,
+} from './schemas.js';
 import type { RbacService } from './service.js';
 
 const permissionEnum = z.enum(PERMISSIONS);
@@ -10,18 +20,12 @@ const roleName = z
   .min(1)
   .max(64)
   .regex(/^[a-z][a-z0-9_-]*$/, 'lower-case letters, digits, "-" and "_", starting with a letter');
-
-const roleSchema = z.object({
-  id: z.uuid(),
-  name: z.string(),
-  description: z.string(),
-  is_system: z.boolean(),
-  permissions: z.array(permissionEnum),
-  created_at: z.string(),
-  updated_at: z.string(),
-});
+/** A user as a path segment or body field: the id, or the name in any case. */
+const userRef = z.string().min(1).max(63).describe('user id, or user name (any case)');
+const roleRef = z.string().min(1).max(64).describe('role id or name');
 
 export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
+  const { roles, bindings, delegations } = rbac;
   const admin = { permission: 'admin:users' } as const;
   return [
     route({
@@ -30,8 +34,8 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       summary: 'List roles with their permissions',
       tags: ['rbac'],
       access: admin,
-      response: z.object({ items: z.array(roleSchema), next_cursor: z.null() }),
-      handler: async () => ({ items: await rbac.listRoles(), next_cursor: null }),
+      response: RoleListSchema,
+      handler: async () => ({ items: await roles.listRoles(), next_cursor: null }),
     }),
     route({
       method: 'POST',
@@ -48,8 +52,9 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
           .max(PERMISSIONS.length * 2)
           .optional(),
       }),
-      response: roleSchema,
-      handler: async ({ body, actor }) => rbac.createRole(actor, body),
+      response: RoleSchema,
+      reasons: [RBAC_REASONS.roleTaken],
+      handler: async ({ body, actor }) => roles.createRole(actor, body),
     }),
     route({
       method: 'GET',
@@ -58,7 +63,8 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       tags: ['rbac'],
       access: admin,
       params: uuidParam,
-      handler: async ({ params }) => ({ permissions: await rbac.rolePermissions(params.id) }),
+      response: RolePermissionsSchema,
+      handler: async ({ params }) => ({ permissions: await roles.rolePermissions(params.id) }),
     }),
     route({
       method: 'PUT',
@@ -68,7 +74,10 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       access: admin,
       params: uuidParam,
       body: z.object({ permissions: z.array(permissionEnum).max(PERMISSIONS.length * 2) }),
-      handler: async ({ params, body, actor }) => rbac.setRolePermissions(actor, params.id, body.permissions),
+      response: RolePermissionsSchema,
+      reasons: [RBAC_REASONS.systemRole],
+      handler: async ({ params, body, actor }) =>
+        roles.setRolePermissions(actor, params.id, body.permissions),
     }),
     route({
       method: 'DELETE',
@@ -76,51 +85,60 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       summary: 'Delete a role (not a system role)',
       tags: ['rbac'],
       access: admin,
+      status: 204,
       params: uuidParam,
-      handler: async ({ params, actor }) => rbac.deleteRole(actor, params.id),
+      reasons: [RBAC_REASONS.systemRole],
+      handler: async ({ params, actor }) => roles.deleteRole(actor, params.id),
     }),
     route({
       method: 'GET',
       url: '/api/admin/users/:id/roles',
-      summary: "A user's role bindings",
+      summary: "A user's role bindings (`:id` is the user's id or name)",
       tags: ['rbac'],
       access: admin,
-      params: uuidParam,
-      handler: async ({ params }) => ({ items: await rbac.listBindings(params.id), next_cursor: null }),
+      params: z.object({ id: userRef }),
+      response: RoleBindingListSchema,
+      handler: async ({ params }) => ({ items: await bindings.listBindings(params.id), next_cursor: null }),
     }),
     route({
       method: 'POST',
       url: '/api/admin/users/:id/roles',
-      summary: 'Bind a role to a user, globally or on one project',
+      summary: 'Bind a role (id or name) to a user (`:id` is the id or name), globally or on one project',
       tags: ['rbac'],
       access: admin,
       status: 201,
-      params: uuidParam,
-      body: z.object({ role: z.string().min(1).max(64), project_id: z.uuid().nullish() }),
-      handler: async ({ params, body, actor }) => rbac.assignRole(actor, params.id, body),
+      params: z.object({ id: userRef }),
+      body: z.object({ role: roleRef, project_id: z.uuid().nullish() }),
+      response: RoleBindingSchema,
+      reasons: [RBAC_REASONS.alreadyBound],
+      handler: async ({ params, body, actor }) => bindings.assignRole(actor, params.id, body),
     }),
     route({
       method: 'DELETE',
       url: '/api/admin/users/:id/roles/:roleId',
-      summary: 'Remove a role binding (the global one, or the one on ?project_id=)',
+      summary:
+        'Remove a role binding (the global one, or the one on ?project_id=); `:id` is the user id or name, `:roleId` the role id or name',
       tags: ['rbac'],
       access: admin,
-      params: z.object({ id: z.uuid(), roleId: z.uuid() }),
+      status: 204,
+      params: z.object({ id: userRef, roleId: roleRef }),
       query: z.object({ project_id: z.uuid().optional() }),
+      reasons: [RBAC_REASONS.lastAdmin],
       handler: async ({ params, query, actor }) =>
-        rbac.removeRole(actor, params.id, params.roleId, query.project_id ?? null),
+        bindings.removeRole(actor, params.id, params.roleId, query.project_id ?? null),
     }),
     route({
       method: 'GET',
       url: '/api/admin/delegations',
-      summary: 'Delegations you granted or received (all of them with admin:delegate)',
+      summary: 'Delegations you granted or received, newest first (all of them with admin:delegate)',
       tags: ['rbac'],
       access: 'authenticated',
-      query: z.object({ active: z.enum(['true', 'false']).optional() }),
+      query: paginationQuery.extend({ active: z.enum(['true', 'false']).optional() }),
+      response: DelegationListSchema,
       handler: async ({ query, requirePrincipal, can }) =>
-        rbac.listDelegations(
+        delegations.listDelegations(
           requirePrincipal(),
-          { active: query.active === 'true' },
+          { ...query, active: query.active === 'true' },
           await can('admin:delegate'),
         ),
     }),
@@ -138,8 +156,15 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
         expires_at: z.coerce.date().nullish(),
         reason: z.string().max(500).optional(),
       }),
+      response: DelegationSchema,
+      reasons: [
+        RBAC_REASONS.notHeld,
+        RBAC_REASONS.selfDelegation,
+        RBAC_REASONS.globalPermission,
+        RBAC_REASONS.expiryInPast,
+      ],
       handler: async ({ body, actor, requirePrincipal }) =>
-        rbac.createDelegation(actor, requirePrincipal(), body),
+        delegations.createDelegation(actor, requirePrincipal(), body),
     }),
     route({
       method: 'DELETE',
@@ -147,58 +172,62 @@ export function rbacRoutes(rbac: RbacService): AnyRouteDef[] {
       summary: 'Revoke a delegation (takes effect immediately)',
       tags: ['rbac'],
       access: 'authenticated',
+      status: 204,
       params: uuidParam,
+      reasons: [RBAC_REASONS.delegationRevoked, RBAC_REASONS.notDelegator],
       handler: async ({ params, actor, requirePrincipal, can }) =>
-        rbac.revokeDelegation(actor, requirePrincipal(), params.id, await can('admin:delegate')),
+        delegations.revokeDelegation(actor, requirePrincipal(), params.id, await can('admin:delegate')),
     }),
     route({
       method: 'GET',
       url: '/api/projects/:id/members',
-      summary: 'Members of a project and their roles',
+      summary: 'Members of a project and their roles (the owner first, as role `owner`)',
       tags: ['projects'],
       access: { permission: 'project:read', projectParam: 'id' },
       params: uuidParam,
-      handler: async ({ params }) => rbac.listMembers(params.id),
+      response: ProjectMemberListSchema,
+      handler: async ({ params }) => bindings.listMembers(params.id),
     }),
     route({
       method: 'POST',
       url: '/api/projects/:id/members',
-      summary: 'Add a member with a role (project owner or admin:users)',
+      summary:
+        'Add a member with a role (project owner or admin:users); name the user with `user` (id or name, any case) or `user_id` (also id or name)',
       tags: ['projects'],
       access: 'authenticated',
       status: 201,
       params: uuidParam,
-      body: z.object({ user_id: z.uuid(), role: z.string().min(1).max(64) }),
+      body: z
+        .object({
+          user: userRef.optional(),
+          user_id: userRef.optional(),
+          role: roleRef,
+        })
+        .refine((b) => (b.user === undefined) !== (b.user_id === undefined), {
+          message: 'give exactly one of user and user_id',
+          path: ['user'],
+        }),
+      response: RoleBindingSchema,
+      reasons: [RBAC_REASONS.alreadyBound, RBAC_REASONS.notOwner, RBAC_REASONS.tokenOtherProject],
       handler: async ({ params, body, actor, principal }) => {
         await rbac.assertCanChangeSettings(principal, params.id);
-        return rbac.assignRole(
-          actor,
-          body.user_id,
-          { role: body.role, project_id: params.id },
-          'project.member_add',
-        );
+        return bindings.addMember(actor, params.id, (body.user ?? body.user_id)!, body.role);
       },
     }),
     route({
       method: 'DELETE',
       url: '/api/projects/:id/members/:userId',
-      summary: "Remove a member's role on the project (?role=, default: the only one)",
+      summary:
+        "Remove a member's role on the project (`:userId` is the user's id or name; ?role= id or name, default: the only one)",
       tags: ['projects'],
       access: 'authenticated',
-      params: z.object({ id: z.uuid(), userId: z.uuid() }),
-      query: z.object({ role: z.string().min(1).max(64).optional() }),
+      status: 204,
+      params: z.object({ id: z.uuid(), userId: userRef }),
+      query: z.object({ role: roleRef.optional() }),
+      reasons: [RBAC_REASONS.severalRoles, RBAC_REASONS.notOwner, RBAC_REASONS.tokenOtherProject],
       handler: async ({ params, query, actor, principal }) => {
         await rbac.assertCanChangeSettings(principal, params.id);
-        // An unknown user and a user who is not a member answer the same.
-        const bindings = (await rbac.memberBindings(params.id, params.userId)).filter(
-          (b) => !query.role || b.role === query.role || b.role_id === query.role,
-        );
-        const [binding, ...rest] = bindings;
-        if (!binding || rest.length > 0) {
-          if (!binding) throw notFound('member');
-          throw conflict('the user has several roles on this project; say which with ?role=');
-        }
-        return rbac.removeRole(actor, params.userId, binding.role_id, params.id, 'project.member_remove');
+        await bindings.removeMember(actor, params.id, params.userId, query.role);
       },
     }),
   ];
