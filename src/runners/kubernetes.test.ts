@@ -7,7 +7,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakePod, KubeApiDouble } from '../../test/helpers/kube-api.js';
-import { createKubernetesRunner, podName } from './kubernetes.js';
+import { createKubernetesRunner } from './kubernetes.js';
+import { podName } from './kubernetes-pod.js';
 import { buildStepScript } from './script.js';
 import type { Runner, StepRunRequest, StepRunResult } from './types.js';
 
