@@ -122,7 +122,15 @@ function expectClientError(res: ApiResponse, what: string): { code: string; deta
   expect(res.status, `${what}: ${res.status} ${res.text.slice(0, 300)}`).toBeLessThan(500);
   const body = res.body as { error?: { code?: unknown; message?: unknown; details?: unknown } };
   expect(body && typeof body === 'object' ? Object.keys(body) : body, `${what}: body`).toEqual(['error']);
-  expect(Object.keys(body.error!).sort(), `${what}: error keys`).toEqual(['code', 'details', 'message']);
+  // `reason` is there when a declared refusal reason applies (errors.ts).
+  expect(
+    Object.keys(body.error!)
+      .filter((k) => k !== 'reason')
+      .sort(),
+    `${what}: error keys`,
+  ).toEqual(['code', 'details', 'message']);
+  const reason = (body.error as { reason?: unknown }).reason;
+  if (reason !== undefined) expect(reason, `${what}: reason`).toMatch(/^[a-z_]+\.[a-z0-9_]+$/);
   expect(typeof body.error!.code, `${what}: code`).toBe('string');
   expect(typeof body.error!.message, `${what}: message`).toBe('string');
   expect(Array.isArray(body.error!.details), `${what}: details`).toBe(true);
@@ -303,9 +311,25 @@ describe.skipIf(servicesMissing)('every route rejects bad input with a 4xx and t
         }
       }
 
+      if (!r.raw || r.query) {
+        it('an unknown query parameter answers 400 naming it', async () => {
+          const res = await send(r.method, `${fillUrl(r)}?page=2`, validBody);
+          // Access is checked first: a caller who may not call the route learns nothing about its parameters.
+          if (res.status === 401 || res.status === 403 || res.status === 404) return;
+          const error = expectClientError(res, `${label} ?page=2`);
+          expect(res.status, res.text).toBe(400);
+          expectDetailFor(error, 'query.page', label);
+          expect(res.body.error.message).toContain('page');
+        });
+      }
+
       if (r.query) {
         it('a garbage query string answers 4xx (never 5xx)', async () => {
-          const res = await send(r.method, `${fillUrl(r)}?limit=abc&cursor=%%%&since=notadate`, validBody);
+          // Only parameters the route knows: an unknown one is refused before any value is read (below).
+          const garbage = ['limit=abc', 'cursor=%%%', 'since=notadate'].filter(
+            (p) => p.split('=')[0]! in queryProps,
+          );
+          const res = await send(r.method, `${fillUrl(r)}?${garbage.join('&')}`, validBody);
           const knows = ['limit', 'since'].some((k) => k in queryProps);
           if (knows) {
             const error = expectClientError(res, `${label} garbage query`);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, badRequest, forbidden, notFound, unauthorized } from './errors.js';
+import { serializerSchema } from './json-schema.js';
 import type { Permission } from './permissions.js';
 
 /** Who is calling: resolved from a session cookie, a bearer token or HTTP Basic credentials. */
@@ -159,31 +160,134 @@ declare module 'fastify' {
   }
 }
 
-/** The registry of every API route: the OpenAPI document and the every-route tests read it. */
+/** Finds a project's id by owner and name (null when there is none): the `/:owner/:name/…` aliases. */
+export type ProjectResolver = (owner: string, name: string) => Promise<string | null>;
+
+/** What a registered route carries in Fastify's route config: the response validator of the tests reads it. */
+export interface RouteConfig {
+  def: AnyRouteDef;
+}
+
+/** A reply as the registry's observer sees it: the serialised payload of the route's answer. */
+export interface ObservedReply {
+  /** The route that answered; undefined for the not-found handler and replies sent before routing. */
+  def: AnyRouteDef | undefined;
+  method: string;
+  url: string;
+  status: number;
+  contentType: string;
+  payload: unknown;
+}
+
+/** The project sub-resources' prefix that also answers as `/api/projects/:owner/:name`. */
+const PROJECT_ID_PREFIX = '/api/projects/:id';
+const PROJECT_NAME_PREFIX = '/api/projects/:owner/:name';
+
+/** The success status a route answers with when the handler returns a body. */
+export function successStatus(def: AnyRouteDef): number {
+  return def.produces?.status ?? def.status ?? 200;
+}
+
+/** The keys a query schema accepts, or null when the schema is not a plain object (no strictness then). */
+function queryKeys(schema: Schema | undefined): ReadonlySet<string> | null {
+  if (!schema) return new Set();
+  if (schema instanceof z.ZodObject) return new Set(Object.keys(schema.shape));
+  return null;
+}
+
+/**
+ * The registry of every API route: the OpenAPI document, the every-route tests and the tests'
+ * response validator read it. Centrally for every route: access before anything else, unknown query
+ * parameters refused, request validation with zod, the reply written by Fastify's compiled
+ * serializer from the route's response schema, and the `/api/projects/:owner/:name/…` alias of every
+ * `/api/projects/:id/…` route.
+ */
 export class RouteRegistry {
   readonly routes: AnyRouteDef[] = [];
+  /** `METHOD url` of everything registered with Fastify, aliases included. */
+  private readonly registered = new Set<string>();
 
   constructor(
     private readonly app: FastifyInstance,
     private readonly access: AccessControl,
     private readonly defaultBodyLimit: number,
-  ) {}
-
-  register(defs: AnyRouteDef[]): void {
-    for (const def of defs) this.add(def);
+    private readonly resolveProject?: ProjectResolver,
+  ) {
+    // One sync hook and a null check per reply: the tests' response validator listens here.
+    app.addHook('onSend', (req, reply, payload, done) => {
+      const observer = this.observer;
+      if (observer) {
+        observer({
+          def: (req.routeOptions.config as Partial<RouteConfig> | undefined)?.def,
+          method: req.method,
+          url: req.url,
+          status: reply.statusCode,
+          contentType: String(reply.getHeader('content-type') ?? ''),
+          payload,
+        });
+      }
+      done(null, payload);
+    });
   }
 
-  private add(def: AnyRouteDef): void {
-    if (!def.access) throw new Error(`route ${def.method} ${def.url} declares no access`);
-    this.routes.push(def);
+  private observer: ((reply: ObservedReply) => void) | undefined;
+
+  /** Sees every reply as sent (the tests validate each against its route's schema). */
+  observe(observer: ((reply: ObservedReply) => void) | undefined): void {
+    this.observer = observer;
+  }
+
+  register(defs: AnyRouteDef[]): void {
+    for (const def of defs) {
+      if (!def.access) throw new Error(`route ${def.method} ${def.url} declares no access`);
+      this.routes.push(def);
+      this.mount(def, def.url, false);
+    }
+    // After every route of the batch: an alias yields to a route registered under its own URL
+    // (GET /api/projects/:owner/:name is the project itself).
+    if (!this.resolveProject) return;
+    for (const def of defs) {
+      if (def.url !== PROJECT_ID_PREFIX && !def.url.startsWith(`${PROJECT_ID_PREFIX}/`)) continue;
+      const alias = PROJECT_NAME_PREFIX + def.url.slice(PROJECT_ID_PREFIX.length);
+      if (!this.registered.has(`${def.method} ${alias}`)) this.mount(def, alias, true);
+    }
+  }
+
+  /** The `/api/projects/:owner/:name/…` URL a `/api/projects/:id/…` route also answers under, if any. */
+  aliasOf(def: AnyRouteDef): string | null {
+    if (!this.resolveProject) return null;
+    if (def.url !== PROJECT_ID_PREFIX && !def.url.startsWith(`${PROJECT_ID_PREFIX}/`)) return null;
+    const alias = PROJECT_NAME_PREFIX + def.url.slice(PROJECT_ID_PREFIX.length);
+    return this.routes.some((r) => r !== def && r.method === def.method && r.url === alias) ? null : alias;
+  }
+
+  private mount(def: AnyRouteDef, url: string, alias: boolean): void {
+    this.registered.add(`${def.method} ${url}`);
     const access = this.access;
+    const resolveProject = this.resolveProject;
+    const allowedQuery = queryKeys(def.query);
+    const status = successStatus(def);
+    const config: RouteConfig = { def };
     this.app.route({
       method: def.method,
-      url: def.url,
+      url,
       bodyLimit: def.bodyLimit ?? this.defaultBodyLimit,
+      config,
+      // Only the reply: fast-json-stringify compiled from the response schema writes it (it drops
+      // undeclared fields). Requests stay validated by zod below, never by Fastify's own compiler.
+      ...(def.response && !def.raw
+        ? { schema: { response: { [status]: serializerSchema(def.response) } } }
+        : {}),
       handler: async (req, reply) => {
         const principal = req.principal;
-        const params = parse(def.params, req.params, 'params');
+        let rawParams = req.params as Record<string, unknown>;
+        if (alias && resolveProject) {
+          const { owner, name, ...rest } = rawParams as Record<string, string>;
+          const id = await resolveProject(String(owner), String(name));
+          if (!id) throw notFound('project');
+          rawParams = { ...rest, id };
+        }
+        const params = parse(def.params, rawParams, 'params');
 
         const check = async (permission: Permission, projectId: string | null) =>
           access.check(principal, permission, projectId);
@@ -214,7 +318,9 @@ export class RouteRegistry {
           await authorize(def.access.permission, projectId);
         }
 
-        const query = parse(def.query, req.query ?? {}, 'query');
+        const rawQuery = (req.query ?? {}) as Record<string, unknown>;
+        if (allowedQuery) refuseUnknownQuery(rawQuery, allowedQuery);
+        const query = parse(def.query, rawQuery, 'query');
         // Other content types reach handlers as unread streams (the '*' parser in app.ts); a JSON route must
         // refuse them, or a stream object would pass a body schema whose fields are all optional.
         if (def.body && typeof (req.body as { pipe?: unknown } | null)?.pipe === 'function') {
@@ -244,97 +350,25 @@ export class RouteRegistry {
           reply.code(def.status && def.status !== 200 ? def.status : 204);
           return reply.send();
         }
-        reply.code(def.status ?? 200);
+        reply.code(status);
         return result;
       },
     });
   }
+}
 
-  /** OpenAPI 3.1 document of every registered route. */
-  openapi(info: { title: string; version: string; serverUrl: string }): Record<string, unknown> {
-    const paths: Record<string, Record<string, unknown>> = {};
-    const toSchema = (s: Schema) => {
-      const { $schema: _ignored, ...rest } = z.toJSONSchema(s, {
-        io: 'input',
-        unrepresentable: 'any',
-      }) as Record<string, unknown>;
-      return rest;
-    };
-    const errorRef = { $ref: '#/components/schemas/Error' };
-    for (const def of this.routes) {
-      const path = def.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-      const parameters: unknown[] = [];
-      for (const [where, schema] of [
-        ['path', def.params],
-        ['query', def.query],
-      ] as const) {
-        if (!schema) continue;
-        const json = toSchema(schema) as { properties?: Record<string, unknown>; required?: string[] };
-        for (const [name, prop] of Object.entries(json.properties ?? {})) {
-          parameters.push({
-            name,
-            in: where,
-            required: where === 'path' || json.required?.includes(name),
-            schema: prop,
-          });
-        }
-      }
-      const status = String(def.status ?? 200);
-      const operation: Record<string, unknown> = {
-        summary: def.summary,
-        tags: def.tags,
-        operationId: `${def.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
-        'x-access': typeof def.access === 'string' ? def.access : def.access,
-        security: def.access === 'public' ? [] : [{ bearer: [] }, { session: [] }],
-        parameters,
-        responses: {
-          [status]: {
-            description: 'success',
-            ...(def.response ? { content: { 'application/json': { schema: toSchema(def.response) } } } : {}),
-          },
-          '4XX': { description: 'client error', content: { 'application/json': { schema: errorRef } } },
-        },
-      };
-      if (def.body) {
-        operation.requestBody = {
-          required: true,
-          content: { 'application/json': { schema: toSchema(def.body) } },
-        };
-      }
-      paths[path] ??= {};
-      paths[path][def.method.toLowerCase()] = operation;
-    }
-    return {
-      openapi: '3.1.0',
-      info: { title: info.title, version: info.version },
-      servers: [{ url: info.serverUrl }],
-      paths,
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'API token (plat_api_…)' },
-          session: { type: 'apiKey', in: 'cookie', name: 'platform_session' },
-        },
-        schemas: {
-          Error: {
-            type: 'object',
-            required: ['error'],
-            properties: {
-              error: {
-                type: 'object',
-                required: ['code', 'message', 'details'],
-                properties: {
-                  code: { type: 'string' },
-                  reason: { type: 'string', description: 'stable machine reason of a domain refusal' },
-                  message: { type: 'string' },
-                  details: { type: 'array', items: { type: 'object' } },
-                },
-              },
-            },
-          },
-        },
-      },
-    };
-  }
+/** A query parameter the route does not know is refused, named, rather than silently ignored. */
+function refuseUnknownQuery(query: Record<string, unknown>, allowed: ReadonlySet<string>): void {
+  const unknown = Object.keys(query).filter((k) => !allowed.has(k));
+  if (unknown.length === 0) return;
+  throw badRequest(
+    `unknown query parameter${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}${allowed.size ? ` (known: ${[...allowed].join(', ')})` : ' (this operation takes none)'}`,
+    unknown.map((k) => ({
+      path: `query.${k}`,
+      message: 'unknown query parameter',
+      code: 'unrecognized_keys',
+    })),
+  );
 }
 
 /** Shared schema pieces. */

@@ -1,6 +1,7 @@
 import { AppError } from '../core/errors.js';
 import { type AnyRouteDef, type RouteRegistry, route } from '../core/http.js';
 import type { ModuleContext, PlatformModule } from '../core/module.js';
+import { openApiDocument } from '../core/openapi.js';
 import type { Drivers } from '../store/index.js';
 import { FsObjectStore } from '../store/index.js';
 import { VERSION } from '../version.js';
@@ -17,6 +18,17 @@ export function createSystemModule(
 ): PlatformModule<null> {
   const { config, drivers, metrics } = ctx;
   const { registry } = deps;
+  // Built once, on first use: every route is registered by then and the document does not change.
+  let built: Record<string, unknown> | undefined;
+  const document = () => {
+    built ??= openApiDocument(registry.routes, {
+      title: 'Platform API',
+      version: VERSION,
+      serverUrl: config.public_url,
+      aliasOf: (def) => registry.aliasOf(def),
+    });
+    return built;
+  };
   const routes: AnyRouteDef[] = [
     route({
       method: 'GET',
@@ -69,8 +81,7 @@ export function createSystemModule(
       summary: 'This OpenAPI document',
       tags: ['system'],
       access: 'public',
-      handler: async () =>
-        registry.openapi({ title: 'Platform API', version: VERSION, serverUrl: config.public_url }),
+      handler: async () => document(),
     }),
     route({
       method: 'GET',

@@ -22,6 +22,7 @@ import {
 } from '../../src/store/index.js';
 import { ValkeyPubSub } from '../../src/store/pubsub/index.js';
 import { freePort } from './process.js';
+import { replyProblem } from './responses.js';
 import { embeddedTestDir, TEMPLATE_DATABASE, testDatabaseUrl, testValkeyUrl } from './services.js';
 
 export type StoreMode = 'embedded' | 'postgres';
@@ -198,6 +199,16 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
     password: ADMIN_PASSWORD,
   });
   const platform = await buildApp(config, drivers, { logger });
+  // Every reply this platform sends (inject or real HTTP) is checked against its route's schema.
+  const replyProblems: string[] = [];
+  platform.registry.observe((reply) => {
+    const problem = replyProblem(reply);
+    if (problem) replyProblems.push(problem);
+  });
+  const failOnReplyProblems = () => {
+    const problems = replyProblems.splice(0);
+    if (problems.length) expect.fail(`response contract violated:\n${problems.join('\n')}`);
+  };
   if (options.listen) await platform.fastify.listen({ port, host: '127.0.0.1' });
   const admin = await db.db
     .selectFrom('users')
@@ -234,6 +245,7 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
     } catch {
       // not JSON
     }
+    failOnReplyProblems();
     if (check && res.statusCode < 300) {
       await platform.settle();
       const after = await auditCount();
@@ -289,6 +301,8 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
       await db.close();
       if (!options.store) await store.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      // Replies not sent through `request` (fetch, git clients) are checked here, after the cleanup.
+      failOnReplyProblems();
     },
   };
 }
