@@ -93,6 +93,8 @@ export async function buildApp(
     fastify,
     { check: (p, perm, project) => rbac.service.check(p, perm, project) },
     config.body_limit_bytes,
+    // The /api/projects/:owner/:name/… aliases: resolved here, checked and handled as the id form.
+    async (owner, name) => (await projects.service.findByName(owner, name))?.project.id ?? null,
   );
   const identity = { rbac: rbac.service };
   const projects = createProjectsModule(ctx, identity);
