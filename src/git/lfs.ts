@@ -10,7 +10,7 @@ import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
 import { repoParams, resolveRepo } from './smart-http.js';
 
-const LFS_TYPE = 'application/vnd.git-lfs+json';
+export const LFS_TYPE = 'application/vnd.git-lfs+json';
 const URL_TTL_SECONDS = 3600;
 /** Largest single LFS object accepted (50 GiB). */
 const MAX_OBJECT_SIZE = 50 * 1024 ** 3;

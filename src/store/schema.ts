@@ -200,6 +200,15 @@ export interface LfsObjectsTable {
   created_at: DefaultTimestamp;
 }
 
+export interface LfsLocksTable {
+  id: Generated<string>;
+  project_id: string;
+  path: string;
+  ref_name: string | null;
+  owner_id: string;
+  locked_at: DefaultTimestamp;
+}
+
 export const issueStatuses = ['open', 'closed'] as const;
 export type IssueStatus = (typeof issueStatuses)[number];
 export const issueStatusTransitions: StatusTransitions<IssueStatus> = {
@@ -971,6 +980,7 @@ export interface Database {
   project_redirects: ProjectRedirectsTable;
   protected_branches: ProtectedBranchesTable;
   lfs_objects: LfsObjectsTable;
+  lfs_locks: LfsLocksTable;
   issues: IssuesTable;
   merge_requests: MergeRequestsTable;
   mr_reviewers: MrReviewersTable;
