@@ -15,6 +15,7 @@ import { createGitModule, type RepoBrowser } from './git/index.js';
 import { createIssuesModule, type IssuesService } from './issues/index.js';
 import { createMergeRequestsModule, type MergeRequestsService } from './mergerequests/index.js';
 import { createNotifyModule, type NotifyService } from './notify/index.js';
+import { createDeployerModule, type DeployerService } from './deployer/index.js';
 import { createPipelineModule, type PipelineService } from './pipeline/index.js';
 import { createProjectsModule, type ProjectsService } from './projects/index.js';
 import { createRbacModule, type RbacService } from './rbac/index.js';
@@ -33,6 +34,7 @@ export interface PlatformServices {
   secrets: SecretsService;
   notify: NotifyService;
   pipeline: PipelineService;
+  deployer: DeployerService;
   webhooks: WebhooksService;
   issues: IssuesService;
 }
@@ -107,6 +109,7 @@ export async function buildApp(
     checks: { latestForCommit: (projectId, sha) => pipeline.service.latestForCommit(projectId, sha) },
   });
   const notify = createNotifyModule(ctx);
+  const deployer = createDeployerModule(ctx);
   const pipeline = createPipelineModule(ctx, {
     projects: projects.service,
     secrets: secrets.service,
@@ -124,6 +127,7 @@ export async function buildApp(
     mergeRequests,
     secrets,
     notify,
+    deployer,
     pipeline,
     webhooks,
     issues,
@@ -137,6 +141,7 @@ export async function buildApp(
     secrets: secrets.service,
     notify: notify.service,
     pipeline: pipeline.service,
+    deployer: deployer.service,
     webhooks: webhooks.service,
     issues: issues.service,
   };

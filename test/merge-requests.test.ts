@@ -116,6 +116,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     });
     const dup = await open(p.id, { source_branch: 'feature', target_branch: 'main', title: 'again' });
     expect(dup.status).toBe(409);
+    expect(dup.body.error.reason).toBe('mr.already_open');
     expect(dup.body.error.message).toContain('!1');
     const second = await branch(p, 'other', { 'b.txt': 'b\n' });
     const n2 = await open(p.id, { source_branch: 'other', target_branch: 'main', title: 'Add b' });
@@ -165,6 +166,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     });
     expect(d.body.approvals).toEqual({ required: 0, given: 0, approved_by: [], changes_requested_by: [] });
     expect(d.body.checks).toEqual({ required: false, latest_pipeline: null });
+    expect(d.body).toMatchObject({ mergeable: true, blockers: [] });
   });
 
   it('lists with filters and cursor pagination', async () => {
@@ -284,6 +286,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const late = (await open(p.id, { source_branch: 'late', target_branch: 'main', title: 'late' })).body;
     const refused = await merge(p.id, late.number, { strategy: 'fast_forward' });
     expect(refused.status).toBe(409);
+    expect(refused.body.error.reason).toBe('mr.not_fast_forward');
     expect(refused.body.error.message).toContain('cannot fast-forward');
     const still = await t.request('GET', `/api/projects/${p.id}/merge-requests/${late.number}`, {
       token: owner.token,
@@ -311,6 +314,11 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const res = await merge(p.id, right.number);
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('conflict');
+    expect(res.body.error.reason).toBe('mr.merge_conflict');
+    expect(detail.body).toMatchObject({
+      mergeable: false,
+      blockers: [{ reason: 'mr.merge_conflict', message: res.body.error.message }],
+    });
     expect(res.body.error.message).toBe('merge conflicts in README, x.txt');
     expect(res.body.error.details).toEqual([
       { path: 'README', message: 'conflict' },
@@ -334,6 +342,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const mr = (await open(p.id, { source_branch: 'guarded', target_branch: 'main', title: 'guarded' })).body;
     const blocked = await merge(p.id, mr.number);
     expect(blocked.status).toBe(409);
+    expect(blocked.body.error.reason).toBe('mr.approvals_required');
     expect(blocked.body.error.message).toContain('requires 1 approval(s)');
 
     const self = await t.request('POST', `/api/projects/${p.id}/merge-requests/${mr.number}/reviews`, {
@@ -341,6 +350,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
       body: { verdict: 'approve' },
     });
     expect(self.status).toBe(403);
+    expect(self.body.error.reason).toBe('mr.self_review');
     const approve = await t.request('POST', `/api/projects/${p.id}/merge-requests/${mr.number}/reviews`, {
       token: reviewer.token,
       body: { verdict: 'approve', body: 'LGTM' },
@@ -381,12 +391,14 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const mr = (await open(p.id, { source_branch: 'needs-ci', target_branch: 'main', title: 'ci' })).body;
     const blocked = await merge(p.id, mr.number);
     expect(blocked.status).toBe(409);
+    expect(blocked.body.error.reason).toBe('mr.pipeline_required');
     expect(blocked.body.error.message).toContain('requires a successful pipeline');
     const db = t.platform.drivers.db.db;
     await db
       .insertInto('pipelines')
       .values({
         project_id: p.id,
+        number: 1,
         trigger: 'api',
         git_ref: 'refs/heads/needs-ci',
         commit_sha: head,
@@ -398,6 +410,149 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     });
     expect(detail.body.checks).toMatchObject({ required: true, latest_pipeline: { status: 'success' } });
     expect((await merge(p.id, mr.number)).status).toBe(200);
+  });
+
+  /**
+   * The detail's first blocker is what the merge answers with: same reason, same message; with
+   * `reason` null the detail says mergeable and the merge goes through.
+   */
+  async function agree(
+    projectId: string,
+    n: number,
+    reason: string | null,
+    body: Record<string, unknown> = {},
+  ) {
+    const d = await t.request('GET', `/api/projects/${projectId}/merge-requests/${n}`, {
+      token: owner.token,
+    });
+    expect(d.status).toBe(200);
+    const res = await merge(projectId, n, body);
+    if (reason === null) {
+      expect(d.body).toMatchObject({ mergeable: true, blockers: [] });
+      expect(res.status).toBe(200);
+      return;
+    }
+    expect(d.body.mergeable).toBe(false);
+    expect(d.body.blockers[0]).toMatchObject({ reason });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({
+      code: 'conflict',
+      reason,
+      message: d.body.blockers[0].message,
+      details: d.body.blockers[0].details,
+    });
+  }
+
+  it('detail and merge agree on every rule: state, branches, approvals, changes requested, pipelines', async () => {
+    const p = await project();
+    await t.request('POST', `/api/projects/${p.id}/members`, {
+      token: owner.token,
+      body: { user_id: reviewer.id, role: 'developer' },
+    });
+    const db = t.platform.drivers.db.db;
+    const openMr = async (source: string, target = 'main') =>
+      (await open(p.id, { source_branch: source, target_branch: target, title: source })).body
+        .number as number;
+    const review = (n: number, verdict: string) =>
+      t.request('POST', `/api/projects/${p.id}/merge-requests/${n}/reviews`, {
+        token: reviewer.token,
+        body: { verdict },
+      });
+
+    // Nothing to merge: the source is the target's tip.
+    await gitOk(['push', '-q', 'origin', 'origin/main:refs/heads/same'], { cwd: p.work });
+    await t.platform.settle();
+    await agree(p.id, await openMr('same'), 'mr.nothing_to_merge');
+
+    // A closed merge request.
+    await branch(p, 'closed', { 'closed.txt': 'c\n' });
+    const closed = await openMr('closed');
+    await t.request('PATCH', `/api/projects/${p.id}/merge-requests/${closed}`, {
+      token: owner.token,
+      body: { status: 'closed' },
+    });
+    await agree(p.id, closed, 'mr.not_open');
+
+    // Source deleted; target deleted.
+    await branch(p, 'gone', { 'gone.txt': 'g\n' });
+    const gone = await openMr('gone');
+    await gitOk(['push', '-q', 'origin', ':refs/heads/gone'], { cwd: p.work });
+    await agree(p.id, gone, 'mr.source_branch_missing');
+    await gitOk(['push', '-q', 'origin', 'origin/main:refs/heads/tmp'], { cwd: p.work });
+    await branch(p, 'into-tmp', { 'tmp.txt': 't\n' });
+    const intoTmp = await openMr('into-tmp', 'tmp');
+    await gitOk(['push', '-q', 'origin', ':refs/heads/tmp'], { cwd: p.work });
+    await t.platform.settle();
+    await agree(p.id, intoTmp, 'mr.target_branch_missing');
+
+    // The source moved since the client looked (only the merge knows what the client expects).
+    const head = await branch(p, 'moved', { 'moved.txt': 'm\n' });
+    const moved = await openMr('moved');
+    const stale = await merge(p.id, moved, { expected_head_sha: 'f'.repeat(40) });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.reason).toBe('mr.head_changed');
+    expect(stale.body.error.details).toEqual([
+      { path: 'body.expected_head_sha', message: `head is ${head}` },
+    ]);
+
+    // Protection: approvals, then changes requested, then the pipeline, each in turn.
+    await t.request('POST', `/api/projects/${p.id}/protected-branches`, {
+      token: owner.token,
+      body: { pattern: 'main', required_approvals: 1, require_pipeline: true },
+    });
+    const ciHead = await branch(p, 'guarded', { 'guarded.txt': 'g\n' });
+    const guarded = await openMr('guarded');
+    await agree(p.id, guarded, 'mr.approvals_required');
+    await review(guarded, 'request_changes');
+    await agree(p.id, guarded, 'mr.approvals_required');
+    const d = await t.request('GET', `/api/projects/${p.id}/merge-requests/${guarded}`, {
+      token: owner.token,
+    });
+    expect(d.body.blockers.map((b: { reason: string }) => b.reason)).toEqual([
+      'mr.approvals_required',
+      'mr.changes_requested',
+      'mr.pipeline_required',
+    ]);
+    await review(guarded, 'approve');
+    await agree(p.id, guarded, 'mr.pipeline_required');
+    const pipeline = async (status: 'running' | 'failure' | 'success', number: number) =>
+      db
+        .insertInto('pipelines')
+        .values({
+          project_id: p.id,
+          number,
+          trigger: 'api',
+          git_ref: 'refs/heads/guarded',
+          commit_sha: ciHead,
+          status,
+        })
+        .execute();
+    await pipeline('running', 1);
+    await agree(p.id, guarded, 'mr.pipeline_pending');
+    await pipeline('failure', 2);
+    await agree(p.id, guarded, 'mr.pipeline_failed');
+    await review(guarded, 'approve');
+    await pipeline('success', 3);
+    await agree(p.id, guarded, null);
+
+    // A rule without requirements still refuses while a reviewer requests changes.
+    await t.request('POST', `/api/projects/${p.id}/protected-branches`, {
+      token: owner.token,
+      body: { pattern: 'rel' },
+    });
+    await gitOk(['fetch', 'origin'], { cwd: p.work });
+    await gitOk(['push', '-q', 'origin', 'origin/main:refs/heads/rel'], { cwd: p.work });
+    await t.platform.settle();
+    await branch(p, 'to-rel', { 'rel.txt': 'r\n' });
+    const toRel = await openMr('to-rel', 'rel');
+    await review(toRel, 'request_changes');
+    await agree(p.id, toRel, 'mr.changes_requested');
+
+    // Archived: nothing merges.
+    await branch(p, 'late', { 'late.txt': 'l\n' });
+    const late = await openMr('late');
+    await db.updateTable('projects').set({ is_active: false }).where('id', '=', p.id).execute();
+    await agree(p.id, late, 'mr.project_archived');
   });
 
   it('a push to the source branch updates the head and emits mr.updated', async () => {
@@ -441,7 +596,9 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const closed = await t.request('PATCH', url, { token: owner.token, body: { status: 'closed' } });
     expect(closed.body).toMatchObject({ status: 'closed' });
     expect(closed.body.closed_at).not.toBeNull();
-    expect((await merge(p.id, mr.number)).status).toBe(409);
+    const closedMerge = await merge(p.id, mr.number);
+    expect(closedMerge.status).toBe(409);
+    expect(closedMerge.body.error.reason).toBe('mr.not_open');
     // The source branch moves while the MR is closed: reopening picks up the new head.
     const moved = await branch(p, 'cycle', { 'c.txt': 'c2\n' }, 'cycle');
     const seen: string[] = [];
@@ -469,12 +626,14 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     expect((await merge(p.id, mr.number)).status).toBe(200);
     const again = await t.request('PATCH', url, { token: owner.token, body: { status: 'open' } });
     expect(again.status).toBe(409);
+    expect(again.body.error.reason).toBe('mr.already_merged');
     expect(again.body.error.message).toBe('the merge request is merged');
     const review = await t.request('POST', `${url}/reviews`, {
       token: reviewer.token,
       body: { verdict: 'comment' },
     });
     expect(review.status).toBe(409);
+    expect(review.body.error.reason).toBe('mr.not_open');
     expect((await t.request('PATCH', url, { token: owner.token, body: {} })).status).toBe(400);
   });
 
@@ -550,6 +709,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const refused = results.filter((r) => r.status !== 200);
     for (const r of refused) {
       expect(r.status).toBe(409);
+      expect(r.body.error.reason).toBe('mr.merge_conflict');
       expect(r.body.error.message).toMatch(/^merge conflicts in README/);
     }
     // Exactly one of the five README editors wins; all 15 others merge.

@@ -271,6 +271,7 @@ describe.skipIf(servicesMissing)('repository files and artifacts are inert downl
       .insertInto('pipelines')
       .values({
         project_id: projectId,
+        number: 1,
         trigger: 'api',
         git_ref: 'main',
         commit_sha: 'a'.repeat(40),

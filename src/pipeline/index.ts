@@ -3,8 +3,9 @@ export type { ArtifactDefinition, PipelineDefinition, StepDefinition } from './d
 export type { PipelineFinishedEvent } from './events.js';
 export { PipelineExecutor } from './executor.js';
 export { createPipelineModule, PIPELINE_LOOPS, type PipelineModuleOptions } from './module.js';
-export { type ArtifactView, type CreateOutcome, PipelineService } from './service.js';
+export { type CreateOutcome, PipelineService } from './service.js';
 export {
+  type ArtifactView,
   DEFINITION_FILE,
   INTERRUPTED_ERROR,
   type PipelineStatus,

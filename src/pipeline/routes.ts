@@ -2,12 +2,19 @@ import { z } from 'zod';
 import { type AnyRouteDef, paginationQuery, route } from '../core/http.js';
 import { pipelineStatuses, pipelineTriggers } from '../store/schema.js';
 import { type LogStreamDeps, serveStepLog } from './log-stream.js';
+import { PIPELINE_REASONS } from './reasons.js';
+import { ArtifactListSchema, PipelineListSchema, PipelineSchema } from './schemas.js';
 import type { PipelineService } from './service.js';
 import { VARIABLE_NAME } from './types.js';
 
+/** A pipeline by id or by its number in the project. */
+const pipelineRef = z.union([z.uuid(), z.string().regex(/^[1-9][0-9]{0,9}$/, 'a pipeline id or number')]);
+/** A step by id or by name. */
+const stepRef = z.string().min(1).max(100);
+
 const projectParams = z.object({ id: z.uuid() });
-const pipelineParams = z.object({ id: z.uuid(), pid: z.uuid() });
-const stepParams = z.object({ id: z.uuid(), pid: z.uuid(), sid: z.uuid() });
+const pipelineParams = z.object({ id: z.uuid(), pid: pipelineRef });
+const stepParams = z.object({ id: z.uuid(), pid: pipelineRef, sid: stepRef });
 const artifactParams = z.object({ id: z.uuid(), aid: z.uuid() });
 
 const listQuery = paginationQuery.extend({
@@ -42,6 +49,13 @@ export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): A
       params: projectParams,
       body: createBody,
       status: 201,
+      response: PipelineSchema,
+      reasons: [
+        PIPELINE_REASONS.unknownRef,
+        PIPELINE_REASONS.noDefinition,
+        PIPELINE_REASONS.apiDisabled,
+        PIPELINE_REASONS.injectedVariable,
+      ],
       handler: async ({ params, body, actor }) =>
         service.createFromApi(actor, params.id, body.git_ref, body.variables ?? {}),
     }),
@@ -53,15 +67,17 @@ export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): A
       access: read,
       params: projectParams,
       query: listQuery,
+      response: PipelineListSchema,
       handler: async ({ params, query }) => service.list(params.id, query),
     }),
     route({
       method: 'GET',
       url: '/api/projects/:id/pipelines/:pid',
-      summary: 'One pipeline with its steps (status, durations, exit codes, errors)',
+      summary: 'One pipeline (by id or number) with its steps (status, durations, exit codes, errors)',
       tags: ['pipelines'],
       access: read,
       params: pipelineParams,
+      response: PipelineSchema,
       handler: async ({ params }) => service.get(params.id, params.pid),
     }),
     route({
@@ -71,6 +87,8 @@ export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): A
       tags: ['pipelines'],
       access: write,
       params: pipelineParams,
+      response: PipelineSchema,
+      reasons: [PIPELINE_REASONS.notCancellable],
       handler: async ({ params, actor }) => service.cancel(actor, params.id, params.pid),
     }),
     route({
@@ -81,26 +99,29 @@ export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): A
       access: write,
       params: pipelineParams,
       status: 201,
+      response: PipelineSchema,
+      reasons: [PIPELINE_REASONS.notRetryable, PIPELINE_REASONS.noDefinition],
       handler: async ({ params, actor }) => service.retry(actor, params.id, params.pid, actor.id),
     }),
     route({
       method: 'GET',
       url: '/api/projects/:id/pipelines/:pid/steps/:sid/logs',
       summary:
-        'Step log from ?offset= (bytes; x-next-offset tells where to resume); Accept: text/event-stream streams it live',
+        'Step log (step by id or name) from ?offset= (bytes; x-next-offset tells where to resume); Accept: text/event-stream streams it live',
       tags: ['pipelines'],
       access: read,
       params: stepParams,
       query: z.object({ offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0) }),
       raw: true,
-      handler: async ({ params, query, req, reply }) =>
-        serveStepLog(
-          logs,
-          { projectId: params.id, pipelineId: params.pid, stepId: params.sid },
-          query.offset,
-          req,
-          reply,
-        ),
+      produces: {
+        status: 200,
+        contentType: 'text/plain',
+        description: 'the log bytes from offset (text/event-stream when asked for: chunk and end events)',
+      },
+      handler: async ({ params, query, req, reply }) => {
+        const ids = await service.stepIds(params.id, params.pid, params.sid);
+        return serveStepLog(logs, { projectId: params.id, ...ids }, query.offset, req, reply);
+      },
     }),
     route({
       method: 'GET',
@@ -109,6 +130,7 @@ export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): A
       tags: ['pipelines'],
       access: read,
       params: pipelineParams,
+      response: ArtifactListSchema,
       handler: async ({ params }) => ({
         items: await service.artifacts(params.id, params.pid),
         next_cursor: null,
@@ -122,6 +144,7 @@ export function pipelineRoutes(service: PipelineService, logs: LogStreamDeps): A
       access: read,
       params: artifactParams,
       raw: true,
+      produces: { status: 302, description: 'redirect to a presigned URL of the artifact (valid 5 minutes)' },
       handler: async ({ params, reply }) => {
         const url = await service.artifactDownloadUrl(params.id, params.aid);
         return reply.header('cache-control', 'no-store').redirect(url, 302);

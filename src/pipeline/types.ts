@@ -1,4 +1,5 @@
 import type {
+  ArtifactRow,
   PipelineRow,
   PipelineStatus,
   PipelineStepRow,
@@ -66,6 +67,8 @@ export interface StepView {
 
 export interface PipelineView {
   id: string;
+  /** Per project (#42). */
+  number: number;
   project_id: string;
   trigger: PipelineTrigger;
   git_ref: string;
@@ -101,6 +104,7 @@ export function pipelineView(row: PipelineRow, steps?: PipelineStepRow[]): Pipel
   const finished = row.finished_at ? new Date(row.finished_at).getTime() : null;
   return {
     id: row.id,
+    number: row.number,
     project_id: row.project_id,
     trigger: row.trigger,
     git_ref: row.git_ref,
@@ -141,6 +145,34 @@ export function stepView(row: PipelineStepRow): StepView {
     duration_ms: row.duration_ms,
     started_at: row.started_at,
     finished_at: row.finished_at,
+  };
+}
+
+export interface ArtifactView {
+  id: string;
+  pipeline_id: string;
+  project_id: string;
+  step_id: string | null;
+  name: string;
+  content_type: string;
+  size_bytes: number;
+  sha256: string | null;
+  expires_at: Date | null;
+  created_at: Date;
+}
+
+export function artifactView(row: ArtifactRow): ArtifactView {
+  return {
+    id: row.id,
+    pipeline_id: row.pipeline_id,
+    project_id: row.project_id,
+    step_id: row.step_id,
+    name: row.name,
+    content_type: row.content_type,
+    size_bytes: Number(row.size_bytes),
+    sha256: row.sha256,
+    expires_at: row.expires_at,
+    created_at: row.created_at,
   };
 }
 

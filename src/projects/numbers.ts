@@ -6,6 +6,7 @@ import type { DbOrTx } from '../store/db.js';
 const COUNTERS = {
   issue: 'next_issue_number',
   merge_request: 'next_mr_number',
+  pipeline: 'next_pipeline_number',
 } as const;
 
 export type NumberedKind = keyof typeof COUNTERS;

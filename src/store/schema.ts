@@ -164,6 +164,7 @@ export interface ProjectsTable {
   is_active: Generated<boolean>;
   next_issue_number: Generated<number>;
   next_mr_number: Generated<number>;
+  next_pipeline_number: Generated<number>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }
@@ -434,6 +435,8 @@ export const pipelineStatusTransitions: StatusTransitions<PipelineStatus> = {
 export interface PipelinesTable {
   id: Generated<string>;
   project_id: string;
+  /** Per project, from projects.next_pipeline_number (allocateNumber). */
+  number: number;
   trigger: PipelineTrigger;
   git_ref: string;
   commit_sha: string;
