@@ -2,7 +2,6 @@ import { conflict, type ErrorDetail } from '../core/errors.js';
 import {
   evaluateProtection,
   loadProtectionRules,
-  type Mover,
   type ProjectRow,
   type ProtectionBlocker,
   type ProtectionVerdict,
@@ -77,13 +76,14 @@ function protectionBlocker(b: ProtectionBlocker, mr: MrRow, head: string | null)
 /**
  * THE list of what stands between a merge request and its merge, in the order the merge checks
  * them: the detail reports it (`mergeable`, `blockers`) and `merge()` refuses with the first one,
- * so the two cannot disagree. Permission is not a blocker: the route answers 403 before this.
+ * so the two cannot disagree. Permission is not a blocker: the route answers 403 before this; the
+ * merge rules do not depend on who merges (admins included), so neither does the list.
  */
 export async function checkMergeable(
   c: MrContext,
   project: ProjectRow,
   mr: MrRow,
-  opts: { strategy?: MergeStrategy; expectedHeadSha?: string; actor?: Mover } = {},
+  opts: { strategy?: MergeStrategy; expectedHeadSha?: string } = {},
 ): Promise<Mergeability> {
   const strategy = opts.strategy ?? 'merge';
   const dir = c.projects.repoDir(project);
@@ -102,7 +102,6 @@ export async function checkMergeable(
   const protection = evaluateProtection(rules, {
     branch: mr.target_branch,
     kind: 'merge',
-    ...(opts.actor ? { actor: opts.actor } : {}),
     approvals: approvals.approved_by.length,
     changesRequestedBy: approvals.changes_requested_by,
     pipelineStatus: pipeline?.status ?? null,
