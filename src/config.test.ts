@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, closestName, inspectConfig, loadConfig } from './config.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'platform-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -112,8 +112,12 @@ describe('loadConfig', () => {
 
   it('rejects unknown config-file keys and unknown flags, naming them', () => {
     const file = configFile('prot: 80\n');
-    expect(configError({ env: {}, file }).message).toMatch(/unknown setting "prot"/);
-    expect(configError({ env: {}, flags: { prot: '80' } }).message).toContain('--prot');
+    expect(configError({ env: {}, file }).problems).toEqual([
+      `config file ${file}: "prot": unknown setting; did you mean port? (\`platform config\` lists every setting)`,
+    ]);
+    expect(configError({ env: {}, flags: { prot: '80' } }).problems).toEqual([
+      '--prot: unknown option; did you mean --port? (`platform --help` lists the options)',
+    ]);
   });
 
   it('rejects a config file that is not a mapping or cannot be read', () => {
@@ -122,25 +126,80 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    ['PLATFORM_PORT', 'abc', /PLATFORM_PORT: .*number/i],
-    ['PLATFORM_PORT', '70000', /PLATFORM_PORT: /],
-    ['PLATFORM_MASTER_KEY', 'short', /PLATFORM_MASTER_KEY: must be 32 bytes as 64 hex characters/],
-    ['PLATFORM_DATABASE_URL', 'mysql://x', /PLATFORM_DATABASE_URL: must be a postgres:\/\/ URL/],
-    ['PLATFORM_VALKEY_URL', 'http://x', /PLATFORM_VALKEY_URL: must be a redis:\/\//],
-    ['PLATFORM_ENV', 'staging', /PLATFORM_ENV: /],
-    ['PLATFORM_SECURE_COOKIES', 'maybe', /PLATFORM_SECURE_COOKIES: /],
-    ['PLATFORM_ADMIN_PASSWORD', 'short', /PLATFORM_ADMIN_PASSWORD: must be at least 8 characters/],
+    ['PLATFORM_PORT', 'abc', /^PLATFORM_PORT: expected a port number 1–65535, got 'abc'$/],
+    ['PLATFORM_PORT', '70000', /^PLATFORM_PORT: expected a port number 1–65535, got '70000'$/],
+    ['PLATFORM_PORT', '0', /^PLATFORM_PORT: expected a port number 1–65535, got '0'$/],
+    [
+      'PLATFORM_DATABASE_POOL_SIZE',
+      '2.5',
+      /^PLATFORM_DATABASE_POOL_SIZE: expected a whole number 1–500, got '2.5'$/,
+    ],
+    [
+      'PLATFORM_MASTER_KEY',
+      'short',
+      /^PLATFORM_MASTER_KEY: expected 32 bytes as 64 hex characters, got a value of 5 characters \(not shown\)$/,
+    ],
+    [
+      'PLATFORM_DATABASE_URL',
+      'mysql://x',
+      /^PLATFORM_DATABASE_URL: expected a postgres:\/\/ URL, got 'mysql:\/\/x'$/,
+    ],
+    [
+      'PLATFORM_VALKEY_URL',
+      'http://x',
+      /^PLATFORM_VALKEY_URL: expected a redis:\/\/ or rediss:\/\/ URL, got 'http:\/\/x'$/,
+    ],
+    [
+      'PLATFORM_ENV',
+      'staging',
+      /^PLATFORM_ENV: expected one of development, production, test, got 'staging'$/,
+    ],
+    [
+      'PLATFORM_SECURE_COOKIES',
+      'maybe',
+      /^PLATFORM_SECURE_COOKIES: expected true or false \(or 1\/0, yes\/no\), got 'maybe'$/,
+    ],
+    [
+      'PLATFORM_PUBLIC_URL',
+      'forge',
+      /^PLATFORM_PUBLIC_URL: expected a URL such as https:\/\/forge.example.com, got 'forge'$/,
+    ],
+    [
+      'PLATFORM_ADMIN_PASSWORD',
+      'short',
+      /^PLATFORM_ADMIN_PASSWORD: expected at least 8 characters, got a value of 5 characters \(not shown\)$/,
+    ],
   ])('rejects %s=%s, naming the variable and the problem', (name, value, message) => {
     const err = configError({ env: { [name]: value } });
-    expect(err.message).toMatch(message);
     expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(message);
+    // A secret's value is never echoed.
+    if (name === 'PLATFORM_MASTER_KEY' || name === 'PLATFORM_ADMIN_PASSWORD')
+      expect(err.message).not.toContain(value);
   });
 
   it('names an invalid value by where it came from', () => {
     expect(configError({ env: {}, file: configFile('port: abc\n') }).message).toMatch(
-      /platform-\d+\.yaml: port: /,
+      /platform-\d+\.yaml: port: expected a port number 1–65535, got 'abc'/,
     );
-    expect(configError({ env: {}, flags: { port: 'abc' } }).message).toMatch(/--port: /);
+    expect(configError({ env: {}, flags: { port: 'abc' } }).message).toMatch(/--port: .*got 'abc'/);
+  });
+
+  it('suggests the setting an unknown PLATFORM_ variable was probably meant to be', () => {
+    expect(configError({ env: { PLATFORM_PROT: '8401' } }).problems).toEqual([
+      'PLATFORM_PROT: unknown setting; did you mean PLATFORM_PORT? (`platform config` lists every setting)',
+    ]);
+    expect(configError({ env: { PLATFORM_DATABSE_URL: 'postgres://x' } }).problems[0]).toContain(
+      'did you mean PLATFORM_DATABASE_URL?',
+    );
+    // Nothing close: no guess.
+    expect(configError({ env: { PLATFORM_FOO: '1' } }).problems[0]).not.toContain('did you mean');
+  });
+
+  it('says what to do next', () => {
+    expect(configError({ env: { PLATFORM_PORT: 'abc' } }).message).toContain(
+      '`platform config` shows every setting',
+    );
   });
 
   it('reports every problem at once', () => {
@@ -150,6 +209,18 @@ describe('loadConfig', () => {
     expect(err.problems).toHaveLength(3);
     for (const name of ['PLATFORM_FOO', 'PLATFORM_PORT', 'PLATFORM_MASTER_KEY'])
       expect(err.message).toContain(name);
+  });
+
+  describe('closestName', () => {
+    it.each([
+      ['serv', 'serve'],
+      ['migrat', 'migrate'],
+      ['CONFIG', 'config'],
+      ['xyz', undefined],
+      ['s', undefined],
+    ])('%s → %s', (word, expected) => {
+      expect(closestName(word, ['serve', 'migrate', 'config', 'version'])).toBe(expected);
+    });
   });
 
   describe('production', () => {
@@ -184,6 +255,61 @@ describe('loadConfig', () => {
       });
       expect(config.env).toBe('production');
       expect(config.database_url).toBe('postgres://u@db.example.test:5432/platform');
+    });
+  });
+});
+
+describe('inspectConfig', () => {
+  const row = (report: ReturnType<typeof inspectConfig>, env: string) =>
+    report.rows.find((r) => r.env === env);
+
+  it('shows the effective value of every setting and where it came from', () => {
+    const file = configFile('log_level: debug\nport: 7000\n');
+    const report = inspectConfig({ env: { PLATFORM_PORT: '8401' }, file, flags: { host: '127.0.0.1' } });
+    expect(report.problems).toEqual([]);
+    expect(report.rows).toHaveLength(Object.keys(report.config!).length);
+    expect(row(report, 'PLATFORM_PORT')).toMatchObject({ value: '8401', source: 'environment' });
+    expect(row(report, 'PLATFORM_HOST')).toMatchObject({
+      value: '127.0.0.1',
+      source: 'flag',
+      origin: '--host',
+    });
+    expect(row(report, 'PLATFORM_LOG_LEVEL')).toMatchObject({
+      value: 'debug',
+      source: 'file',
+      origin: `${file}: log_level`,
+    });
+    expect(row(report, 'PLATFORM_ENV')).toMatchObject({ value: 'development', source: 'default' });
+    expect(row(report, 'PLATFORM_PUBLIC_URL')).toMatchObject({
+      value: 'http://localhost:8401',
+      source: 'default',
+      origin: 'from PLATFORM_PORT',
+    });
+    expect(row(report, 'PLATFORM_DATA_DIR')!.value).toBe(path.resolve('./data'));
+    expect(row(report, 'PLATFORM_DATABASE_URL')!.value).toBe('—');
+  });
+
+  it('masks secrets', () => {
+    const report = inspectConfig({
+      env: { PLATFORM_MASTER_KEY: MASTER_KEY, PLATFORM_SMTP_PASSWORD: 'hunter22' },
+    });
+    expect(row(report, 'PLATFORM_MASTER_KEY')).toMatchObject({
+      value: '******** (set)',
+      source: 'environment',
+    });
+    expect(row(report, 'PLATFORM_SMTP_PASSWORD')!.value).toBe('******** (set)');
+    const shown = JSON.stringify([report.rows, report.problems]);
+    expect(shown).not.toContain(MASTER_KEY);
+    expect(shown).not.toContain('hunter22');
+  });
+
+  it('reports the problems without throwing, marking the bad rows', () => {
+    const report = inspectConfig({ env: { PLATFORM_PORT: 'abc', PLATFORM_PROT: '1' } });
+    expect(report.config).toBeUndefined();
+    expect(report.problems).toHaveLength(2);
+    expect(row(report, 'PLATFORM_PORT')).toMatchObject({
+      value: 'abc',
+      problem: "PLATFORM_PORT: expected a port number 1–65535, got 'abc'",
     });
   });
 });

@@ -6,12 +6,22 @@ import { z } from 'zod';
 /**
  * Every setting, its environment variable, its CLI flag and its meaning. Environment variables are
  * `PLATFORM_<SNAKE_CASE>`, config-file keys are the snake_case names, CLI flags `--kebab-case`.
- * The README's configuration table is generated from the same descriptions (`platform config`).
+ * The README's configuration table is generated from the same descriptions
+ * (`platform config --reference`). Each schema says what it expects in words: a config error quotes
+ * that and the value it got (`PLATFORM_PORT: expected a port number 1–65535, got 'abc'`).
  */
 const bool = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])], {
+    error: 'expected true or false (or 1/0, yes/no)',
+  })
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number, what = 'a whole number') => {
+  const error = `expected ${what} ${min}–${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `expected one of ${values.join(', ')}` });
+const url = () => z.url({ error: 'expected a URL such as https://forge.example.com' });
 const optionalString = z.string().min(1).optional();
 const commaList = z
   .string()
@@ -25,13 +35,13 @@ const commaList = z
 
 const settings = {
   env: {
-    schema: z.enum(['development', 'production', 'test']).default('development'),
+    schema: oneOf(['development', 'production', 'test']).default('development'),
     help: '`development`, `production` (refuses unsafe defaults) or `test`',
   },
   host: { schema: z.string().min(1).default('0.0.0.0'), help: 'listen address' },
-  port: { schema: int(0, 65535).default(8080), help: 'listen port' },
+  port: { schema: int(1, 65535, 'a port number').default(8080), help: 'listen port' },
   public_url: {
-    schema: z.url().optional(),
+    schema: url().optional(),
     help: 'URL clients use to reach the platform (clone URLs, presigned links); default `http://localhost:<port>`',
   },
   data_dir: {
@@ -41,7 +51,7 @@ const settings = {
   database_url: {
     schema: z
       .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
       .optional(),
     help: 'PostgreSQL URL; absent → the embedded PostgreSQL server in `<data_dir>/postgres`',
   },
@@ -49,7 +59,7 @@ const settings = {
   valkey_url: {
     schema: z
       .string()
-      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')
       .optional(),
     help: 'Valkey/Redis URL for cache and pub/sub; absent → in-process',
   },
@@ -57,7 +67,7 @@ const settings = {
     schema: z.string().default('platform:'),
     help: 'prefix of every Valkey key and channel',
   },
-  s3_endpoint: { schema: z.url().optional(), help: 'S3 endpoint (MinIO etc.); absent with a bucket → AWS' },
+  s3_endpoint: { schema: url().optional(), help: 'S3 endpoint (MinIO etc.); absent with a bucket → AWS' },
   s3_bucket: {
     schema: optionalString,
     help: 'S3 bucket; absent → objects stored under `<data_dir>/objects`',
@@ -66,7 +76,7 @@ const settings = {
   s3_access_key_id: { schema: optionalString, help: 'S3 access key id' },
   s3_secret_access_key: { schema: optionalString, help: 'S3 secret access key', secret: true },
   s3_force_path_style: { schema: bool.default(false), help: 'path-style S3 URLs (MinIO)' },
-  executor: { schema: z.enum(['local', 'kubernetes']).default('local'), help: 'where steps and agents run' },
+  executor: { schema: oneOf(['local', 'kubernetes']).default('local'), help: 'where steps and agents run' },
   kubeconfig: { schema: optionalString, help: 'kubeconfig path; absent → in-cluster config' },
   k8s_namespace: { schema: z.string().min(1).default('platform'), help: 'Kubernetes namespace for pods' },
   k8s_step_cpu: {
@@ -78,7 +88,7 @@ const settings = {
     help: 'memory limit of a pipeline step pod (Kubernetes quantity)',
   },
   runner_bwrap: {
-    schema: z.enum(['auto', 'never', 'required']).default('auto'),
+    schema: oneOf(['auto', 'never', 'required']).default('auto'),
     help: 'local steps in the bubblewrap sandbox: `auto` (when installed; as root: always, or steps are refused), `required`, or `never` (unsandboxed; refused as root)',
   },
   runner_uid: {
@@ -108,31 +118,34 @@ const settings = {
   artifact_expiry_default: {
     schema: z
       .string()
-      .regex(/^(\d+[dhms])+$/, 'a duration such as 30d, 12h, 90m or 1h30m')
+      .regex(/^(\d+[dhms])+$/, 'expected a duration such as 30d, 12h, 90m or 1h30m')
       .default('30d'),
     help: 'how long artifacts are kept when the definition gives no `expires`',
   },
   master_key: {
     schema: z
       .string()
-      .regex(/^[0-9a-fA-F]{64}$/, 'must be 32 bytes as 64 hex characters')
+      .regex(/^[0-9a-fA-F]{64}$/, 'expected 32 bytes as 64 hex characters')
       .optional(),
     help: 'secrets master key (64 hex chars); absent → generated once in `<data_dir>/master.key` (not in production)',
     secret: true,
   },
   smtp_host: { schema: optionalString, help: 'SMTP server; absent → email notifications disabled' },
-  smtp_port: { schema: int(1, 65535).default(587), help: 'SMTP port' },
+  smtp_port: { schema: int(1, 65535, 'a port number').default(587), help: 'SMTP port' },
   smtp_security: {
-    schema: z.enum(['starttls', 'tls', 'none']).default('starttls'),
+    schema: oneOf(['starttls', 'tls', 'none']).default('starttls'),
     help: '`starttls`, `tls` (implicit) or `none`',
   },
   smtp_user: { schema: optionalString, help: 'SMTP user' },
   smtp_password: { schema: optionalString, help: 'SMTP password', secret: true },
   smtp_from: { schema: z.string().min(3).default('platform@localhost'), help: 'sender address' },
   admin_name: { schema: z.string().min(1).default('admin'), help: 'bootstrap admin user name' },
-  admin_email: { schema: z.email().default('admin@localhost.localdomain'), help: 'bootstrap admin email' },
+  admin_email: {
+    schema: z.email({ error: 'expected an email address' }).default('admin@localhost.localdomain'),
+    help: 'bootstrap admin email',
+  },
   admin_password: {
-    schema: z.string().min(8, 'must be at least 8 characters').optional(),
+    schema: z.string().min(8, 'expected at least 8 characters').optional(),
     help: 'bootstrap admin password; absent → generated and printed once',
     secret: true,
   },
@@ -168,11 +181,11 @@ const settings = {
   },
   login_rate_window_seconds: { schema: int(1, 86_400).default(900), help: 'window of the login rate limit' },
   log_level: {
-    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    schema: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     help: 'log level',
   },
   log_format: {
-    schema: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    schema: oneOf(['auto', 'json', 'pretty']).default('auto'),
     help: '`auto`: human-readable on a terminal, JSON lines otherwise; or always `json` / `pretty`',
   },
   dev: { schema: bool.default(false), help: 'development conveniences (pretty logs)' },
@@ -191,7 +204,10 @@ export interface Config extends Omit<RawConfig, 'public_url' | 'secure_cookies'>
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\n` +
+        'Fix the setting(s) above; `platform config` shows every setting, its value and where it came from.',
+    );
     this.name = 'ConfigError';
   }
 }
@@ -211,14 +227,76 @@ export interface ConfigSources {
   flags?: Record<string, string | boolean>;
 }
 
+/** Where a setting's value came from. */
+export type SettingSource = 'default' | 'file' | 'environment' | 'flag';
+
+/** One setting as `platform config` shows it. */
+export interface SettingRow {
+  name: SettingName;
+  env: string;
+  /** Printable value: secrets masked, unset → `—`. */
+  value: string;
+  source: SettingSource;
+  /** `PLATFORM_PORT`, `--port`, `platform.yaml: port`, or what a derived default follows from. */
+  origin: string;
+  problem?: string;
+}
+
+export interface ConfigReport {
+  rows: SettingRow[];
+  /** Everything wrong, each naming where it came from (the ConfigError lines). */
+  problems: string[];
+  /** The validated configuration when there are no problems. */
+  config?: Config;
+}
+
 /**
- * Merges file < environment < flags, validates, and names every bad setting by where it came from
- * (`PLATFORM_PORT: expected a number …`). Throws ConfigError listing all problems.
+ * The closest of `candidates` to `word` (edit distance with transpositions, case-insensitive), when
+ * close enough to be the likely typo: at most 2 edits, and fewer than half the word's length.
  */
-export function loadConfig(sources: ConfigSources = {}): Config {
+export function closestName(word: string, candidates: readonly string[]): string | undefined {
+  const a = word.toLowerCase();
+  let best: { name: string; distance: number } | undefined;
+  for (const name of candidates) {
+    const b = name.toLowerCase();
+    const d = Array.from({ length: a.length + 1 }, (_, i) =>
+      Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+    );
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+        let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+        if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+          v = Math.min(v, d[i - 2]![j - 2]! + 1);
+        d[i]![j] = v;
+      }
+    }
+    const distance = d[a.length]![b.length]!;
+    if (!best || distance < best.distance) best = { name, distance };
+  }
+  return best && best.distance <= 2 && best.distance < a.length / 2 ? best.name : undefined;
+}
+
+function unknownSetting(what: string, suggestion: string | undefined): string {
+  return `${what}: unknown setting${suggestion ? `; did you mean ${suggestion}?` : ''} (\`platform config\` lists every setting)`;
+}
+
+/** A value as it appears in a message: quoted, shortened, never a secret. */
+function quoted(name: SettingName, value: unknown): string {
+  if (secretSettings.includes(name)) return `a value of ${String(value).length} characters (not shown)`;
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return `'${text.length > 80 ? `${text.slice(0, 77)}...` : text}'`;
+}
+
+/**
+ * Merges file < environment < flags, validates, and reports every setting with its value and where
+ * it came from; every bad setting is named by its origin and quotes what it got
+ * (`PLATFORM_PORT: expected a port number 1–65535, got 'abc'`).
+ */
+export function inspectConfig(sources: ConfigSources = {}): ConfigReport {
   const env = sources.env ?? process.env;
   const problems: string[] = [];
-  const raw: Record<string, { value: unknown; origin: string }> = {};
+  const raw: Record<string, { value: unknown; origin: string; source: SettingSource }> = {};
 
   if (sources.file) {
     let parsed: unknown;
@@ -229,11 +307,15 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     }
     if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
       for (const [key, value] of Object.entries(parsed)) {
-        if (!(key in settings)) problems.push(`config file ${sources.file}: unknown setting "${key}"`);
+        if (!(key in settings))
+          problems.push(
+            unknownSetting(`config file ${sources.file}: "${key}"`, closestName(key, settingNames)),
+          );
         else
           raw[key] = {
             value: typeof value === 'number' ? String(value) : value,
             origin: `${sources.file}: ${key}`,
+            source: 'file',
           };
       }
     } else if (parsed != null) {
@@ -245,59 +327,104 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     if (!key.startsWith('PLATFORM_') || nonConfigEnv.test(key) || value === undefined) continue;
     const name = key.slice('PLATFORM_'.length).toLowerCase();
     if (!(name in settings)) {
-      problems.push(`${key}: unknown setting (known: ${settingNames.map(envName).join(', ')})`);
+      problems.push(unknownSetting(key, closestName(key, settingNames.map(envName))));
       continue;
     }
     if (value === '') continue;
-    raw[name] = { value, origin: key };
+    raw[name] = { value, origin: key, source: 'environment' };
   }
 
   for (const [flag, value] of Object.entries(sources.flags ?? {})) {
     const name = flag.replace(/^--/, '').replaceAll('-', '_');
     if (!(name in settings)) {
-      problems.push(`--${flag}: unknown option`);
+      const suggestion = closestName(name, settingNames);
+      problems.push(
+        `--${flag}: unknown option${suggestion ? `; did you mean ${flagName(suggestion as SettingName)}?` : ''} (\`platform --help\` lists the options)`,
+      );
       continue;
     }
-    raw[name] = { value, origin: flagName(name as SettingName) };
+    raw[name] = { value, origin: flagName(name as SettingName), source: 'flag' };
   }
 
   const out: Record<string, unknown> = {};
+  const rowProblems = new Map<SettingName, string>();
   for (const name of settingNames) {
     const entry = raw[name];
     const result = settings[name].schema.safeParse(entry?.value);
     if (result.success) out[name] = result.data;
     else {
       const origin = entry?.origin ?? envName(name);
-      const message = result.error.issues.map((i) => i.message).join('; ');
-      problems.push(`${origin}: ${message}`);
+      const message = [...new Set(result.error.issues.map((i) => i.message))].join('; ');
+      const problem = `${origin}: ${message}${entry ? `, got ${quoted(name, entry.value)}` : ''}`;
+      problems.push(problem);
+      rowProblems.set(name, problem);
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
 
   const cfg = out as RawConfig;
-  const publicUrl = (cfg.public_url ?? `http://localhost:${cfg.port}`).replace(/\/+$/, '');
-  const config: Config = {
-    ...cfg,
-    data_dir: path.resolve(cfg.data_dir),
-    public_url: publicUrl,
-    secure_cookies: cfg.secure_cookies ?? publicUrl.startsWith('https://'),
+  const port = typeof cfg.port === 'number' ? cfg.port : 8080;
+  const publicUrl = (cfg.public_url ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  const derived: Partial<Record<SettingName, { value: unknown; origin: string }>> = {
+    data_dir: { value: path.resolve(cfg.data_dir ?? './data'), origin: '' },
+    public_url: { value: publicUrl, origin: raw.public_url ? '' : 'from PLATFORM_PORT' },
+    secure_cookies: {
+      value: cfg.secure_cookies ?? publicUrl.startsWith('https://'),
+      origin: raw.secure_cookies ? '' : 'from PLATFORM_PUBLIC_URL',
+    },
   };
 
-  if (config.env === 'production') {
-    const required: SettingName[] = ['master_key', 'database_url', 'admin_password'];
-    const missing = required.filter((n) => config[n] === undefined);
-    if (missing.length > 0) {
-      throw new ConfigError(
-        missing.map(
-          (n) => `${envName(n)}: required when PLATFORM_ENV=production (no generated defaults in production)`,
-        ),
-      );
+  let config: Config | undefined;
+  if (problems.length === 0) {
+    config = {
+      ...cfg,
+      data_dir: derived.data_dir!.value as string,
+      public_url: publicUrl,
+      secure_cookies: derived.secure_cookies!.value as boolean,
+    };
+    if (config.env === 'production') {
+      const required: SettingName[] = ['master_key', 'database_url', 'admin_password'];
+      for (const n of required.filter((r) => config![r] === undefined)) {
+        const problem = `${envName(n)}: required when PLATFORM_ENV=production (no generated defaults in production)`;
+        problems.push(problem);
+        rowProblems.set(n, problem);
+      }
+      if (problems.length > 0) config = undefined;
     }
   }
-  return config;
+
+  const rows = settingNames.map((name): SettingRow => {
+    const entry = raw[name];
+    const value = derived[name]?.value ?? (name in out ? out[name] : entry?.value);
+    const shown =
+      value === undefined || (Array.isArray(value) && value.length === 0)
+        ? '—'
+        : value === ''
+          ? '""'
+          : secretSettings.includes(name)
+            ? '******** (set)'
+            : Array.isArray(value)
+              ? value.join(',')
+              : String(value);
+    return {
+      name,
+      env: envName(name),
+      value: shown,
+      source: entry?.source ?? 'default',
+      origin: entry?.origin ?? derived[name]?.origin ?? '',
+      ...(rowProblems.has(name) ? { problem: rowProblems.get(name) } : {}),
+    };
+  });
+  return { rows, problems, ...(config ? { config } : {}) };
 }
 
-/** Markdown table of every setting (used to keep the README's table true). */
+/** The validated configuration; throws ConfigError listing every problem at once. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const report = inspectConfig(sources);
+  if (!report.config) throw new ConfigError(report.problems);
+  return report.config;
+}
+
+/** Markdown table of every setting and its default (the README's table: `platform config --reference`). */
 export function configTable(): string {
   const rows = settingNames.map((name) => {
     const s = settings[name];
@@ -309,6 +436,6 @@ export function configTable(): string {
 }
 
 /** Names of settings whose values must never be printed. */
-export const secretSettings = settingNames.filter(
+export const secretSettings: SettingName[] = settingNames.filter(
   (n) => 'secret' in settings[n] && settings[n].secret === true,
 );

@@ -1,58 +1,26 @@
 #!/usr/bin/env node
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readdirSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { type AuthService, createIdentity, generatePassword } from './auth/index.js';
-import { type Config, ConfigError, configTable, loadConfig } from './config.js';
+import { configCommand } from './cli/config-command.js';
+import { doctor } from './cli/doctor.js';
+import { commandHelp, commandNames, globalHelp, isCommand, UsageError, unknownName } from './cli/help.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
-import { deriveKey, loadMasterKey } from './core/keys.js';
+import { loadMasterKey } from './core/keys.js';
 import { createLogger, logDestination } from './core/logger.js';
 import { isPermission, type Permission } from './core/permissions.js';
 import { whileNoServerRuns } from './core/running.js';
-import { Mailer, notificationWebhookSecretsColumn } from './notify/index.js';
+import { notificationWebhookSecretsColumn } from './notify/index.js';
 import type { RbacService } from './rbac/index.js';
-import { createLocalRunner } from './runners/index.js';
 import { rotateSecretsKey } from './secrets/index.js';
 import { openStores, serve } from './server.js';
-import { closeDrivers, openDrivers, pendingMigrations } from './store/index.js';
+import { closeDrivers } from './store/index.js';
 import { VERSION } from './version.js';
 import { webhookSecretsColumn } from './webhooks/index.js';
-
-const USAGE = `platform ${VERSION} — forge, CI, auth, observability, notifications, secrets and CD in one service
-
-Usage: platform <command> [options]
-
-Commands:
-  serve                                   start the server (default: embedded PostgreSQL in ./data, port 8080)
-  migrate                                 apply pending database migrations and exit
-  admin create-user <name> <email> [--password P] [--role ROLE] [--type human|agent|service_account]
-  admin reset-password <name> [--password P]
-  admin create-token <user> [--token-name N] [--scopes a,b] [--expires-in-days D]
-  secrets rotate-key [--new-key HEX]      re-encrypt every secret and webhook signing secret with a new master
-                                          key (64 hex; generated when omitted); refused while a server runs
-  doctor                                  check git, database, cache, object store, executor and SMTP
-  config                                  print the table of settings
-  version                                 print the version
-
-Options:
-  --config <file>                         YAML/JSON config file (environment variables override it)
-  --<setting>                             any setting, e.g. --port 9000 --data-dir /srv/platform
-Every setting is also an environment variable PLATFORM_<SETTING>; see \`platform config\`.
-`;
 
 /** Options that belong to commands, not to the server configuration. */
 const commandOptions = new Set([
@@ -65,7 +33,11 @@ const commandOptions = new Set([
   'new-key',
   'help',
   'config',
+  'reference',
 ]);
+
+/** Command options that take no value. */
+const flagOnly = new Set(['help', 'reference']);
 
 /**
  * `--name value`, `--name=value` and bare `--flag` (then true). Command options go to `options`,
@@ -81,6 +53,10 @@ export function parseCommandLine(argv: string[]) {
       positionals.push(...argv.slice(i + 1));
       break;
     }
+    if (arg === '-h') {
+      options.help = true;
+      continue;
+    }
     if (!arg.startsWith('--') || arg.length === 2) {
       positionals.push(arg);
       continue;
@@ -89,7 +65,7 @@ export function parseCommandLine(argv: string[]) {
     const key = arg.slice(2, eq > 0 ? eq : undefined);
     let value: string | boolean = true;
     if (eq > 0) value = arg.slice(eq + 1);
-    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--') && key !== 'help') value = argv[++i]!;
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--') && !flagOnly.has(key)) value = argv[++i]!;
     if (commandOptions.has(key)) options[key] = value;
     else flags[key] = value;
   }
@@ -117,142 +93,40 @@ async function withIdentity<T>(
   }
 }
 
-async function doctor(config: Config): Promise<boolean> {
-  let ok = true;
-  const report = (good: boolean, what: string, detail: string, required = true) => {
-    say(`${good ? '✓' : required ? '✗' : '!'} ${what}: ${detail}`);
-    if (!good && required) ok = false;
-  };
-  const run = promisify(execFile);
-  for (const [bin, args, required, hint] of [
-    ['git', ['--version'], true, 'install git (apt-get install git)'],
-    ['git-lfs', ['--version'], false, 'install git-lfs for LFS support (apt-get install git-lfs)'],
-  ] as const) {
-    try {
-      const { stdout } = await run(bin, [...args], { timeout: 5000 });
-      report(true, bin, stdout.trim());
-    } catch {
-      report(false, bin, `not found — ${hint}`, required);
-    }
-  }
-  let drivers: Awaited<ReturnType<typeof openDrivers>> | undefined;
-  // The doctor looks, it does not set up: an empty data directory stays empty.
-  const initialised = existsSync(config.data_dir) && readdirSync(config.data_dir).length > 0;
-  if (!initialised && !config.database_url) {
-    report(
-      false,
-      'database',
-      `embedded PostgreSQL not initialised yet in ${path.resolve(config.data_dir, 'postgres')} — the first \`platform serve\` (or \`platform migrate\`) creates it`,
-      false,
-    );
-  }
-  try {
-    if (!initialised && !config.database_url) throw new SkipChecks();
-    const keyKnown = Boolean(config.master_key) || existsSync(path.join(config.data_dir, 'master.key'));
-    drivers = await openDrivers(
-      config,
-      keyKnown ? deriveKey(loadMasterKey(config), 'object-urls') : randomBytes(32),
-      { command: 'doctor' },
-    );
-    const pending = await pendingMigrations(drivers.db.db);
-    report(
-      pending.length === 0,
-      'database',
-      `${drivers.db.kind} reachable; ${pending.length === 0 ? 'schema up to date' : `${pending.length} migrations pending — run \`platform migrate\` (\`platform serve\` applies them at start-up)`}`,
-      false,
-    );
-    for (const [name, fn] of [
-      ['cache', () => drivers!.cache.ping()],
-      ['pub/sub', () => drivers!.pubsub.ping()],
-      ['object store', () => drivers!.objects.ping()],
-    ] as const) {
-      try {
-        await fn();
-        report(true, name, 'reachable');
-      } catch (err) {
-        report(false, name, `${(err as Error).message} — check its PLATFORM_* settings`);
-      }
-    }
-  } catch (err) {
-    if (err instanceof SkipChecks) {
-      // reported above
-    } else
-      report(
-        false,
-        'database',
-        `${(err as Error).message} — check PLATFORM_DATABASE_URL or the data directory`,
-      );
-  } finally {
-    if (drivers) await closeDrivers(drivers);
-  }
-  if (config.executor === 'local') {
-    // The same decision the runner makes before each step: a working sandbox, unsandboxed (as a
-    // normal user, said in every step log), or refused (root without a working bubblewrap).
-    const runner = createLocalRunner({
-      workRoot: path.join(config.pipeline_workspace_dir ?? path.join(config.data_dir, 'workspaces'), 'runs'),
-      bwrap: config.runner_bwrap,
-      sandboxUser: { uid: config.runner_uid, gid: config.runner_uid },
-      readOnlyPaths: config.runner_readonly_paths,
-    });
-    try {
-      const isolation = await runner.isolation();
-      if (isolation.mode === 'sandbox')
-        report(true, 'executor', `local, steps sandboxed: ${isolation.reason}`);
-      else if (isolation.mode === 'unsandboxed')
-        report(
-          false,
-          'executor',
-          `local, steps NOT sandboxed: ${isolation.reason} (apt-get install bubblewrap)`,
-          false,
-        );
-      else report(false, 'executor', `local, steps refused: ${isolation.reason}`);
-    } catch (err) {
-      report(false, 'executor', `local: ${(err as Error).message}`);
-    }
-  } else {
-    report(
-      Boolean(config.kubeconfig) || Boolean(process.env.KUBERNETES_SERVICE_HOST),
-      'executor',
-      'kubernetes: needs PLATFORM_KUBECONFIG or in-cluster credentials',
-    );
-  }
-  if (config.smtp_host) {
-    const where = `${config.smtp_host}:${config.smtp_port} (${config.smtp_security})`;
-    const mailer = new Mailer(config, 5000);
-    try {
-      await mailer.verify();
-      report(true, 'smtp', `${where}: connected${config.smtp_user ? ' and authenticated' : ''}`);
-    } catch (err) {
-      report(false, 'smtp', `${where}: ${(err as Error).message} — check PLATFORM_SMTP_*`);
-    } finally {
-      mailer.close();
-    }
-  } else {
-    report(true, 'smtp', 'not configured (email notifications off; set PLATFORM_SMTP_HOST)');
-  }
-  return ok;
-}
-
 export async function main(argv: string[]): Promise<number> {
   const { positionals, flags, options } = parseCommandLine(argv);
   const [command = 'help', sub, ...rest] = positionals;
-  if (command === 'help' || options.help) {
-    process.stdout.write(USAGE);
+  if (!isCommand(command)) {
+    throw new UsageError(unknownName('command', command, commandNames));
+  }
+  if (command === 'help') {
+    if (sub === undefined) process.stdout.write(globalHelp());
+    else if (isCommand(sub)) process.stdout.write(commandHelp(sub));
+    else throw new UsageError(unknownName('command', sub, commandNames));
+    return 0;
+  }
+  if (options.help) {
+    process.stdout.write(commandHelp(command));
     return 0;
   }
   if (command === 'version') {
     say(VERSION);
     return 0;
   }
-  if (command === 'config') {
-    say(configTable());
-    return 0;
-  }
-  const config = loadConfig({
+  const sources = {
     env: process.env,
     file: typeof options.config === 'string' ? options.config : undefined,
     flags,
-  });
+  };
+  if (command === 'config') {
+    return configCommand(
+      sources,
+      options.reference === true,
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  }
+  const config = loadConfig(sources);
   switch (command) {
     case 'serve':
       await serve(config);
@@ -269,11 +143,10 @@ export async function main(argv: string[]): Promise<number> {
       return admin(config, sub, rest, options);
     case 'secrets':
       return secrets(config, sub, options);
-    default:
-      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
-      return 2;
   }
 }
+
+const adminCommands = ['create-user', 'reset-password', 'create-token'];
 
 async function admin(
   config: Config,
@@ -285,8 +158,7 @@ async function admin(
   switch (sub) {
     case 'create-user': {
       const [name, email] = args;
-      if (!name || !email)
-        throw new UsageError('admin create-user <name> <email> [--password P] [--role ROLE]');
+      if (!name || !email) throw new UsageError('admin create-user needs <name> and <email>', 'admin');
       const password = str('password') ?? generatePassword();
       const userType = (str('type') ?? 'human') as 'human' | 'agent' | 'service_account';
       await withIdentity(config, 'admin create-user', async (auth, rbac) => {
@@ -300,7 +172,7 @@ async function admin(
     }
     case 'reset-password': {
       const [name] = args;
-      if (!name) throw new UsageError('admin reset-password <name> [--password P]');
+      if (!name) throw new UsageError('admin reset-password needs the user <name>', 'admin');
       const password = str('password') ?? generatePassword();
       await withIdentity(config, 'admin reset-password', (auth) =>
         auth.resetPassword(systemActor, name, password),
@@ -311,20 +183,21 @@ async function admin(
     }
     case 'create-token': {
       const [name] = args;
-      if (!name)
-        throw new UsageError(
-          'admin create-token <user> [--token-name N] [--scopes a,b] [--expires-in-days D]',
-        );
+      if (!name) throw new UsageError('admin create-token needs the <user> the token is for', 'admin');
       const scopes = str('scopes')
         ?.split(',')
         .map((s) => s.trim())
         .filter(Boolean);
       const bad = scopes?.filter((s) => !isPermission(s));
-      if (bad && bad.length > 0) throw new UsageError(`unknown scopes: ${bad.join(', ')}`);
+      if (bad && bad.length > 0)
+        throw new UsageError(
+          `unknown scopes: ${bad.join(', ')} (a scope is a permission such as project:read)`,
+          'admin',
+        );
       const days = str('expires-in-days');
       const expiresAt = days ? new Date(Date.now() + Number(days) * 86_400_000) : null;
       if (expiresAt && Number.isNaN(expiresAt.getTime()))
-        throw new UsageError('--expires-in-days must be a number');
+        throw new UsageError(`--expires-in-days: expected a number of days, got '${days}'`, 'admin');
       const token = await withIdentity(config, 'admin create-token', (auth) =>
         auth.createTokenForUser(systemActor, name, {
           name: str('token-name') ?? 'cli',
@@ -336,7 +209,12 @@ async function admin(
       return 0;
     }
     default:
-      throw new UsageError('admin create-user | reset-password | create-token');
+      throw new UsageError(
+        sub
+          ? unknownName('admin command', sub, adminCommands)
+          : `admin needs a command: ${adminCommands.join(', ')}`,
+        'admin',
+      );
   }
 }
 
@@ -352,14 +230,22 @@ async function secrets(
   sub: string | undefined,
   options: Record<string, string | boolean>,
 ): Promise<number> {
-  if (sub !== 'rotate-key') throw new UsageError('secrets rotate-key [--new-key <64 hex>]');
+  if (sub !== 'rotate-key')
+    throw new UsageError(
+      sub ? unknownName('secrets command', sub, ['rotate-key']) : 'secrets needs a command: rotate-key',
+      'secrets',
+    );
   const given = options['new-key'];
   if (given !== undefined && (typeof given !== 'string' || !/^[0-9a-f]{64}$/i.test(given))) {
-    throw new UsageError('secrets rotate-key [--new-key <64 hex characters>]');
+    throw new UsageError(
+      `--new-key: expected 64 hex characters, got ${typeof given === 'string' ? `${given.length} characters` : 'no value'}`,
+      'secrets',
+    );
   }
   const oldKey = loadMasterKey(config);
   const newKey = typeof given === 'string' ? Buffer.from(given, 'hex') : randomBytes(32);
-  if (newKey.equals(oldKey)) throw new UsageError('secrets rotate-key: the new key is the current key');
+  if (newKey.equals(oldKey))
+    throw new UsageError('secrets rotate-key: the new key is the current key; give another one', 'secrets');
   const fromConfig = Boolean(config.master_key);
   const keyFile = path.join(config.data_dir, 'master.key');
   const pendingFile = `${keyFile}.new`;
@@ -411,9 +297,6 @@ async function secrets(
   return 0;
 }
 
-class UsageError extends Error {}
-class SkipChecks extends Error {}
-
 function isEntryPoint(): boolean {
   try {
     return Boolean(process.argv[1]) && import.meta.url === pathToFileURL(realpathSync(process.argv[1]!)).href;
@@ -429,8 +312,10 @@ if (isEntryPoint()) {
     },
     (err: unknown) => {
       if (err instanceof ConfigError) process.stderr.write(`platform: ${err.message}\n`);
-      else if (err instanceof UsageError) process.stderr.write(`usage: platform ${err.message}\n`);
-      else if (err instanceof AppError) process.stderr.write(`platform: ${err.message}\n`);
+      else if (err instanceof UsageError) {
+        process.stderr.write(err.describe());
+        process.exit(2);
+      } else if (err instanceof AppError) process.stderr.write(`platform: ${err.message}\n`);
       else process.stderr.write(`platform: ${(err as Error).stack ?? String(err)}\n`);
       process.exit(1);
     },

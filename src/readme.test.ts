@@ -10,7 +10,7 @@ describe('README', () => {
     expect(readme).toContain('npm ci && npm test');
   });
 
-  it('documents every setting exactly as `platform config` prints it', () => {
+  it('documents every setting exactly as `platform config --reference` prints it', () => {
     expect(readme).toContain(configTable());
   });
 });

@@ -3,7 +3,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** One registry per app instance (tests run several in one process). */
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'platform_process_' });
+  // The default metrics are already named process_* and nodejs_*: the prefix adds only `platform_`.
+  collectDefaultMetrics({ register: registry, prefix: 'platform_' });
   return {
     registry,
     httpRequests: new Counter({
