@@ -263,6 +263,7 @@ describe.skipIf(servicesMissing)(`notifications (${storeMode})`, () => {
     expect(read.body.read_at).toEqual(expect.any(String));
     const again = await t.request('PATCH', `/api/notifications/${target}/read`, { token: u.token });
     expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: 'conflict', reason: 'notify.not_readable' });
     const foreign = await t.request('PATCH', `/api/notifications/${target}/read`, { token: other.token });
     expect(foreign.status).toBe(404);
 
@@ -378,6 +379,11 @@ describe.skipIf(servicesMissing)(`notifications (${storeMode})`, () => {
           body: { url: bad },
         });
         expect(r.status, bad).toBe(400);
+        // file: is not an http(s) URL at all (the body schema refuses it); the others reach the guard.
+        if (!bad.startsWith('file:')) {
+          expect(r.body.error.reason, bad).toBe('notify.webhook_url_refused');
+          expect(r.body.error.message, bad).toContain('PLATFORM_OUTBOUND_ALLOW_LIST');
+        }
       }
     });
 

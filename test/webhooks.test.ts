@@ -316,7 +316,9 @@ describe.skipIf(servicesMissing)(`project webhooks (${storeMode})`, () => {
 
     const asDev = (method: string, url: string, b?: unknown) =>
       t.request(method, url, { token: dev.token, ...(b ? { body: b } : {}) });
-    expectStableError(await asDev('GET', hooksUrl(internal)), 403, 'forbidden');
+    const refused = await asDev('GET', hooksUrl(internal));
+    expectStableError(refused, 403, 'forbidden');
+    expect(refused.body.error.reason).toBe('webhook.owner_only');
     expectStableError(await asDev('POST', hooksUrl(internal), body), 403, 'forbidden');
     expectStableError(await asDev('GET', `${hooksUrl(internal)}/${hook.id}`), 403, 'forbidden');
     expectStableError(
@@ -699,6 +701,11 @@ describe.skipIf(servicesMissing)(`project webhooks (${storeMode})`, () => {
         expectStableError(res, 422, 'unprocessable');
         expect(res.body.error.details[0], url).toMatchObject({ path: 'body.url', reason });
         expect(res.body.error.message, url).toMatch(/^webhook URL refused: /);
+        // The refusal names the setting that admits a local receiver.
+        if (reason === 'blocked') {
+          expect(res.body.error.reason, url).toBe('webhook.non_public_address');
+          expect(res.body.error.message, url).toContain('PLATFORM_OUTBOUND_ALLOW_LIST');
+        } else expect(res.body.error.reason, url).toBe('webhook.invalid_url');
       }
       const rows = await plain.platform.drivers.db.db
         .selectFrom('webhooks')

@@ -3,6 +3,16 @@ import { type AnyRouteDef, type Principal, paginationQuery, route, uuidParam } f
 import { type EventStream, openEventStream } from '../core/sse.js';
 import type { PubSub } from '../store/pubsub/index.js';
 import { notificationChannels, notificationStatuses } from '../store/schema.js';
+import { NOTIFY_REASONS } from './reasons.js';
+import {
+  NotificationListSchema,
+  NotificationPreferencesSchema,
+  NotificationSchema,
+  NotificationWebhookListSchema,
+  NotificationWebhookSchema,
+  ReadAllSchema,
+  UnreadCountSchema,
+} from './schemas.js';
 import type { NotifyService } from './service.js';
 import { userChannel } from './types.js';
 
@@ -50,6 +60,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       tags: ['notifications'],
       access: { self: 'project:read' },
       query: listQuery,
+      response: NotificationListSchema,
       handler: async ({ query, requirePrincipal }) => {
         const p = requirePrincipal();
         return service.list(p.userId, query, onlyProject(p));
@@ -61,6 +72,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       summary: 'Number of unread in-app notifications of the caller',
       tags: ['notifications'],
       access: { self: 'project:read' },
+      response: UnreadCountSchema,
       handler: async ({ requirePrincipal }) => ({
         count: await service.unreadCount(requirePrincipal().userId, onlyProject(requirePrincipal())),
       }),
@@ -72,6 +84,8 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       tags: ['notifications'],
       access: { self: 'project:read' },
       params: uuidParam,
+      response: NotificationSchema,
+      reasons: [NOTIFY_REASONS.notInApp, NOTIFY_REASONS.notReadable],
       handler: async ({ params, requirePrincipal, actor }) =>
         service.markRead(actor, requirePrincipal().userId, params.id, onlyProject(requirePrincipal())),
     }),
@@ -81,6 +95,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       summary: "Mark all of the caller's in-app notifications read",
       tags: ['notifications'],
       access: { self: 'project:read' },
+      response: ReadAllSchema,
       handler: async ({ requirePrincipal, actor }) => ({
         updated: await service.markAllRead(actor, requirePrincipal().userId, onlyProject(requirePrincipal())),
       }),
@@ -91,6 +106,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       summary: "The caller's notification preferences (types not listed use the defaults)",
       tags: ['notifications'],
       access: 'authenticated',
+      response: NotificationPreferencesSchema,
       handler: async ({ requirePrincipal }) => ({
         items: await service.preferences(requirePrincipal().userId),
         defaults: DEFAULTS_DESCRIPTION,
@@ -103,6 +119,8 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       tags: ['notifications'],
       access: { self: 'account' },
       body: preferencesBody,
+      response: NotificationPreferencesSchema,
+      reasons: [NOTIFY_REASONS.duplicatePreference],
       handler: async ({ body, requirePrincipal, actor }) => ({
         items: await service.setPreferences(actor, requirePrincipal().userId, body.items),
         defaults: DEFAULTS_DESCRIPTION,
@@ -115,6 +133,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       tags: ['notifications'],
       // Their URLs often carry credentials: a full credential, like changing them.
       access: { self: 'account' },
+      response: NotificationWebhookListSchema,
       handler: async ({ requirePrincipal }) => ({
         items: await service.webhooks(requirePrincipal().userId),
         next_cursor: null,
@@ -128,6 +147,8 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       access: { self: 'account' },
       body: webhookBody,
       status: 201,
+      response: NotificationWebhookSchema,
+      reasons: [NOTIFY_REASONS.webhookUrlRefused, NOTIFY_REASONS.webhookLimit],
       handler: async ({ body, requirePrincipal, actor }) =>
         service.createWebhook(actor, requirePrincipal().userId, body),
     }),
@@ -138,6 +159,7 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       tags: ['notifications'],
       access: { self: 'account' },
       params: uuidParam,
+      status: 204,
       handler: async ({ params, requirePrincipal, actor }) => {
         await service.deleteWebhook(actor, requirePrincipal().userId, params.id);
         return undefined;
@@ -150,6 +172,11 @@ export function notifyRoutes(service: NotifyService, pubsub: PubSub, streams: St
       tags: ['notifications'],
       access: { self: 'project:read' },
       raw: true,
+      produces: {
+        contentType: 'text/event-stream',
+        description:
+          '`ready` with the unread count, then one `notification` event per delivered in-app notification',
+      },
       handler: async ({ req, reply, requirePrincipal }) => {
         const userId = requirePrincipal().userId;
         const only = onlyProject(requirePrincipal());

@@ -1,84 +1,32 @@
-import { type Selectable, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { writeAudit } from '../core/audit.js';
 import { badRequest, conflict, notFound } from '../core/errors.js';
 import type { Actor } from '../core/http.js';
-import { OutboundClient, OutboundError } from '../core/outbound.js';
-import { type Page, pageByTime } from '../core/pagination.js';
-import { openSealed, type SealedColumn, seal, secretsKey } from '../secrets/index.js';
+import { OutboundClient } from '../core/outbound.js';
+import type { Page } from '../core/pagination.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
-import {
-  type NotificationChannel,
-  type NotificationStatus,
-  type NotificationsTable,
-  notificationStatusTransitions,
-} from '../store/schema.js';
+import type { NotificationChannel } from '../store/schema.js';
 import { validAddress } from './email.js';
 import {
-  emailedByDefault,
-  type NotificationView,
-  type NotificationWebhookView,
-  type NotifyInput,
-  type NotifyOptions,
-  type PreferenceView,
-} from './types.js';
-
-export type NotificationRow = Selectable<NotificationsTable>;
-type Row = NotificationRow;
-
-const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
-
-export function notificationView(r: Row): NotificationView {
-  return {
-    id: r.id,
-    type: r.type,
-    subject: r.subject,
-    body: r.body,
-    channel: r.channel,
-    status: r.status,
-    project_id: r.project_id,
-    ref_type: r.ref_type,
-    ref_id: r.ref_id,
-    group_count: r.group_count,
-    attempts: r.attempts,
-    error: r.error,
-    created_at: iso(r.created_at)!,
-    sent_at: iso(r.sent_at),
-    read_at: iso(r.read_at),
-  };
-}
-
-export interface ListFilter {
-  status?: NotificationStatus;
-  type?: string;
-  channel: NotificationChannel | 'all';
-  limit: number;
-  cursor?: string;
-}
-
-/** Binds a webhook's signing secret to its owner and URL: a ciphertext copied elsewhere fails to open. */
-const webhookAad = (userId: string, url: string) => Buffer.from(`notification_webhook\0${userId}\0${url}`);
-
-/** Notification webhook signing secrets, for `secrets rotate-key`: re-sealed in the rotation's transaction. */
-export const notificationWebhookSecretsColumn: SealedColumn = {
-  name: 'notification_webhooks.secret_ciphertext',
-  async reencrypt(trx, rekey) {
-    const rows = await trx
-      .selectFrom('notification_webhooks')
-      .select(['id', 'user_id', 'url', 'secret_ciphertext'])
-      .where('secret_ciphertext', 'is not', null)
-      .forUpdate()
-      .execute();
-    for (const row of rows) {
-      await trx
-        .updateTable('notification_webhooks')
-        .set({ secret_ciphertext: rekey(row.secret_ciphertext!, webhookAad(row.user_id, row.url)) })
-        .where('id', '=', row.id)
-        .execute();
-    }
-    return rows.length;
-  },
-};
+  emailsLastHour,
+  foldIntoDigest,
+  insertNotifications,
+  type ListFilter,
+  listNotifications,
+  lockNotification,
+  type NotificationContent,
+  notificationView,
+  preferencesOf,
+  recipientsOf,
+  replacePreferences,
+  unreadCount,
+} from './queries.js';
+import { NOTIFY_REASONS } from './reasons.js';
+import type { NotificationView, NotificationWebhookView, PreferenceView } from './schemas.js';
+import { markNotificationsRead, READABLE } from './transitions.js';
+import { emailedByDefault, type NotifyInput, type NotifyOptions } from './types.js';
+import { UserWebhooks } from './user-webhooks.js';
 
 /**
  * Notifications: the outbox writer (`notify`, called in the caller's transaction), the user's inbox
@@ -86,18 +34,20 @@ export const notificationWebhookSecretsColumn: SealedColumn = {
  */
 export class NotifyService {
   private outboundClient: OutboundClient;
+  private readonly hooks: UserWebhooks;
   /** Called after rows were written, so the worker looks soon (it also polls). */
   onEnqueued: () => void = () => {};
 
   constructor(
     private readonly db: Db,
-    private readonly masterKey: Buffer,
+    masterKey: Buffer,
     /** Shared with the worker; `configure` changes it in place. */
     readonly options: NotifyOptions,
     private readonly emailEnabled: boolean,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     this.outboundClient = this.buildOutbound();
+    this.hooks = new UserWebhooks(db, masterKey, options, () => this.outboundClient, log);
   }
 
   private buildOutbound(): OutboundClient {
@@ -128,27 +78,8 @@ export class NotifyService {
     if (userIds.length === 0) return 0;
     const type = input.type;
     if (!type) throw new Error('notification type is required');
-    const [users, prefs, hooks] = await Promise.all([
-      db
-        .selectFrom('users')
-        .select(['id', 'email'])
-        .where('id', 'in', userIds)
-        .where('is_active', '=', true)
-        .execute(),
-      db
-        .selectFrom('notification_preferences')
-        .select(['user_id', 'event_type', 'channels'])
-        .where('user_id', 'in', userIds)
-        .where('event_type', 'in', [type, '*'])
-        .execute(),
-      db
-        .selectFrom('notification_webhooks')
-        .select(['user_id', 'url'])
-        .where('user_id', 'in', userIds)
-        .where('is_active', '=', true)
-        .execute(),
-    ]);
-    const base = {
+    const { users, prefs, hooks } = await recipientsOf(db, userIds, type);
+    const base: NotificationContent = {
       project_id: input.projectId ?? null,
       type,
       subject: input.subject,
@@ -156,11 +87,7 @@ export class NotifyService {
       ref_type: input.refType ?? null,
       ref_id: input.refId ?? null,
     };
-    const rows: (typeof base & {
-      user_id: string;
-      channel: NotificationChannel;
-      recipient: string | null;
-    })[] = [];
+    const rows: Parameters<typeof insertNotifications>[1] = [];
     const emailTo: { userId: string; email: string }[] = [];
     for (const user of users) {
       const own = prefs.filter((p) => p.user_id === user.id);
@@ -179,98 +106,46 @@ export class NotifyService {
       const email = validAddress(user.email);
       if (channels.has('email') && this.emailEnabled && email) emailTo.push({ userId: user.id, email });
     }
-    if (rows.length > 0) {
-      await db
-        .insertInto('notifications')
-        .values(rows.map((r) => ({ ...r, next_attempt_at: sql<Date>`now()` })))
-        .execute();
-    }
+    await insertNotifications(db, rows);
     for (const e of emailTo) await this.enqueueEmail(db, e.userId, e.email, base);
     this.onEnqueued();
     return rows.length + emailTo.length;
   }
 
   /**
-   * One e-mail row, or — past the user's hourly limit — a fold into the user's pending digest (the
-   * partial unique index on (user, channel, group_key) keeps one). A per-user advisory lock makes the
-   * count-then-insert exact under concurrent transactions.
+   * One e-mail row, or — past the user's hourly limit — a fold into the user's pending digest. A
+   * per-user advisory lock makes the count-then-insert exact under concurrent transactions.
    */
   private async enqueueEmail(
     db: DbOrTx,
     userId: string,
     email: string,
-    n: {
-      project_id: string | null;
-      type: string;
-      subject: string;
-      body: string;
-      ref_type: string | null;
-      ref_id: string | null;
-    },
+    n: NotificationContent,
   ): Promise<void> {
     await sql`select pg_advisory_xact_lock(hashtext(${`notify.email:${userId}`}))`.execute(db);
-    const counted = await db
-      .selectFrom('notifications')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('user_id', '=', userId)
-      .where('channel', '=', 'email')
-      .where('status', 'in', ['pending', 'sent'])
-      .where('created_at', '>', sql<Date>`now() - interval '1 hour'`)
-      .executeTakeFirstOrThrow();
-    if (Number(counted.n) < this.options.emailHourlyLimit) {
-      await db
-        .insertInto('notifications')
-        .values({
-          ...n,
-          user_id: userId,
-          channel: 'email',
-          recipient: email,
-          next_attempt_at: sql<Date>`now()`,
-        })
-        .execute();
+    if ((await emailsLastHour(db, userId)) < this.options.emailHourlyLimit) {
+      await insertNotifications(db, [{ ...n, user_id: userId, channel: 'email', recipient: email }]);
       return;
     }
-    const line = `- ${n.subject.replace(/[\r\n]+/g, ' ')}`;
-    const delaySeconds = this.options.digestDelayMs / 1000;
-    await sql`
-      insert into notifications (user_id, channel, type, subject, body, recipient, group_key, group_count, next_attempt_at)
-      values (${userId}, 'email', 'digest', 'Notification digest', ${line}, ${email}, 'digest', 1,
-              now() + make_interval(secs => ${delaySeconds}))
-      on conflict (user_id, channel, group_key) where status = 'pending' and group_key is not null
-      do update set group_count = notifications.group_count + 1,
-        body = case when notifications.group_count < ${this.options.digestMaxLines}
-                    then notifications.body || E'\n' || excluded.body else notifications.body end`.execute(
-      db,
-    );
+    await foldIntoDigest(db, {
+      userId,
+      email,
+      line: `- ${n.subject.replace(/[\r\n]+/g, ' ')}`,
+      delaySeconds: this.options.digestDelayMs / 1000,
+      maxLines: this.options.digestMaxLines,
+    });
   }
 
   /**
    * `onlyProject`: the caller's token is restricted to that project, so it sees only notifications
    * about it (02-identity: a token is an upper bound on self-service routes too).
    */
-  async list(
-    userId: string,
-    f: ListFilter,
-    onlyProject: string | null = null,
-  ): Promise<Page<NotificationView>> {
-    let q = this.db.selectFrom('notifications').selectAll().where('user_id', '=', userId);
-    if (onlyProject) q = q.where('project_id', '=', onlyProject);
-    if (f.channel !== 'all') q = q.where('channel', '=', f.channel);
-    if (f.status) q = q.where('status', '=', f.status);
-    if (f.type) q = q.where('type', '=', f.type);
-    return pageByTime(q, { time: 'created_at', id: 'id' }, f, notificationView);
+  list(userId: string, f: ListFilter, onlyProject: string | null = null): Promise<Page<NotificationView>> {
+    return listNotifications(this.db, userId, f, onlyProject);
   }
 
-  async unreadCount(userId: string, onlyProject: string | null = null): Promise<number> {
-    const r = await this.db
-      .selectFrom('notifications')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('user_id', '=', userId)
-      .$if(onlyProject !== null, (q) => q.where('project_id', '=', onlyProject!))
-      .where('channel', '=', 'in_app')
-      .where('status', 'in', ['pending', 'sent'])
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
+  unreadCount(userId: string, onlyProject: string | null = null): Promise<number> {
+    return unreadCount(this.db, userId, onlyProject);
   }
 
   /** Marks one in-app notification of the caller read (pending/sent → read; anything else is 409). */
@@ -281,31 +156,20 @@ export class NotifyService {
     onlyProject: string | null = null,
   ): Promise<NotificationView> {
     return transaction(this.db, async (trx) => {
-      const row = (await trx
-        .selectFrom('notifications')
-        .selectAll()
-        .where('id', '=', id)
-        .where('user_id', '=', userId)
-        .$if(onlyProject !== null, (q) => q.where('project_id', '=', onlyProject!))
-        .forUpdate()
-        .executeTakeFirst()) as Row | undefined;
+      const row = await lockNotification(trx, userId, id, onlyProject);
       if (!row) throw notFound('notification');
       if (row.channel !== 'in_app') {
         throw conflict('only in-app notifications can be marked read', [
           { message: `channel is ${row.channel}`, channel: row.channel },
-        ]);
+        ]).because(NOTIFY_REASONS.notInApp);
       }
-      if (!notificationStatusTransitions[row.status].includes('read')) {
-        throw conflict(`notification is ${row.status}`, [
+      const refused = () =>
+        conflict(`notification is ${row.status}`, [
           { message: `status is ${row.status}`, status: row.status },
-        ]);
-      }
-      const updated = (await trx
-        .updateTable('notifications')
-        .set({ status: 'read', read_at: sql<Date>`now()` })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow()) as Row;
+        ]).because(NOTIFY_REASONS.notReadable);
+      if (!READABLE.includes(row.status)) throw refused();
+      const [updated] = await markNotificationsRead(trx, { userId, id, projectId: onlyProject });
+      if (!updated) throw refused();
       await writeAudit(trx, {
         actor,
         action: 'notification.read',
@@ -319,15 +183,7 @@ export class NotifyService {
 
   async markAllRead(actor: Actor, userId: string, onlyProject: string | null = null): Promise<number> {
     return transaction(this.db, async (trx) => {
-      const r = await trx
-        .updateTable('notifications')
-        .set({ status: 'read', read_at: sql<Date>`now()` })
-        .where('user_id', '=', userId)
-        .$if(onlyProject !== null, (q) => q.where('project_id', '=', onlyProject!))
-        .where('channel', '=', 'in_app')
-        .where('status', 'in', ['pending', 'sent'])
-        .executeTakeFirst();
-      const updated = Number(r.numUpdatedRows);
+      const updated = (await markNotificationsRead(trx, { userId, projectId: onlyProject })).length;
       await writeAudit(trx, {
         actor,
         action: 'notification.read_all',
@@ -338,37 +194,23 @@ export class NotifyService {
     });
   }
 
-  async preferences(userId: string): Promise<PreferenceView[]> {
-    const rows = await this.db
-      .selectFrom('notification_preferences')
-      .select(['event_type', 'channels'])
-      .where('user_id', '=', userId)
-      .orderBy('event_type')
-      .execute();
-    return rows.map((r) => ({ event_type: r.event_type, channels: [...r.channels] }));
+  preferences(userId: string): Promise<PreferenceView[]> {
+    return preferencesOf(this.db, userId);
   }
 
   /** Replaces the caller's preferences with the given set (types not listed fall back to the defaults). */
   async setPreferences(actor: Actor, userId: string, items: PreferenceView[]): Promise<PreferenceView[]> {
     const seen = new Set<string>();
     for (const item of items) {
-      if (seen.has(item.event_type)) throw badRequest(`event type ${item.event_type} listed twice`);
+      if (seen.has(item.event_type)) {
+        throw badRequest(`event type ${item.event_type} listed twice`).because(
+          NOTIFY_REASONS.duplicatePreference,
+        );
+      }
       seen.add(item.event_type);
     }
     await transaction(this.db, async (trx) => {
-      await trx.deleteFrom('notification_preferences').where('user_id', '=', userId).execute();
-      if (items.length > 0) {
-        await trx
-          .insertInto('notification_preferences')
-          .values(
-            items.map((i) => ({
-              user_id: userId,
-              event_type: i.event_type,
-              channels: sql<NotificationChannel[]>`${[...new Set(i.channels)]}::text[]`,
-            })),
-          )
-          .execute();
-      }
+      await replacePreferences(trx, userId, items);
       await writeAudit(trx, {
         actor,
         action: 'notification_preferences.update',
@@ -380,112 +222,24 @@ export class NotifyService {
     return this.preferences(userId);
   }
 
-  async webhooks(userId: string): Promise<NotificationWebhookView[]> {
-    const rows = await this.db
-      .selectFrom('notification_webhooks')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .orderBy('created_at')
-      .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      url: r.url,
-      is_active: r.is_active,
-      has_secret: r.secret_ciphertext !== null,
-      created_at: iso(r.created_at)!,
-    }));
+  webhooks(userId: string): Promise<NotificationWebhookView[]> {
+    return this.hooks.list(userId);
   }
 
-  /** Adds a user-level webhook; the URL must pass the SSRF guard now (and is checked again per delivery). */
-  async createWebhook(
+  createWebhook(
     actor: Actor,
     userId: string,
     input: { url: string; secret?: string | undefined },
   ): Promise<NotificationWebhookView> {
-    try {
-      await this.outbound.check(input.url);
-    } catch (err) {
-      if (err instanceof OutboundError) {
-        throw badRequest('webhook URL refused', [{ path: 'body.url', message: err.message }]);
-      }
-      throw err;
-    }
-    const key = secretsKey(this.masterKey);
-    const row = await transaction(this.db, async (trx) => {
-      const count = await trx
-        .selectFrom('notification_webhooks')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('user_id', '=', userId)
-        .executeTakeFirstOrThrow();
-      if (Number(count.n) >= this.options.maxWebhooksPerUser) {
-        throw conflict(`at most ${this.options.maxWebhooksPerUser} notification webhooks per user`);
-      }
-      const created = await trx
-        .insertInto('notification_webhooks')
-        .values({
-          user_id: userId,
-          url: input.url,
-          secret_ciphertext: input.secret ? seal(key, input.secret, webhookAad(userId, input.url)) : null,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await writeAudit(trx, {
-        actor,
-        action: 'notification_webhook.create',
-        resourceType: 'notification_webhook',
-        resourceId: created.id,
-        // Webhook URLs often carry a token in the path (chat integrations): only the host is audited.
-        detail: { host: new URL(input.url).host },
-      });
-      return created;
-    });
-    return {
-      id: row.id,
-      url: row.url,
-      is_active: row.is_active,
-      has_secret: row.secret_ciphertext !== null,
-      created_at: iso(row.created_at)!,
-    };
+    return this.hooks.create(actor, userId, input);
   }
 
-  async deleteWebhook(actor: Actor, userId: string, id: string): Promise<void> {
-    await transaction(this.db, async (trx) => {
-      const r = await trx
-        .deleteFrom('notification_webhooks')
-        .where('id', '=', id)
-        .where('user_id', '=', userId)
-        .returning('url')
-        .executeTakeFirst();
-      if (!r) throw notFound('notification webhook');
-      await writeAudit(trx, {
-        actor,
-        action: 'notification_webhook.delete',
-        resourceType: 'notification_webhook',
-        resourceId: id,
-        detail: { host: new URL(r.url).host },
-      });
-    });
+  deleteWebhook(actor: Actor, userId: string, id: string): Promise<void> {
+    return this.hooks.remove(actor, userId, id);
   }
 
-  /** The signing secret of a user's active webhook at this URL; undefined when there is none. */
-  async webhookSecret(userId: string, url: string): Promise<{ found: boolean; secret: Buffer | null }> {
-    const row = await this.db
-      .selectFrom('notification_webhooks')
-      .select('secret_ciphertext')
-      .where('user_id', '=', userId)
-      .where('url', '=', url)
-      .where('is_active', '=', true)
-      .executeTakeFirst();
-    if (!row) return { found: false, secret: null };
-    if (!row.secret_ciphertext) return { found: true, secret: null };
-    try {
-      return {
-        found: true,
-        secret: openSealed(secretsKey(this.masterKey), row.secret_ciphertext, webhookAad(userId, url)),
-      };
-    } catch (err) {
-      this.log.error({ err, user_id: userId }, 'notification webhook secret cannot be decrypted');
-      throw err;
-    }
+  /** The signing secret of a user's active webhook at this URL; `found: false` when there is none. */
+  webhookSecret(userId: string, url: string): Promise<{ found: boolean; secret: Buffer | null }> {
+    return this.hooks.secret(userId, url);
   }
 }

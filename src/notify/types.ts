@@ -61,37 +61,6 @@ export const defaultNotifyOptions: NotifyOptions = {
   maxWebhooksPerUser: 10,
 };
 
-export interface NotificationView {
-  id: string;
-  type: string;
-  subject: string;
-  body: string;
-  channel: NotificationChannel;
-  status: NotificationStatus;
-  project_id: string | null;
-  ref_type: string | null;
-  ref_id: string | null;
-  group_count: number;
-  attempts: number;
-  error: string | null;
-  created_at: string;
-  sent_at: string | null;
-  read_at: string | null;
-}
-
-export interface PreferenceView {
-  event_type: string;
-  channels: NotificationChannel[];
-}
-
-export interface NotificationWebhookView {
-  id: string;
-  url: string;
-  is_active: boolean;
-  has_secret: boolean;
-  created_at: string;
-}
-
 /** The pub/sub channel of a user's in-app notifications (every instance's SSE streams listen). */
 export const userChannel = (userId: string) => `notify:user:${userId}`;
 

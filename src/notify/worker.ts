@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { backoffDelayMs } from '../core/backoff.js';
+import { CoalescedPass } from '../core/loop.js';
 import { OutboundError, signPayload } from '../core/outbound.js';
 import type { Db } from '../store/db.js';
 import type { PubSub } from '../store/pubsub/index.js';
 import { DeliveryError, type Mailer } from './email.js';
-import { type NotificationRow, type NotifyService, notificationView } from './service.js';
+import { claimDue, type NotificationRow, notificationView, retryLater } from './queries.js';
+import type { NotifyService } from './service.js';
+import { markNotificationFailed, markNotificationSent } from './transitions.js';
 import { type NotifyOptions, userChannel } from './types.js';
 
 /**
@@ -16,11 +18,7 @@ import { type NotifyOptions, userChannel } from './types.js';
  * counted at claim time, so a row that crashes the process repeatedly still reaches the limit.
  */
 export class NotificationWorker {
-  private running: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
-  /** Kicks are ignored until the scheduler ran the loop once: the background was started. */
-  private active = false;
+  private readonly loop: CoalescedPass;
   private readonly instance = randomUUID();
 
   constructor(
@@ -30,68 +28,40 @@ export class NotificationWorker {
     private readonly mailer: Mailer | null,
     private readonly options: NotifyOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.loop = new CoalescedPass(
+      (signal) => this.pass(signal),
+      (err) => this.log.error({ err }, 'notification delivery pass failed'),
+    );
+  }
 
   /** The scheduler loop body. */
-  async run(signal: AbortSignal): Promise<void> {
-    this.active = true;
-    await this.drain(signal);
+  run(signal: AbortSignal): Promise<void> {
+    return this.loop.run(signal);
   }
 
   /** Asks for a delivery pass soon (after a commit); coalesces with a pass in progress. */
   kick(): void {
-    if (!this.active || this.stopped) return;
-    void this.drain().catch((err: unknown) => this.log.error({ err }, 'notification delivery pass failed'));
+    this.loop.kick();
   }
 
   /** Waits for the pass in progress; no new pass starts afterwards. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.running?.catch(() => {});
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
-  private drain(signal?: AbortSignal): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
+  /** Claims and delivers batches until the outbox has nothing due. */
+  private async pass(signal?: AbortSignal): Promise<void> {
+    while (!this.loop.stopped && !signal?.aborted) {
+      const claimed = await this.claim();
+      if (claimed.length === 0) break;
+      await this.deliverAll(claimed);
+      if (claimed.length < this.options.batchSize) break;
     }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          while (!this.stopped && !signal?.aborted) {
-            const claimed = await this.claim();
-            if (claimed.length === 0) break;
-            await this.deliverAll(claimed);
-            if (claimed.length < this.options.batchSize) break;
-          }
-        } while (this.again && !this.stopped && !signal?.aborted);
-      } finally {
-        this.running = null;
-      }
-    })();
-    return this.running;
   }
 
-  private async claim(): Promise<NotificationRow[]> {
-    const leaseSeconds = this.options.leaseMs / 1000;
-    // group_key is cleared on claim: events arriving while a digest is being sent start a new one
-    // instead of bumping a count the e-mail in flight no longer reflects.
-    const result = await sql<NotificationRow>`
-      update notifications n
-      set attempts = n.attempts + 1,
-          next_attempt_at = now() + make_interval(secs => ${leaseSeconds}),
-          group_key = null
-      from (
-        select id from notifications
-        where status = 'pending' and next_attempt_at <= now()
-        order by next_attempt_at, created_at
-        limit ${this.options.batchSize}
-        for update skip locked
-      ) due
-      where n.id = due.id
-      returning n.*`.execute(this.db);
-    return result.rows;
+  private claim(): Promise<NotificationRow[]> {
+    return claimDue(this.db, this.options.batchSize, this.options.leaseMs / 1000);
   }
 
   private async deliverAll(rows: NotificationRow[]): Promise<void> {
@@ -108,7 +78,7 @@ export class NotificationWorker {
       else {
         if (row.channel === 'email') await this.deliverEmail(row);
         else await this.deliverWebhook(row);
-        await this.markSent(row);
+        await markNotificationSent(this.db, row.id);
       }
     } catch (err) {
       await this.recordFailure(row, err).catch((e: unknown) =>
@@ -117,19 +87,9 @@ export class NotificationWorker {
     }
   }
 
-  private async markSent(row: NotificationRow): Promise<NotificationRow | undefined> {
-    return (await this.db
-      .updateTable('notifications')
-      .set({ status: 'sent', sent_at: sql<Date>`now()`, next_attempt_at: null, error: null })
-      .where('id', '=', row.id)
-      .where('status', '=', 'pending')
-      .returningAll()
-      .executeTakeFirst()) as NotificationRow | undefined;
-  }
-
   private async deliverInApp(row: NotificationRow): Promise<void> {
     // Read before the push was recorded: nothing to push.
-    const sent = await this.markSent(row);
+    const sent = await markNotificationSent(this.db, row.id);
     if (!sent) return;
     await this.pubsub.publish(userChannel(row.user_id), {
       kind: 'notification',
@@ -194,19 +154,9 @@ export class NotificationWorker {
     const retry = transient && row.attempts < this.options.maxAttempts;
     if (retry) {
       const delay = backoffDelayMs(row.attempts, this.options.backoffBaseMs, this.options.backoffMaxMs);
-      await this.db
-        .updateTable('notifications')
-        .set({ error: message, next_attempt_at: sql<Date>`now() + make_interval(secs => ${delay / 1000})` })
-        .where('id', '=', row.id)
-        .where('status', '=', 'pending')
-        .execute();
+      await retryLater(this.db, row.id, message, delay);
     } else {
-      await this.db
-        .updateTable('notifications')
-        .set({ status: 'failed', error: message, next_attempt_at: null })
-        .where('id', '=', row.id)
-        .where('status', '=', 'pending')
-        .execute();
+      await markNotificationFailed(this.db, row.id, message);
     }
     this.log.warn(
       {

@@ -1,13 +1,11 @@
 export { webhookCategory } from './dispatch.js';
 export { createWebhooksModule, WEBHOOK_DELIVERY_LOOP } from './module.js';
+export { webhookSecretsColumn } from './queries.js';
+export type { DeliveryDetailView, DeliveryView, WebhookView } from './schemas.js';
+export { WebhooksService } from './service.js';
 export {
   type CreateWebhookInput,
-  type DeliveryDetailView,
-  type DeliveryView,
   defaultWebhookOptions,
   type UpdateWebhookInput,
   type WebhookOptions,
-  WebhooksService,
-  type WebhookView,
-  webhookSecretsColumn,
-} from './service.js';
+} from './types.js';

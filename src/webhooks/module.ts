@@ -3,7 +3,8 @@ import type { ModuleContext, PlatformModule } from '../core/module.js';
 import type { RbacService } from '../rbac/index.js';
 import { subscribeWebhookDispatch } from './dispatch.js';
 import { webhookRoutes } from './routes.js';
-import { defaultWebhookOptions, type WebhookOptions, WebhooksService } from './service.js';
+import { WebhooksService } from './service.js';
+import { defaultWebhookOptions, type WebhookOptions } from './types.js';
 import { DeliveryWorker } from './worker.js';
 
 /** The delivery loop's name in the scheduler. */

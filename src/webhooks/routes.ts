@@ -1,9 +1,18 @@
 import { z } from 'zod';
-import { AppError, forbidden } from '../core/errors.js';
-import { type AnyRouteDef, paginationQuery, type RouteContext, route } from '../core/http.js';
+import { type AnyRouteDef, paginationQuery, type RouteDef, route } from '../core/http.js';
 import type { RbacService } from '../rbac/index.js';
 import { webhookDeliveryStatuses, webhookEvents } from '../store/schema.js';
-import type { WebhooksService } from './service.js';
+import { WEBHOOK_REASONS } from './reasons.js';
+import {
+  WebhookDeliveryDetailSchema,
+  WebhookDeliveryListSchema,
+  WebhookDeliverySchema,
+  WebhookListSchema,
+  WebhookSchema,
+} from './schemas.js';
+import { assertCanManageWebhooks, type WebhooksService } from './service.js';
+
+const URL_REASONS = [WEBHOOK_REASONS.nonPublicAddress, WEBHOOK_REASONS.invalidUrl];
 
 const projectParams = z.object({ id: z.uuid() });
 const hookParams = z.object({ id: z.uuid(), hookId: z.uuid() });
@@ -44,26 +53,27 @@ const deliveriesQuery = paginationQuery.extend({
   delivery_id: z.uuid().optional(),
 });
 
-type Ctx = Pick<RouteContext<unknown, unknown, unknown>, 'principal'>;
-
 export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyRouteDef[] {
-  /**
-   * Webhooks are the project owner's or an admin's, reading included: URLs often carry tokens. A
-   * project the caller cannot see stays hidden (404) before the owner check (403).
-   */
-  const assertCanManage = async (ctx: Ctx, projectId: string): Promise<void> => {
-    try {
-      await rbac.assertCanChangeSettings(ctx.principal, projectId);
-    } catch (err) {
-      if (err instanceof AppError && err.status === 403) {
-        throw forbidden('only the project owner or an admin may manage its webhooks');
-      }
-      throw err;
-    }
-  };
+  /** Every webhook route is the project owner's or an admin's: checked first, then the handler. */
+  const managed = <
+    P extends z.ZodType | undefined,
+    Q extends z.ZodType | undefined,
+    B extends z.ZodType | undefined,
+  >(
+    def: RouteDef<P, Q, B>,
+  ): AnyRouteDef =>
+    route<P, Q, B>({
+      ...def,
+      reasons: [WEBHOOK_REASONS.ownerOnly, ...(def.reasons ?? [])],
+      handler: async (ctx) => {
+        // Every webhook route is under /api/projects/:id.
+        await assertCanManageWebhooks(rbac, ctx.principal, (ctx.params as { id: string }).id);
+        return def.handler(ctx);
+      },
+    });
 
   return [
-    route({
+    managed({
       method: 'GET',
       url: '/api/projects/:id/webhooks',
       summary: 'Webhooks of a project (project owner or admin; secrets are never returned)',
@@ -71,12 +81,10 @@ export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyR
       access: 'authenticated',
       params: projectParams,
       query: paginationQuery,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.list(ctx.params.id, ctx.query);
-      },
+      response: WebhookListSchema,
+      handler: async (ctx) => service.list(ctx.params.id, ctx.query),
     }),
-    route({
+    managed({
       method: 'POST',
       url: '/api/projects/:id/webhooks',
       summary: 'Add a webhook (events: push, mr, issue, pipeline, deploy, session, alert)',
@@ -85,24 +93,21 @@ export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyR
       status: 201,
       params: projectParams,
       body: createBody,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.create(ctx.actor, ctx.params.id, ctx.body);
-      },
+      response: WebhookSchema,
+      reasons: [...URL_REASONS, WEBHOOK_REASONS.limitReached],
+      handler: async (ctx) => service.create(ctx.actor, ctx.params.id, ctx.body),
     }),
-    route({
+    managed({
       method: 'GET',
       url: '/api/projects/:id/webhooks/:hookId',
       summary: 'A webhook of a project',
       tags: ['webhooks'],
       access: 'authenticated',
       params: hookParams,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.get(ctx.params.id, ctx.params.hookId);
-      },
+      response: WebhookSchema,
+      handler: async (ctx) => service.get(ctx.params.id, ctx.params.hookId),
     }),
-    route({
+    managed({
       method: 'PATCH',
       url: '/api/projects/:id/webhooks/:hookId',
       summary: 'Change a webhook (secret: null removes the secret)',
@@ -110,25 +115,24 @@ export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyR
       access: 'authenticated',
       params: hookParams,
       body: updateBody,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.update(ctx.actor, ctx.params.id, ctx.params.hookId, ctx.body);
-      },
+      response: WebhookSchema,
+      reasons: [...URL_REASONS],
+      handler: async (ctx) => service.update(ctx.actor, ctx.params.id, ctx.params.hookId, ctx.body),
     }),
-    route({
+    managed({
       method: 'DELETE',
       url: '/api/projects/:id/webhooks/:hookId',
       summary: 'Remove a webhook and its delivery log',
       tags: ['webhooks'],
       access: 'authenticated',
+      status: 204,
       params: hookParams,
       handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
         await service.remove(ctx.actor, ctx.params.id, ctx.params.hookId);
         return undefined;
       },
     }),
-    route({
+    managed({
       method: 'POST',
       url: '/api/projects/:id/webhooks/:hookId/test',
       summary: 'Queue a ping delivery to the webhook (202 with the delivery id)',
@@ -136,12 +140,10 @@ export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyR
       access: 'authenticated',
       status: 202,
       params: hookParams,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.ping(ctx.actor, ctx.params.id, ctx.params.hookId);
-      },
+      response: WebhookDeliverySchema,
+      handler: async (ctx) => service.ping(ctx.actor, ctx.params.id, ctx.params.hookId),
     }),
-    route({
+    managed({
       method: 'GET',
       url: '/api/projects/:id/webhooks/:hookId/deliveries',
       summary: 'Every delivery attempt of a webhook, newest first (filters: status, delivery_id)',
@@ -149,22 +151,18 @@ export function webhookRoutes(service: WebhooksService, rbac: RbacService): AnyR
       access: 'authenticated',
       params: hookParams,
       query: deliveriesQuery,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.deliveries(ctx.params.id, ctx.params.hookId, ctx.query);
-      },
+      response: WebhookDeliveryListSchema,
+      handler: async (ctx) => service.deliveries(ctx.params.id, ctx.params.hookId, ctx.query),
     }),
-    route({
+    managed({
       method: 'GET',
       url: '/api/projects/:id/webhooks/:hookId/deliveries/:deliveryRowId',
       summary: 'One delivery attempt with the body that was sent',
       tags: ['webhooks'],
       access: 'authenticated',
       params: deliveryParams,
-      handler: async (ctx) => {
-        await assertCanManage(ctx, ctx.params.id);
-        return service.delivery(ctx.params.id, ctx.params.hookId, ctx.params.deliveryRowId);
-      },
+      response: WebhookDeliveryDetailSchema,
+      handler: async (ctx) => service.delivery(ctx.params.id, ctx.params.hookId, ctx.params.deliveryRowId),
     }),
   ];
 }

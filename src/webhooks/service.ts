@@ -1,182 +1,35 @@
 import { randomUUID } from 'node:crypto';
-import { type Selectable, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { writeAudit } from '../core/audit.js';
-import { conflict, notFound, unprocessable } from '../core/errors.js';
-import type { Actor } from '../core/http.js';
+import { AppError, conflict, forbidden, notFound, unprocessable } from '../core/errors.js';
+import type { Actor, Principal } from '../core/http.js';
 import { OutboundClient, OutboundError } from '../core/outbound.js';
-import { afterTimeCursor, cursorTime, type Page, toPage } from '../core/pagination.js';
+import type { Page } from '../core/pagination.js';
 import { isUuid } from '../core/validation.js';
-import { openSealed, type SealedColumn, seal, secretsKey } from '../secrets/index.js';
+import type { RbacService } from '../rbac/index.js';
+import { openSealed, seal, secretsKey } from '../secrets/index.js';
 import { type Db, type DbOrTx, transaction } from '../store/db.js';
+import type { WebhookEvent } from '../store/schema.js';
 import {
-  type WebhookDeliveriesTable,
-  type WebhookDeliveryStatus,
-  type WebhookEvent,
-  type WebhooksTable,
-  webhookEvents,
-} from '../store/schema.js';
-
-export type { WebhookDeliveryStatus, WebhookEvent };
-export type WebhookRow = Selectable<WebhooksTable>;
-export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
-
-/** Delivery tuning; the defaults suit production, tests shrink the delays through `service.options`. */
-export interface WebhookOptions {
-  /** Attempts of one delivery (the first one included) before a retryable failure is final. */
-  maxAttempts: number;
-  backoffBaseMs: number;
-  backoffMaxMs: number;
-  /** Deliveries in flight at once per instance. */
-  concurrency: number;
-  /** Whole-request deadline of one attempt. */
-  timeoutMs: number;
-  /** How long a claimed row is reserved for its attempt (a crash mid-send → retried after it). */
-  leaseMs: number;
-  pollIntervalMs: number;
-  /** Hosts/CIDRs that may be reached although internal (config `outbound_allow_list`). */
-  outboundAllow: string[];
-  maxWebhooksPerProject: number;
-}
-
-export const defaultWebhookOptions: WebhookOptions = {
-  // Retries after about 10 s, 20 s, 40 s, 80 s and 160 s: a receiver restarting is covered.
-  maxAttempts: 6,
-  backoffBaseMs: 10_000,
-  backoffMaxMs: 10 * 60_000,
-  concurrency: 4,
-  timeoutMs: 10_000,
-  leaseMs: 60_000,
-  pollIntervalMs: 1_000,
-  outboundAllow: [],
-  maxWebhooksPerProject: 20,
-};
-
-export interface WebhookView {
-  id: string;
-  project_id: string;
-  url: string;
-  events: WebhookEvent[];
-  active: boolean;
-  has_secret: boolean;
-  created_by: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface DeliveryView {
-  id: string;
-  webhook_id: string;
-  delivery_id: string;
-  event: string;
-  attempt: number;
-  status: WebhookDeliveryStatus;
-  status_code: number | null;
-  duration_ms: number | null;
-  error: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
-
-export interface DeliveryDetailView extends DeliveryView {
-  /** The JSON body that was (or will be) sent, parsed. */
-  payload: unknown;
-}
-
-export interface CreateWebhookInput {
-  url: string;
-  events: WebhookEvent[];
-  secret?: string | null | undefined;
-  active?: boolean | undefined;
-}
-
-export interface UpdateWebhookInput {
-  url?: string | undefined;
-  events?: WebhookEvent[] | undefined;
-  /** null removes the secret (deliveries go unsigned). */
-  secret?: string | null | undefined;
-  active?: boolean | undefined;
-}
-
-export interface ProjectRef {
-  id: string;
-  name: string;
-  full_name: string;
-}
-
-const iso = (d: Date | string): string => new Date(d).toISOString();
-const isoOrNull = (d: Date | string | null): string | null => (d === null ? null : iso(d));
-
-/**
- * Binds a project webhook's signing secret to its row: a ciphertext copied to another webhook (or to
- * a user-level notification webhook, which uses its own prefix) fails to open.
- */
-const webhookAad = (projectId: string, webhookId: string) =>
-  Buffer.from(`project_webhook\0${projectId}\0${webhookId}`);
-
-/** Project webhook signing secrets, for `secrets rotate-key`: re-sealed in the rotation's transaction. */
-export const webhookSecretsColumn: SealedColumn = {
-  name: 'webhooks.secret_ciphertext',
-  async reencrypt(trx, rekey) {
-    const rows = await trx
-      .selectFrom('webhooks')
-      .select(['id', 'project_id', 'secret_ciphertext'])
-      .where('secret_ciphertext', 'is not', null)
-      .forUpdate()
-      .execute();
-    for (const row of rows) {
-      await trx
-        .updateTable('webhooks')
-        .set({ secret_ciphertext: rekey(row.secret_ciphertext!, webhookAad(row.project_id, row.id)) })
-        .where('id', '=', row.id)
-        .execute();
-    }
-    return rows.length;
-  },
-};
-
-/** Canonical order, no duplicates: the stored list reads the same whatever order the client sent. */
-const normalizeEvents = (events: readonly WebhookEvent[]): WebhookEvent[] =>
-  webhookEvents.filter((e) => events.includes(e));
-
-export function webhookView(r: WebhookRow): WebhookView {
-  return {
-    id: r.id,
-    project_id: r.project_id,
-    url: r.url,
-    events: normalizeEvents(r.events),
-    active: r.is_active,
-    has_secret: r.secret_ciphertext !== null,
-    created_by: r.created_by,
-    created_at: iso(r.created_at),
-    updated_at: iso(r.updated_at),
-  };
-}
-
-export function deliveryView(r: DeliveryRow): DeliveryView {
-  return {
-    id: r.id,
-    webhook_id: r.webhook_id,
-    delivery_id: r.delivery_id,
-    event: r.event,
-    attempt: r.attempt,
-    status: r.status,
-    status_code: r.status_code,
-    duration_ms: r.duration_ms,
-    error: r.error,
-    created_at: iso(r.created_at),
-    finished_at: isoOrNull(r.finished_at),
-  };
-}
-
-/**
- * The exact request body of a delivery. The payload column holds the body text as a JSON string
- * (jsonb would reorder keys and refuses NUL escapes in objects; a string scalar keeps every byte),
- * so every attempt sends the same bytes and the signature of a retry matches the first one.
- */
-export function deliveryBody(row: Pick<DeliveryRow, 'payload'>): string | null {
-  return typeof row.payload === 'string' ? row.payload : null;
-}
+  buildBody,
+  type DeliveryFilter,
+  deliveryBody,
+  deliveryView,
+  insertDeliveries,
+  listDeliveries,
+  listWebhooks,
+  normalizeEvents,
+  projectRef,
+  subscribedWebhooks,
+  type WebhookRow,
+  webhookAad,
+  webhookRow,
+  webhookView,
+} from './queries.js';
+import { ALLOW_LIST_HINT, WEBHOOK_REASONS } from './reasons.js';
+import type { DeliveryDetailView, DeliveryView, WebhookView } from './schemas.js';
+import type { CreateWebhookInput, UpdateWebhookInput, WebhookOptions } from './types.js';
 
 /** Only the host of a URL goes to the audit log: webhook URLs often carry a token in the path. */
 const hostOf = (url: string): string => {
@@ -186,6 +39,27 @@ const hostOf = (url: string): string => {
     return '';
   }
 };
+
+/**
+ * Webhooks are the project owner's or an admin's, reading included: URLs often carry tokens. A
+ * project the caller cannot see stays hidden (404) before the owner check (403).
+ */
+export async function assertCanManageWebhooks(
+  rbac: RbacService,
+  principal: Principal | null,
+  projectId: string,
+): Promise<void> {
+  try {
+    await rbac.assertCanChangeSettings(principal, projectId);
+  } catch (err) {
+    if (err instanceof AppError && err.status === 403) {
+      throw forbidden('only the project owner or an admin may manage its webhooks').because(
+        WEBHOOK_REASONS.ownerOnly,
+      );
+    }
+    throw err;
+  }
+}
 
 /**
  * Project webhooks: CRUD (secrets sealed with the master key, never returned), the outbox writer
@@ -222,7 +96,8 @@ export class WebhooksService {
   }
 
   /**
-   * Refuses URLs the outbound client would refuse to call: 422 naming the reason. A name that does
+   * Refuses URLs the outbound client would refuse to call: 422 naming the reason (a non-public
+   * address names the allow-list setting that admits it). A name that does
    * not resolve now is accepted (DNS may be down, the receiver not deployed yet): every attempt is
    * checked again before it connects.
    */
@@ -231,28 +106,27 @@ export class WebhooksService {
       await this.outbound.check(url);
     } catch (err) {
       if (!(err instanceof OutboundError)) throw err;
+      if (err.kind === 'blocked') {
+        throw unprocessable(`webhook URL refused: ${err.message}; ${ALLOW_LIST_HINT}`, [
+          { path: 'body.url', message: err.message, reason: err.kind },
+        ]).because(WEBHOOK_REASONS.nonPublicAddress);
+      }
       if (err.kind !== 'network') {
         throw unprocessable(`webhook URL refused: ${err.message}`, [
           { path: 'body.url', message: err.message, reason: err.kind },
-        ]);
+        ]).because(WEBHOOK_REASONS.invalidUrl);
       }
     }
     // new URL() accepts "http:host" too; the stored form must be what the column check expects.
     if (!/^https?:\/\//i.test(url)) {
       throw unprocessable('webhook URL refused: it must start with http:// or https://', [
         { path: 'body.url', message: 'must start with http:// or https://', reason: 'invalid_url' },
-      ]);
+      ]).because(WEBHOOK_REASONS.invalidUrl);
     }
   }
 
   private async row(db: DbOrTx, projectId: string, hookId: string, lock = false): Promise<WebhookRow> {
-    let q = db
-      .selectFrom('webhooks')
-      .selectAll()
-      .where('id', '=', hookId)
-      .where('project_id', '=', projectId);
-    if (lock) q = q.forUpdate();
-    const row = await q.executeTakeFirst();
+    const row = await webhookRow(db, projectId, hookId, lock);
     if (!row) throw notFound('webhook');
     return row;
   }
@@ -261,26 +135,12 @@ export class WebhooksService {
     return webhookView(await this.row(this.db, projectId, hookId));
   }
 
-  async list(
-    projectId: string,
-    page: { limit: number; cursor?: string | undefined },
-  ): Promise<Page<WebhookView>> {
-    let q = this.db
-      .selectFrom('webhooks')
-      .selectAll()
-      .select(cursorTime('created_at').as('cursor_at'))
-      .where('project_id', '=', projectId);
-    if (page.cursor) q = q.where(afterTimeCursor(page.cursor, { time: 'created_at', id: 'id' }));
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(page.limit + 1)
-      .execute();
-    return toPage(rows, page.limit, (r) => [r.cursor_at, r.id], webhookView);
+  list(projectId: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<WebhookView>> {
+    return listWebhooks(this.db, projectId, page);
   }
 
   async create(actor: Actor, projectId: string, input: CreateWebhookInput): Promise<WebhookView> {
-    // Resolved before the transaction: DNS must not hold a database connection (PGlite has one).
+    // Resolved before the transaction: a slow DNS answer must not hold a pooled connection.
     await this.checkUrl(input.url);
     const key = secretsKey(this.masterKey);
     const events = normalizeEvents(input.events);
@@ -295,7 +155,7 @@ export class WebhooksService {
       if (Number(count.n) >= this.options.maxWebhooksPerProject) {
         throw conflict(`at most ${this.options.maxWebhooksPerProject} webhooks per project`, [
           { message: `the project has ${Number(count.n)} webhooks`, count: Number(count.n) },
-        ]);
+        ]).because(WEBHOOK_REASONS.limitReached);
       }
       // The id is chosen here because the sealed secret is bound to it.
       const id = randomUUID();
@@ -432,28 +292,15 @@ export class WebhooksService {
   async enqueue(event: string, category: WebhookEvent, projectId: string, data: unknown): Promise<number> {
     if (!isUuid(projectId)) return 0;
     // Most events concern projects without webhooks: answered without opening a transaction.
-    const hooks = await this.db
-      .selectFrom('webhooks')
-      .select('id')
-      .where('project_id', '=', projectId)
-      .where('is_active', '=', true)
-      .where(sql<boolean>`${category} = any(events)`)
-      .execute();
-    if (hooks.length === 0) return 0;
+    if ((await subscribedWebhooks(this.db, projectId, category)).length === 0) return 0;
     const written = await transaction(this.db, async (trx) => {
       const project = await projectRef(trx, projectId);
       if (!project) return 0;
       // Read again inside the transaction: a webhook deleted or disabled meanwhile gets nothing.
-      const current = await trx
-        .selectFrom('webhooks')
-        .select('id')
-        .where('project_id', '=', projectId)
-        .where('is_active', '=', true)
-        .where(sql<boolean>`${category} = any(events)`)
-        .execute();
-      const rows = current.map((h) => {
+      const current = await subscribedWebhooks(trx, projectId, category);
+      const rows = current.map((webhookId) => {
         const deliveryId = randomUUID();
-        return { webhookId: h.id, deliveryId, event, body: buildBody(event, deliveryId, project, data) };
+        return { webhookId, deliveryId, event, body: buildBody(event, deliveryId, project, data) };
       });
       if (rows.length > 0) await insertDeliveries(trx, rows);
       return rows.length;
@@ -465,31 +312,9 @@ export class WebhooksService {
     return written;
   }
 
-  async deliveries(
-    projectId: string,
-    hookId: string,
-    f: {
-      limit: number;
-      cursor?: string | undefined;
-      status?: WebhookDeliveryStatus | undefined;
-      delivery_id?: string | undefined;
-    },
-  ): Promise<Page<DeliveryView>> {
+  async deliveries(projectId: string, hookId: string, f: DeliveryFilter): Promise<Page<DeliveryView>> {
     await this.row(this.db, projectId, hookId);
-    let q = this.db
-      .selectFrom('webhook_deliveries')
-      .selectAll()
-      .select(cursorTime('created_at').as('cursor_at'))
-      .where('webhook_id', '=', hookId);
-    if (f.status) q = q.where('status', '=', f.status);
-    if (f.delivery_id) q = q.where('delivery_id', '=', f.delivery_id);
-    if (f.cursor) q = q.where(afterTimeCursor(f.cursor, { time: 'created_at', id: 'id' }));
-    const rows = await q
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(f.limit + 1)
-      .execute();
-    return toPage(rows, f.limit, (r) => [r.cursor_at, r.id], deliveryView);
+    return listDeliveries(this.db, hookId, f);
   }
 
   async delivery(projectId: string, hookId: string, rowId: string): Promise<DeliveryDetailView> {
@@ -528,50 +353,4 @@ export class WebhooksService {
       : null;
     return { url: row.url, active: row.is_active, projectId: row.project_id, secret };
   }
-}
-
-async function projectRef(db: DbOrTx, projectId: string): Promise<ProjectRef | undefined> {
-  const row = await db
-    .selectFrom('projects as p')
-    .innerJoin('users as u', 'u.id', 'p.owner_id')
-    .select(['p.id', 'p.name', 'u.name as owner_name'])
-    .where('p.id', '=', projectId)
-    .executeTakeFirst();
-  return row && { id: row.id, name: row.name, full_name: `${row.owner_name}/${row.name}` };
-}
-
-/**
- * The body of one delivery, fixed when it is queued: `sent_at` is the time of the first attempt, so
- * retries are byte-identical (receivers can deduplicate on X-Platform-Delivery).
- */
-function buildBody(event: string, deliveryId: string, project: ProjectRef, data: unknown): string {
-  return JSON.stringify({
-    event,
-    delivery: deliveryId,
-    project: { id: project.id, name: project.name, full_name: project.full_name },
-    data: data ?? null,
-    sent_at: new Date().toISOString(),
-  });
-}
-
-async function insertDeliveries(
-  db: DbOrTx,
-  rows: { webhookId: string; deliveryId: string; event: string; body: string }[],
-): Promise<DeliveryRow[]> {
-  return db
-    .insertInto('webhook_deliveries')
-    .values(
-      rows.map((r) => ({
-        webhook_id: r.webhookId,
-        delivery_id: r.deliveryId,
-        event: r.event,
-        // A JSON string literal: jsonb keeps the body text exactly (see deliveryBody).
-        payload: JSON.stringify(r.body),
-        attempt: 1,
-        status: 'pending' as const,
-        next_attempt_at: sql<Date>`now()`,
-      })),
-    )
-    .returningAll()
-    .execute();
 }

@@ -1,11 +1,13 @@
-import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { backoffDelayMs } from '../core/backoff.js';
+import { CoalescedPass } from '../core/loop.js';
 import { OutboundError, signPayload } from '../core/outbound.js';
 import { type Db, transaction } from '../store/db.js';
-import { type WebhookDeliveryStatus, webhookDeliveryStatusTransitions } from '../store/schema.js';
-import { type DeliveryRow, deliveryBody, type WebhooksService } from './service.js';
+import type { WebhookDeliveryStatus } from '../store/schema.js';
+import { claimDueDeliveries, type DeliveryRow, deliveryBody, insertNextAttempt } from './queries.js';
+import type { WebhooksService } from './service.js';
+import { finishDeliveryAttempt } from './transitions.js';
 
 /** The outcome of one attempt, as recorded on its row. */
 interface AttemptOutcome {
@@ -32,11 +34,7 @@ const failure = (error: string, retryable: boolean, statusCode: number | null = 
  */
 export class DeliveryWorker {
   private readonly inFlight = new Set<Promise<void>>();
-  private pumping: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
-  /** Kicks are ignored until the scheduler ran the loop once: the background was started. */
-  private active = false;
+  private readonly loop: CoalescedPass;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -44,78 +42,50 @@ export class DeliveryWorker {
     private readonly service: WebhooksService,
     private readonly log: Logger,
     private readonly outcomes?: Counter<'outcome'>,
-  ) {}
+  ) {
+    this.loop = new CoalescedPass(
+      (signal) => this.pass(signal),
+      (err) => this.log.error({ err }, 'webhook delivery pass failed'),
+    );
+  }
 
   private get options() {
     return this.service.options;
   }
 
   /** The scheduler loop body: fills the free slots and returns (deliveries go on in the background). */
-  async run(signal: AbortSignal): Promise<void> {
-    this.active = true;
-    await this.pump(signal);
+  run(signal: AbortSignal): Promise<void> {
+    return this.loop.run(signal);
   }
 
   /** Asks for a pass soon (after a commit, a finished delivery, a retry falling due). */
   kick(): void {
-    if (!this.active || this.stopped) return;
-    void this.pump().catch((err: unknown) => this.log.error({ err }, 'webhook delivery pass failed'));
+    this.loop.kick();
   }
 
   /** No new attempts start; waits for the ones in flight (each ends within the request timeout). */
   async stop(): Promise<void> {
-    this.stopped = true;
+    const stopping = this.loop.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    await this.pumping?.catch(() => {});
+    await stopping;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
-  /** One pass at a time: a kick during a pass makes it look again instead of starting another. */
-  private pump(signal?: AbortSignal): Promise<void> {
-    if (this.pumping) {
-      this.again = true;
-      return this.pumping;
-    }
-    // Cleared in a callback, not inside the pass: a pass that finds no free slot finishes without
-    // awaiting, and would clear the field before it was even set.
-    const running = this.pass(signal).finally(() => {
-      this.pumping = null;
-      // A kick that arrived after the pass's last look.
-      if (this.again && !signal?.aborted) this.kick();
-    });
-    this.pumping = running;
-    return running;
-  }
-
+  /** Claims rows for the free slots and starts them; a finishing delivery kicks again. */
   private async pass(signal?: AbortSignal): Promise<void> {
-    do {
-      this.again = false;
-      while (!this.stopped && !signal?.aborted) {
-        const free = Math.max(1, this.options.concurrency) - this.inFlight.size;
-        if (free <= 0) break; // a finishing delivery kicks again
-        const rows = await this.claim(free);
-        for (const row of rows) this.start(row);
-        if (rows.length < free) break;
-      }
-    } while (this.again && !this.stopped && !signal?.aborted);
+    while (!this.loop.stopped && !signal?.aborted) {
+      const free = Math.max(1, this.options.concurrency) - this.inFlight.size;
+      if (free <= 0) break;
+      const rows = await this.claim(free);
+      for (const row of rows) this.start(row);
+      if (rows.length < free) break;
+    }
   }
 
-  private async claim(limit: number): Promise<DeliveryRow[]> {
-    const leaseSeconds = Math.max(this.options.leaseMs, this.options.timeoutMs + 30_000) / 1000;
-    const result = await sql<DeliveryRow>`
-      update webhook_deliveries d
-      set next_attempt_at = now() + make_interval(secs => ${leaseSeconds})
-      from (
-        select id from webhook_deliveries
-        where status = 'pending' and next_attempt_at <= now()
-        order by next_attempt_at, created_at
-        limit ${limit}
-        for update skip locked
-      ) due
-      where d.id = due.id
-      returning d.*`.execute(this.db);
-    return result.rows;
+  private claim(limit: number): Promise<DeliveryRow[]> {
+    const leaseMs = Math.max(this.options.leaseMs, this.options.timeoutMs + 30_000);
+    return claimDueDeliveries(this.db, limit, leaseMs / 1000);
   }
 
   private start(row: DeliveryRow): void {
@@ -180,47 +150,19 @@ export class DeliveryWorker {
    * of the same attempt (another instance after a lease expiry) a no-op.
    */
   private async record(row: DeliveryRow, outcome: AttemptOutcome, durationMs: number): Promise<void> {
-    if (!webhookDeliveryStatusTransitions[row.status].includes(outcome.status)) return;
     const retry = outcome.retryable && row.attempt < this.options.maxAttempts;
     const delayMs = retry
       ? backoffDelayMs(row.attempt, this.options.backoffBaseMs, this.options.backoffMaxMs)
       : 0;
     const closed = await transaction(this.db, async (trx) => {
-      const updated = await trx
-        .updateTable('webhook_deliveries')
-        .set({
-          status: outcome.status,
-          status_code: outcome.statusCode,
-          duration_ms: durationMs,
-          error: outcome.error,
-          finished_at: sql<Date>`now()`,
-        })
-        .where('id', '=', row.id)
-        .where('status', '=', 'pending')
-        .returning('id')
-        .executeTakeFirst();
-      if (!updated) return false;
-      if (retry) {
-        await trx
-          .insertInto('webhook_deliveries')
-          .columns(['webhook_id', 'delivery_id', 'event', 'payload', 'attempt', 'next_attempt_at'])
-          .expression((eb) =>
-            eb
-              .selectFrom('webhook_deliveries')
-              .select([
-                'webhook_id',
-                'delivery_id',
-                'event',
-                'payload',
-                sql<number>`attempt + 1`.as('attempt'),
-                sql<Date>`now() + make_interval(secs => ${delayMs / 1000})`.as('next_attempt_at'),
-              ])
-              .where('id', '=', row.id),
-          )
-          .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doNothing())
-          .execute();
-      }
-      return true;
+      const finished = await finishDeliveryAttempt(trx, row.id, {
+        status: outcome.status,
+        statusCode: outcome.statusCode,
+        durationMs,
+        error: outcome.error,
+      });
+      if (finished && retry) await insertNextAttempt(trx, row.id, delayMs);
+      return finished;
     });
     if (!closed) return;
     const label = outcome.status === 'success' ? 'success' : retry ? 'retry' : 'failure';
@@ -239,7 +181,7 @@ export class DeliveryWorker {
       );
     }
     // A short backoff would otherwise wait for the next poll.
-    if (retry && delayMs < this.options.pollIntervalMs && !this.stopped) {
+    if (retry && delayMs < this.options.pollIntervalMs && !this.loop.stopped) {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         this.kick();
