@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SessionFinishedEvent } from '../agents/events.js';
 import type { DomainEvents, EventBus } from '../core/events.js';
-import type { DeploymentChangedEvent } from '../deployer/events.js';
+import type { DeploymentChangedEvent } from '../deployer/index.js';
 import type { IssueAssignedEvent } from '../issues/index.js';
 import type { MergeRequestMergedEvent, MergeRequestOpenedEvent } from '../mergerequests/index.js';
 import type { AlertEvent } from '../observe/events.js';
