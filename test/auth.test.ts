@@ -154,6 +154,7 @@ describe.skipIf(servicesMissing)('login rate limits', () => {
     });
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe('rate_limited');
+    expect(limited.body.error.reason).toBe('auth.rate_limited');
     const retryAfter = Number(limited.headers['retry-after']);
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(120);

@@ -99,6 +99,7 @@ describe.skipIf(servicesMissing)('API tokens', () => {
     await t.platform.rbac.invalidate({ userId: dev.id });
     const res = await t.request('GET', '/api/auth/me', { token: created.body.token });
     expect(res.status).toBe(401);
+    expect(res.body.error.reason).toBe('auth.token_expired');
   });
 
   it('expires_at in the past is rejected at creation', async () => {
@@ -107,6 +108,7 @@ describe.skipIf(servicesMissing)('API tokens', () => {
       body: { name: 'past', expires_at: '2001-01-01T00:00:00Z' },
     });
     expect(res.status).toBe(422);
+    expect(res.body.error.reason).toBe('auth.expiry_in_past');
   });
 
   it('a revoked token is refused with 401 at once', async () => {
@@ -114,9 +116,12 @@ describe.skipIf(servicesMissing)('API tokens', () => {
     expect((await t.request('GET', '/api/auth/me', { token: created.body.token })).status).toBe(200);
     const revoke = await t.request('DELETE', `/api/tokens/${created.body.id}`, { token: dev.token });
     expect(revoke.status).toBe(204);
-    expect((await t.request('GET', '/api/auth/me', { token: created.body.token })).status).toBe(401);
+    const refused = await t.request('GET', '/api/auth/me', { token: created.body.token });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.reason).toBe('auth.token_invalid');
     const again = await t.request('DELETE', `/api/tokens/${created.body.id}`, { token: dev.token });
     expect(again.status).toBe(409);
+    expect(again.body.error.reason).toBe('auth.token_already_revoked');
   });
 
   it("another user's token cannot be revoked by a non-admin", async () => {

@@ -287,6 +287,105 @@ describe.skipIf(servicesMissing)('roles, bindings and project members', () => {
   });
 });
 
+describe.skipIf(servicesMissing)('addressing users by name; names keep case', () => {
+  let t: TestPlatform;
+  beforeAll(async () => {
+    t = await createTestPlatform();
+  });
+  afterAll(() => t?.close());
+
+  it('a user name keeps its case, is unique ignoring case, and login ignores case', async () => {
+    const created = await t.request('POST', '/api/users', {
+      token: t.adminToken,
+      body: { name: 'MixedCase', email: 'mixed@example.test', password: 'mixed-password' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.name).toBe('MixedCase');
+    const again = await t.request('POST', '/api/users', {
+      token: t.adminToken,
+      body: { name: 'mixedcase', email: 'other-mixed@example.test', password: 'mixed-password' },
+    });
+    expect(again.status).toBe(409);
+    expect(again.body.error.reason).toBe('auth.user_taken');
+    const login = await t.request('POST', '/api/auth/login', {
+      body: { name: 'MIXEDcase', password: 'mixed-password' },
+    });
+    expect(login.status).toBe(200);
+    expect(login.body.user.name).toBe('MixedCase');
+  });
+
+  it('members and role bindings take a user name (any case) as well as an id', async () => {
+    const bob = await t.createUser('bob');
+    const project = await insertProject(t, { name: 'bobs-place' });
+    const add = await t.request('POST', `/api/projects/${project}/members`, {
+      token: t.adminToken,
+      body: { user_id: 'bob', role: 'developer' },
+    });
+    expect(add.status).toBe(201);
+    expect(add.body).toMatchObject({ user_id: bob.id, role: 'developer', project_id: project });
+    const viaUser = await t.request('POST', `/api/projects/${project}/members`, {
+      token: t.adminToken,
+      body: { user: 'BOB', role: 'viewer' },
+    });
+    expect(viaUser.status).toBe(201);
+    const several = await t.request('DELETE', `/api/projects/${project}/members/bob`, {
+      token: t.adminToken,
+    });
+    expect(several.status).toBe(409);
+    expect(several.body.error.reason).toBe('rbac.several_roles');
+    const removed = await t.request('DELETE', `/api/projects/${project}/members/Bob?role=viewer`, {
+      token: t.adminToken,
+    });
+    expect(removed.status).toBe(204);
+    const unknown = await t.request('POST', `/api/projects/${project}/members`, {
+      token: t.adminToken,
+      body: { user: 'nobody-here', role: 'viewer' },
+    });
+    expect(unknown.status).toBe(404);
+    const both = await t.request('POST', `/api/projects/${project}/members`, {
+      token: t.adminToken,
+      body: { user: 'bob', user_id: bob.id, role: 'viewer' },
+    });
+    expect(both.status).toBe(400);
+
+    const bound = await t.request('POST', '/api/admin/users/Bob/roles', {
+      token: t.adminToken,
+      body: { role: 'viewer' },
+    });
+    expect(bound.status).toBe(201);
+    expect(bound.body.user_id).toBe(bob.id);
+    const dup = await t.request('POST', `/api/admin/users/${bob.id}/roles`, {
+      token: t.adminToken,
+      body: { role: 'viewer' },
+    });
+    expect(dup.body.error.reason).toBe('rbac.already_bound');
+    const listed = await t.request('GET', '/api/admin/users/bob/roles', { token: t.adminToken });
+    expect(listed.body.items.map((b: { role: string }) => b.role)).toContain('viewer');
+    const unbind = await t.request('DELETE', '/api/admin/users/bob/roles/viewer', { token: t.adminToken });
+    expect(unbind.status).toBe(204);
+  });
+
+  it('refusals carry their reason: system roles, the last admin', async () => {
+    const roles = await t.request('GET', '/api/admin/roles', { token: t.adminToken });
+    const viewer = roles.body.items.find((r: { name: string }) => r.name === 'viewer');
+    const del = await t.request('DELETE', `/api/admin/roles/${viewer.id}`, { token: t.adminToken });
+    expect(del.status).toBe(409);
+    expect(del.body.error.reason).toBe('rbac.system_role');
+    const last = await t.request('DELETE', '/api/admin/users/admin/roles/admin', { token: t.adminToken });
+    expect(last.status).toBe(409);
+    expect(last.body.error.reason).toBe('rbac.last_admin');
+    const second = await t.createUser('second-admin');
+    await t.request('POST', `/api/admin/users/${second.id}/roles`, {
+      token: t.adminToken,
+      body: { role: 'admin' },
+    });
+    const now = await t.request('DELETE', `/api/admin/users/${second.id}/roles/admin`, {
+      token: t.adminToken,
+    });
+    expect(now.status).toBe(204);
+  });
+});
+
 describe.skipIf(servicesMissing)('audit log', () => {
   let t: TestPlatform;
   beforeAll(async () => {

@@ -1,29 +1,22 @@
-import { afterTimeCursor, cursorTime, toPage } from '../core/pagination.js';
+import { pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 
 export interface AuditFilter {
   limit: number;
-  cursor?: string;
-  actor_id?: string;
-  actor?: string;
-  action?: string;
-  resource_type?: string;
-  resource_id?: string;
-  project_id?: string;
-  since?: Date;
-  until?: Date;
+  cursor?: string | undefined;
+  actor_id?: string | undefined;
+  actor?: string | undefined;
+  action?: string | undefined;
+  resource_type?: string | undefined;
+  resource_id?: string | undefined;
+  project_id?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
 }
 
 /** Newest first; the cursor is (created_at, id) of the last row. */
-export async function listAudit(db: Db, f: AuditFilter) {
-  let q = db
-    .selectFrom('audit_log')
-    .selectAll()
-    .select(cursorTime('created_at').as('cursor_at'))
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(f.limit + 1);
-  if (f.cursor) q = q.where(afterTimeCursor(f.cursor, { time: 'created_at', id: 'id' }));
+export function listAudit(db: Db, f: AuditFilter) {
+  let q = db.selectFrom('audit_log').selectAll();
   if (f.actor_id) q = q.where('actor_id', '=', f.actor_id);
   if (f.actor) q = q.where('actor_name', '=', f.actor);
   if (f.action)
@@ -35,11 +28,20 @@ export async function listAudit(db: Db, f: AuditFilter) {
   if (f.project_id) q = q.where('project_id', '=', f.project_id);
   if (f.since) q = q.where('created_at', '>=', f.since);
   if (f.until) q = q.where('created_at', '<', f.until);
-  const rows = await q.execute();
-  return toPage(
-    rows,
-    f.limit,
-    (r) => [r.cursor_at, r.id],
-    ({ cursor_at: _key, ...row }) => row,
-  );
+  // pageByTime adds the cursor column to each row; the answer does not show it.
+  return pageByTime(q, { time: 'created_at', id: 'id' }, f, (row) => {
+    const { cursor_at: _key, ...entry } = row as typeof row & { cursor_at?: string };
+    return entry;
+  });
+}
+
+/** Whether the user owns the project: a project owner may read their project's audit rows. */
+export async function ownsProject(db: Db, userId: string, projectId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('projects')
+    .select('id')
+    .where('id', '=', projectId)
+    .where('owner_id', '=', userId)
+    .executeTakeFirst();
+  return row !== undefined;
 }

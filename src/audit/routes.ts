@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { forbidden } from '../core/errors.js';
 import { type AnyRouteDef, paginationQuery, route } from '../core/http.js';
 import type { Db } from '../store/db.js';
-import { listAudit } from './queries.js';
+import { listAudit, ownsProject } from './queries.js';
+import { AuditListSchema } from './schemas.js';
 
 export function auditRoutes(db: Db): AnyRouteDef[] {
   return [
@@ -22,17 +23,11 @@ export function auditRoutes(db: Db): AnyRouteDef[] {
         since: z.coerce.date().optional(),
         until: z.coerce.date().optional(),
       }),
+      response: AuditListSchema,
       handler: async ({ query, can, requirePrincipal }) => {
         const principal = requirePrincipal();
         if (!(await can('admin:users'))) {
-          const owned = query.project_id
-            ? await db
-                .selectFrom('projects')
-                .select('id')
-                .where('id', '=', query.project_id)
-                .where('owner_id', '=', principal.userId)
-                .executeTakeFirst()
-            : undefined;
+          const owned = query.project_id ? await ownsProject(db, principal.userId, query.project_id) : false;
           if (!owned || (principal.token?.projectId && principal.token.projectId !== query.project_id)) {
             throw forbidden('admin:users required, or ?project_id= of a project you own');
           }

@@ -45,7 +45,7 @@ describe('secrets crypto', () => {
     expect(a.equals(b)).toBe(false);
   });
 
-  it('accepts a Uint8Array (PGlite bytea)', () => {
+  it('accepts a plain Uint8Array, not only a Buffer', () => {
     const sealed = seal(key, VALUE, aad);
     expect(open(key, new Uint8Array(sealed), aad).toString()).toBe(VALUE);
   });

@@ -48,7 +48,7 @@ export function seal(key: Buffer, plaintext: Buffer | string, aad: Buffer): Buff
 
 /** Opens what `seal` produced; throws SecretDecryptionError on any mismatch (key, AAD, bytes). */
 export function open(key: Buffer, sealed: Uint8Array, aad: Buffer): Buffer {
-  // bytea arrives as a Uint8Array from PGlite and as a Buffer from pg.
+  // Any Uint8Array: other modules hand in their sealed columns (`Rekey`) as plain byte arrays.
   const data = Buffer.from(sealed);
   if (data.length < SEAL_OVERHEAD) throw new SecretDecryptionError('ciphertext is truncated');
   if (data[0] !== SEAL_FORMAT_VERSION) {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { type AnyRouteDef, paginationQuery, route } from '../core/http.js';
+import { SECRETS_REASONS } from './reasons.js';
+import { SecretMetadataListSchema, SecretMetadataSchema } from './schemas.js';
 import type { SecretsService } from './service.js';
 import { SECRET_NAME, secretScopes } from './types.js';
 
@@ -17,17 +19,8 @@ const putBody = z.object({
   scope: z.enum(secretScopes).optional(),
 });
 
-const metadata = z.object({
-  name: z.string(),
-  project_id: z.uuid().nullable(),
-  scope: z.enum(secretScopes),
-  version: z.number().int(),
-  created_at: z.string(),
-  updated_at: z.string(),
-  created_by: z.uuid().nullable(),
-  updated_by: z.uuid().nullable(),
-});
-const page = z.object({ items: z.array(metadata), next_cursor: z.string().nullable() });
+const metadata = SecretMetadataSchema;
+const page = SecretMetadataListSchema;
 
 /** 64 KiB of value JSON-escaped (up to 6 bytes a byte for control characters) plus the rest. */
 const BODY_LIMIT = 512 * 1024;
@@ -53,6 +46,7 @@ export function secretsRoutes(secrets: SecretsService): AnyRouteDef[] {
       bodyLimit: BODY_LIMIT,
       status: 201,
       response: metadata,
+      reasons: [SECRETS_REASONS.valueTooLarge],
       raw: true,
       handler: async ({ params, body, actor, reply }) => {
         const { created, secret } = await secrets.put(actor, params.id, body);
@@ -76,6 +70,7 @@ export function secretsRoutes(secrets: SecretsService): AnyRouteDef[] {
       summary: 'Delete a project secret',
       tags: ['secrets'],
       access: { permission: 'secret:write', projectParam: 'id' },
+      status: 204,
       params: projectSecretParams,
       handler: async ({ params, actor }) => secrets.delete(actor, params.id, params.name),
     }),
@@ -89,6 +84,7 @@ export function secretsRoutes(secrets: SecretsService): AnyRouteDef[] {
       bodyLimit: BODY_LIMIT,
       status: 201,
       response: metadata,
+      reasons: [SECRETS_REASONS.valueTooLarge],
       raw: true,
       handler: async ({ body, actor, reply }) => {
         const { created, secret } = await secrets.put(actor, null, body);
@@ -111,6 +107,7 @@ export function secretsRoutes(secrets: SecretsService): AnyRouteDef[] {
       summary: 'Delete a global secret',
       tags: ['secrets'],
       access: globalWrite,
+      status: 204,
       params: z.object({ name: pathName }),
       handler: async ({ params, actor }) => secrets.delete(actor, null, params.name),
     }),

@@ -5,6 +5,7 @@ import { decodeCursor, type Page, toPage } from '../core/pagination.js';
 import type { Db, DbOrTx, Tx } from '../store/db.js';
 import type { SecretsTable } from '../store/schema.js';
 import { open, SEAL_FORMAT_VERSION, seal, secretAad, secretsKey } from './crypto.js';
+import { SECRETS_REASONS } from './reasons.js';
 import {
   MAX_SECRET_VALUE_BYTES,
   type PutSecretInput,
@@ -33,6 +34,7 @@ export class SecretResolutionError extends AppError {
       missing.map((name) => ({ message: 'secret not found', name })),
     );
     this.name = 'SecretResolutionError';
+    this.because(SECRETS_REASONS.notDefined);
   }
 }
 
@@ -45,6 +47,7 @@ export class SecretValueTooLargeError extends AppError {
       [{ path: 'body.value', message: `at most ${MAX_SECRET_VALUE_BYTES} bytes` }],
     );
     this.name = 'SecretValueTooLargeError';
+    this.because(SECRETS_REASONS.valueTooLarge);
   }
 }
 
@@ -89,7 +92,7 @@ function assertName(name: string): void {
   if (!SECRET_NAME.test(name)) {
     throw new AppError(400, 'bad_request', 'invalid secret name', [
       { path: 'name', message: 'letters, digits and "_", not starting with a digit, at most 255' },
-    ]);
+    ]).because(SECRETS_REASONS.invalidName);
   }
 }
 

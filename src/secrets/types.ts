@@ -1,5 +1,7 @@
+import type { z } from 'zod';
 import type { Actor } from '../core/http.js';
 import type { SecretScope } from '../store/schema.js';
+import type { SecretMetadataSchema } from './schemas.js';
 
 export { type SecretScope, secretScopes } from '../store/schema.js';
 
@@ -8,17 +10,7 @@ export const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/;
 export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
 
 /** What the API shows of a secret: never the value or its ciphertext. */
-export interface SecretMetadata {
-  name: string;
-  /** null = global secret. */
-  project_id: string | null;
-  scope: SecretScope;
-  version: number;
-  created_at: string;
-  updated_at: string;
-  created_by: string | null;
-  updated_by: string | null;
-}
+export type SecretMetadata = z.infer<typeof SecretMetadataSchema>;
 
 export interface PutSecretInput {
   name: string;
