@@ -177,11 +177,13 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
     const injected = await trigger('api-main', { COMMIT_SHA: 'x' });
     expect(injected.status).toBe(422);
     expect(injected.body.error.message).toContain('COMMIT_SHA');
+    expect(injected.body.error.reason).toBe('pipeline.injected_variable');
     const badName = await trigger('api-main', { 'lower-case': 'x' });
     expect(badName.status).toBe(400);
     const unknownRef = await trigger('no-such-branch');
     expect(unknownRef.status).toBe(422);
     expect(unknownRef.body.error.message).toContain('no-such-branch');
+    expect(unknownRef.body.error.reason).toBe('pipeline.unknown_ref');
     const asViewer = await t.request('POST', base(), { token: viewer.token, body: { git_ref: 'api-main' } });
     expect(asViewer.status).toBe(403);
     const anonymous = await t.request('GET', base());
@@ -193,6 +195,7 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
     const disabled = await trigger('api-off');
     expect(disabled.status).toBe(422);
     expect(disabled.body.error.message).toContain('api');
+    expect(disabled.body.error.reason).toBe('pipeline.api_disabled');
     await gitOk(['checkout', '-q', '--orphan', 'bare-branch'], { cwd: work });
     await gitOk(['rm', '-rq', '--cached', '.'], { cwd: work });
     execFileSync('rm', ['-f', path.join(work, '.platform.yaml')]);
@@ -200,6 +203,7 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
     const noDefinition = await trigger('bare-branch');
     expect(noDefinition.status).toBe(422);
     expect(noDefinition.body.error.message).toContain('.platform.yaml');
+    expect(noDefinition.body.error.reason).toBe('pipeline.no_definition');
     expect(await count()).toBe(before);
   });
 
@@ -228,6 +232,7 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
     const conflict = await t.request('POST', `${base()}/${slow.body.id}/retry`, { token: dev.token });
     expect(conflict.status).toBe(409);
     expect(conflict.body.error.message).toMatch(/pending|running/);
+    expect(conflict.body.error.reason).toBe('pipeline.not_retryable');
     const cancel = await t.request('POST', `${base()}/${slow.body.id}/cancel`, {
       token: dev.token,
       noAuditCheck: true,
@@ -235,6 +240,67 @@ describe.skipIf(servicesMissing)('pipelines API and hand-offs', () => {
     expect(cancel.status).toBe(200);
     await done(slow.body.id);
     expect(await auditRows('pipeline.cancel', slow.body.id)).toHaveLength(1);
+    const again = await t.request('POST', `${base()}/${slow.body.id}/cancel`, { token: dev.token });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({
+      reason: 'pipeline.not_cancellable',
+      message: 'pipeline is already cancelled',
+      details: [{ status: 'cancelled' }],
+    });
+    expect(await auditRows('pipeline.cancel', slow.body.id)).toHaveLength(1);
+  });
+
+  it('pipelines are numbered per project and addressable by number; steps by name', async () => {
+    const first = await trigger('api-main', { GREETING: 'numbered' });
+    expect(first.status).toBe(201);
+    const second = await trigger('api-main');
+    expect(second.body.number).toBe(first.body.number + 1);
+    const p = await done(first.body.id);
+    const byNumber = await t.request('GET', `${base()}/${first.body.number}`, { token: viewer.token });
+    expect(byNumber.status).toBe(200);
+    expect(byNumber.body).toMatchObject({ id: p.id, number: first.body.number, status: p.status });
+    const listed = await t.request('GET', `${base()}?ref=api-main`, { token: viewer.token });
+    expect((listed.body.items as { id: string; number: number }[]).find((i) => i.id === p.id)?.number).toBe(
+      first.body.number,
+    );
+    const log = await t.request('GET', `${base()}/${first.body.number}/steps/show/logs`, {
+      token: viewer.token,
+    });
+    expect(log.status).toBe(200);
+    expect(log.text).toContain('greeting=numbered');
+    const byIds = await t.request('GET', `${base()}/${p.id}/steps/${p.steps[0]!.id}/logs`, {
+      token: viewer.token,
+    });
+    expect(byIds.text).toBe(log.text);
+    expect(
+      (await t.request('GET', `${base()}/${p.id}/steps/nope/logs`, { token: viewer.token })).status,
+    ).toBe(404);
+    expect((await t.request('GET', `${base()}/99999`, { token: viewer.token })).status).toBe(404);
+    expect((await t.request('GET', `${base()}/not-a-ref`, { token: viewer.token })).status).toBe(400);
+    // Another project counts from 1.
+    const other = await t.request('POST', '/api/projects', {
+      token: dev.token,
+      body: { name: 'numbers-other' },
+    });
+    const otherProject = other.body.id as string;
+    const otherWork = path.join(tmp.dir, 'other');
+    await gitOk(['clone', authUrl(t.baseUrl, 'ada', dev.token, '/ada/numbers-other.git'), otherWork]);
+    writeFileSync(
+      path.join(otherWork, '.platform.yaml'),
+      'pipeline:\n  steps:\n    - name: a\n      commands: ["true"]\n  on: { push: false, api: true }\n',
+    );
+    await gitOk(['add', '-A'], { cwd: otherWork });
+    await gitOk(['commit', '-q', '-m', 'ci'], { cwd: otherWork });
+    await gitOk(['push', '-q', 'origin', 'HEAD:refs/heads/main'], { cwd: otherWork });
+    await t.platform.settle();
+    const inOther = await t.request('POST', `/api/projects/${otherProject}/pipelines`, {
+      token: dev.token,
+      body: { git_ref: 'main' },
+      noAuditCheck: true,
+    });
+    expect(inOther.status).toBe(201);
+    expect(inOther.body.number).toBe(1);
+    await done(second.body.id);
   });
 
   it('concurrency: cancel_in_progress cancels the older run; a plain group runs one at a time', async () => {
