@@ -214,12 +214,28 @@ describe.skipIf(servicesMissing)('system routes', () => {
       expect(op.requestBody.content['application/json'].schema.type).toBe('object');
     });
 
-    it('GET /api/docs is an HTML page listing every route', async () => {
+    it('GET /api/docs renders the document with Swagger UI served from the package (no CDN, no inline script)', async () => {
       const res = await t.request('GET', '/api/docs');
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toMatch(/^text\/html/);
       expect(res.text).toMatch(/^<!doctype html>/);
-      for (const r of t.platform.registry.routes) expect(res.text).toContain(`<code>${r.url}</code>`);
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      const scripts = [...res.text.matchAll(/<script([^>]*)>([^<]*)<\/script>/g)];
+      expect(scripts.length).toBeGreaterThan(0);
+      for (const [, attrs, inline] of scripts) {
+        expect(inline.trim(), 'no inline script (the CSP forbids it)').toBe('');
+        expect(attrs).toMatch(/src="\/api\/docs\/assets\//);
+      }
+      for (const src of [...res.text.matchAll(/(?:src|href)="(\/api\/docs\/assets\/[^"]+)"/g)].map(
+        (m) => m[1]!,
+      )) {
+        const asset = await t.request('GET', src);
+        expect(asset.status, src).toBe(200);
+        expect(asset.text.length, src).toBeGreaterThan(src.endsWith('init.js') ? 50 : 1000);
+      }
+      const init = await t.request('GET', '/api/docs/assets/init.js');
+      expect(init.text).toContain("url: '/api/openapi.json'");
+      expect((await t.request('GET', '/api/docs/assets/package.json')).status).toBe(404);
     });
   });
 

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { AppError } from '../core/errors.js';
 import { type AnyRouteDef, type RouteRegistry, route } from '../core/http.js';
 import type { ModuleContext, PlatformModule } from '../core/module.js';
@@ -5,8 +6,18 @@ import { openApiDocument } from '../core/openapi.js';
 import type { Drivers } from '../store/index.js';
 import { FsObjectStore } from '../store/index.js';
 import { VERSION } from '../version.js';
-import { renderDocs } from './docs.js';
+import { docsRoutes } from './docs.js';
 import { objectUrlRoutes } from './object-urls.js';
+
+const healthSchema = z
+  .object({ status: z.literal('ok'), version: z.string() })
+  .meta({ id: 'Health', description: 'the process is up' });
+const readinessSchema = z
+  .object({
+    status: z.literal('ready'),
+    checks: z.array(z.object({ name: z.string(), ok: z.boolean(), ms: z.number() })),
+  })
+  .meta({ id: 'Readiness', description: 'every dependency answered' });
 
 /**
  * Health, readiness, Prometheus metrics, the OpenAPI document and its reference page, and the
@@ -36,7 +47,8 @@ export function createSystemModule(
       summary: 'Liveness: the process is up',
       tags: ['system'],
       access: 'public',
-      handler: async () => ({ status: 'ok', version: VERSION }),
+      response: healthSchema,
+      handler: async () => ({ status: 'ok' as const, version: VERSION }),
     }),
     route({
       method: 'GET',
@@ -44,6 +56,7 @@ export function createSystemModule(
       summary: 'Readiness: database, cache, pub/sub and object store reachable (503 names the failing one)',
       tags: ['system'],
       access: 'public',
+      response: readinessSchema,
       handler: async ({ reply }) => {
         const checks = await checkDependencies(drivers);
         const failed = checks.filter((c) => !c.ok);
@@ -56,7 +69,7 @@ export function createSystemModule(
           );
         }
         reply.header('cache-control', 'no-store');
-        return { status: 'ready', checks: checks.map(({ name, ms }) => ({ name, ok: true, ms })) };
+        return { status: 'ready' as const, checks: checks.map(({ name, ms }) => ({ name, ok: true, ms })) };
       },
     }),
     route({
@@ -66,6 +79,7 @@ export function createSystemModule(
       tags: ['system'],
       access: 'public',
       raw: true,
+      produces: { status: 200, contentType: 'text/plain', description: 'Prometheus text exposition format' },
       handler: async ({ reply }) => {
         const stats = drivers.db.stats();
         metrics.dbPool.set({ state: 'total' }, stats.total);
@@ -81,17 +95,10 @@ export function createSystemModule(
       summary: 'This OpenAPI document',
       tags: ['system'],
       access: 'public',
+      response: z.looseObject({ openapi: z.string() }).meta({ description: 'an OpenAPI 3.1 document' }),
       handler: async () => document(),
     }),
-    route({
-      method: 'GET',
-      url: '/api/docs',
-      summary: 'Human-readable API reference',
-      tags: ['system'],
-      access: 'public',
-      raw: true,
-      handler: async ({ reply }) => reply.type('text/html; charset=utf-8').send(renderDocs(registry.routes)),
-    }),
+    ...docsRoutes(),
   ];
 
   if (drivers.objects instanceof FsObjectStore)

@@ -39,6 +39,11 @@ export function objectUrlRoutes(store: FsObjectStore, uploadLimit: number): AnyR
       params,
       query,
       raw: true,
+      produces: {
+        status: 200,
+        contentType: 'application/octet-stream',
+        description: 'the object (an attachment)',
+      },
       handler: async ({ params: p, query: q, reply }) => {
         verify('GET', p['*'], q);
         const object = await store.get(p['*']);
@@ -60,6 +65,7 @@ export function objectUrlRoutes(store: FsObjectStore, uploadLimit: number): AnyR
       query,
       bodyLimit: uploadLimit,
       raw: true,
+      produces: { status: 200, description: 'stored; the ETag header names the stored object' },
       handler: async ({ params: p, query: q, req, reply }) => {
         verify('PUT', p['*'], q);
         const length = Number(req.headers['content-length']);
