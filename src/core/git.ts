@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { type LaunchedProcess, LauncherDiedError, sharedProcessLauncher } from './launcher.js';
 
 /** Environment every git process gets: nothing inherited but PATH, no user or system config, no prompts. */
@@ -211,4 +212,44 @@ function runGitDirect(spec: RunSpec): Promise<RunGitResult> {
     child.stdin.on('error', () => {});
     child.stdin.end(spec.input ?? '');
   });
+}
+
+export interface GitStream {
+  /** git's stdout: piping it applies backpressure to git itself (it blocks writing its pipe). */
+  stdout: Readable;
+  /** Kills git and its helpers (the reader went away). */
+  kill(): void;
+  /** git's exit: the code (null when killed) and the start of its stderr. */
+  exited: Promise<{ code: number | null; stderr: string }>;
+}
+
+/**
+ * git whose output is streamed instead of collected (a file download of any size): spawned
+ * directly, since the launcher delivers output as messages it cannot slow down. The same
+ * environment, argument-array and process-group rules as `runGit`; the timeout covers the whole
+ * transfer, so a reader that stalls for ever does not keep git alive for ever.
+ */
+export function streamGit(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): GitStream {
+  const child = spawn('git', args, {
+    cwd: options.cwd,
+    env: gitEnv(),
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    if (stderr.length < 8192) stderr += chunk.toString('utf8');
+  });
+  const timer = setTimeout(() => killTree(child), options.timeoutMs ?? 10 * 60_000);
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, stderr: err.message });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+  return { stdout: child.stdout, kill: () => killTree(child), exited };
 }

@@ -1,13 +1,24 @@
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../core/errors.js';
-import { GitError, runGit } from '../core/git.js';
+import { GitError, runGit, streamGit } from '../core/git.js';
 import { type AnyRouteDef, route, uuidParam } from '../core/http.js';
 import { decodeCursor, encodeCursor } from '../core/pagination.js';
 import type { ProjectsService } from '../projects/index.js';
 import { downloadHeaders } from '../store/objects/download.js';
+import {
+  BlobSchema,
+  BranchListSchema,
+  CommitDetailSchema,
+  type CommitInfo,
+  CommitListSchema,
+  CompareSchema,
+  TagListSchema,
+  TreeSchema,
+} from './schemas.js';
 
 const MAX_BLOB_BYTES = 1024 * 1024;
 const MAX_PATCH_BYTES = 1024 * 1024;
+const MAX_RAW_BYTES = 512 * 1024 * 1024;
 
 /** Ref names and paths come from clients: only shapes git cannot mistake for options or ranges. */
 export const refSchema = z
@@ -30,15 +41,6 @@ export const pathSchema = z
   .transform((p) => p.replace(/\/+$/, ''));
 
 const ENTRY_TYPES = { blob: 'blob', tree: 'tree', commit: 'commit' } as const;
-
-interface CommitInfo {
-  sha: string;
-  parents: string[];
-  author: { name: string; email: string; date: string };
-  committer: { name: string; email: string; date: string };
-  title: string;
-  message: string;
-}
 
 const COMMIT_FORMAT = '%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B%x1e';
 
@@ -231,13 +233,20 @@ export class RepoBrowser {
     };
   }
 
+  /**
+   * A file's bytes as a stream from `git cat-file`, never held in memory: the reply's backpressure
+   * slows git down, and the caller kills it when the client goes away.
+   */
   async raw(projectId: string, refArg: string | undefined, path: string) {
     const b = await this.blobSpec(projectId, refArg, path);
-    const { stdout } = await runGit(['cat-file', 'blob', b.spec], {
-      cwd: b.dir,
-      maxOutputBytes: 512 * 1024 * 1024,
-    });
-    return { body: stdout, sha: b.sha };
+    if (b.size > MAX_RAW_BYTES) {
+      throw new AppError(
+        413,
+        'payload_too_large',
+        `file is ${b.size} bytes; the limit is ${MAX_RAW_BYTES} bytes`,
+      );
+    }
+    return { ...streamGit(['cat-file', 'blob', b.spec], { cwd: b.dir }), size: b.size, sha: b.sha };
   }
 
   async commits(projectId: string, q: { ref?: string; path?: string; limit: number; cursor?: string }) {
@@ -335,6 +344,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'Branches with their head commit',
       tags: ['git'],
       access: read,
+      response: BranchListSchema,
       params: uuidParam,
       handler: async ({ params }) => browser.branches(params.id),
     }),
@@ -344,6 +354,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'Tags',
       tags: ['git'],
       access: read,
+      response: TagListSchema,
       params: uuidParam,
       handler: async ({ params }) => browser.tags(params.id),
     }),
@@ -353,6 +364,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'Directory listing at a ref (default: the default branch)',
       tags: ['git'],
       access: read,
+      response: TreeSchema,
       params: uuidParam,
       query: fileQuery,
       handler: async ({ params, query }) => browser.tree(params.id, query.ref, query.path),
@@ -363,6 +375,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'File content: text, or base64 for binary (1 MiB max; see raw)',
       tags: ['git'],
       access: read,
+      response: BlobSchema,
       params: uuidParam,
       query: fileQuery,
       handler: async ({ params, query }) => browser.blob(params.id, query.ref, query.path),
@@ -373,15 +386,24 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'Raw file bytes',
       tags: ['git'],
       access: read,
+      produces: {
+        contentType: 'application/octet-stream',
+        description: 'the file, streamed as an attachment (ETag: the blob id); 413 over 512 MiB',
+      },
       params: uuidParam,
       query: fileQuery,
       raw: true,
       handler: async ({ params, query, reply }) => {
-        const { body, sha } = await browser.raw(params.id, query.ref, query.path);
+        const file = await browser.raw(params.id, query.ref, query.path);
+        // A client that goes away before the last byte takes git down with it.
+        reply.raw.on('close', () => {
+          if (!reply.raw.writableFinished) file.kill();
+        });
         return reply
           .headers(downloadHeaders({ filename: query.path }))
-          .header('etag', `"${sha}"`)
-          .send(body);
+          .header('etag', `"${file.sha}"`)
+          .header('content-length', String(file.size))
+          .send(file.stdout);
       },
     }),
     route({
@@ -390,6 +412,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'Commit history (paged; optionally of one path)',
       tags: ['git'],
       access: read,
+      response: CommitListSchema,
       params: uuidParam,
       query: z.object({
         ref: refSchema.optional(),
@@ -405,6 +428,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'One commit with diff stats and patch (patch capped at 1 MiB)',
       tags: ['git'],
       access: read,
+      response: CommitDetailSchema,
       params: z.object({
         id: z.uuid(),
         sha: z.string().regex(/^[0-9a-f]{4,64}$/, 'must be a hex commit id'),
@@ -417,6 +441,7 @@ export function browseRoutes(browser: RepoBrowser): AnyRouteDef[] {
       summary: 'Commits in head not in base, and the diff from their merge base',
       tags: ['git'],
       access: read,
+      response: CompareSchema,
       params: uuidParam,
       query: z.object({ base: refSchema, head: refSchema }),
       handler: async ({ params, query }) => browser.compare(params.id, query.base, query.head),

@@ -54,6 +54,7 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
       tags: ['git'],
       access: 'public',
       raw: true,
+      produces: { contentType: LFS_TYPE, description: 'the batch answer: an action or an error per object' },
       params: repoParams,
       body: batchBody,
       handler: async ({ req, reply, params, body }) => {
@@ -159,6 +160,7 @@ export function lfsRoutes(deps: LfsDeps): AnyRouteDef[] {
       tags: ['git'],
       access: 'public',
       raw: true,
+      produces: { contentType: LFS_TYPE, description: '{ message: "verified" }' },
       params: repoParams,
       body: pointer,
       handler: async ({ req, reply, params, body }) => {

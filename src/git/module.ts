@@ -5,6 +5,8 @@ import type { RbacService } from '../rbac/index.js';
 import { browseRoutes, RepoBrowser } from './browse.js';
 import { installHooks } from './hooks.js';
 import { lfsRoutes } from './lfs.js';
+import { lfsLockRoutes } from './lfs-locks.js';
+import { pushReplies } from './push-replies.js';
 import { removeStaleIncoming } from './quarantine.js';
 import { smartHttpRoutes } from './smart-http.js';
 
@@ -24,6 +26,8 @@ export function createGitModule(
     bodyLimit: ctx.config.git_body_limit_bytes,
     // The pipeline module subscribes to `push.received` (emitted after these listeners) itself.
     onPush: [],
+    replies: pushReplies,
+    publicUrl: ctx.config.public_url,
   });
   const browser = new RepoBrowser(projects);
   return {
@@ -40,6 +44,7 @@ export function createGitModule(
         publicUrl: ctx.config.public_url,
         maxObjectSize: ctx.config.git_body_limit_bytes,
       }),
+      ...lfsLockRoutes({ db: ctx.drivers.db.db, projects, rbac }),
     ],
     start: async () => {
       await installHooks(ctx.config.data_dir);

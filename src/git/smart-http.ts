@@ -11,12 +11,14 @@ import { z } from 'zod';
 import { writeAudit } from '../core/audit.js';
 import { AppError, notFound, unauthorized } from '../core/errors.js';
 import type { EventBus } from '../core/events.js';
+import { gitEnv, killTree, runGit } from '../core/git.js';
 import { type AnyRouteDef, type Principal, route } from '../core/http.js';
+import { SLUG } from '../core/validation.js';
 import { loadProtectionRules, type ProjectRow, type ProjectsService, pushPolicy } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
-import { gitEnv, killTree, runGit } from '../core/git.js';
-import { SLUG } from '../core/validation.js';
+import type { PushReceivedEvent } from './events.js';
+import { type PushReplies, withRemoteLines } from './push-replies.js';
 
 export const repoParams = z.object({
   owner: z.string().max(63).regex(new RegExp(SLUG.source, 'i'), 'invalid owner name'),
@@ -51,7 +53,18 @@ export interface SmartHttpDeps {
   hooksDir: string;
   bodyLimit: number;
   onPush: PushListener[];
+  /** What subscribers tell the pusher (`remote:` lines at the end of the push). */
+  replies: PushReplies;
+  publicUrl: string;
 }
+
+/** What a push did, for its answer: the events emitted and the branches it created. */
+interface PushOutcome {
+  events: PushReceivedEvent[];
+  createdBranches: string[];
+}
+
+const NOTHING_PUSHED: PushOutcome = { events: [], createdBranches: [] };
 
 /**
  * Resolves `/:owner/:repo` to a project the caller may use: anonymous callers who are refused get
@@ -137,12 +150,12 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
     ip: string,
     dir: string,
     logFile: string,
-  ) => {
+  ): Promise<PushOutcome> => {
     let log = '';
     try {
       log = await readFile(logFile, 'utf8');
     } catch {
-      return; // no ref moved
+      return NOTHING_PUSHED; // no ref moved
     } finally {
       await rm(logFile, { force: true });
     }
@@ -151,7 +164,8 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
       .map((l) => l.trim().split(' '))
       .filter((parts) => parts.length === 3)
       .map(([before = '', after = '', ref = '']) => ({ ref, before, after }));
-    if (updates.length === 0) return;
+    if (updates.length === 0) return NOTHING_PUSHED;
+    const outcome: PushOutcome = { events: [], createdBranches: [] };
     await writeAudit(deps.db, {
       actor: { id: pusher.userId, name: pusher.userName, ip },
       action: 'git.push',
@@ -172,7 +186,7 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
           deps.log.error({ err, ref }, 'push listener failed');
         }
       }
-      deps.events.emit('push.received', {
+      const event: PushReceivedEvent = {
         projectId: project.id,
         ref,
         before,
@@ -182,8 +196,26 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
         pusherId: pusher.userId,
         pusherName: pusher.userName,
         commits,
-      });
+      };
+      deps.events.emit('push.received', event);
+      outcome.events.push(event);
+      const branch = ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : undefined;
+      if (event.created && branch !== undefined && branch !== project.default_branch) {
+        outcome.createdBranches.push(branch);
+      }
     }
+    return outcome;
+  };
+
+  /** The `remote:` lines of a push's answer: what the subscribers started, and an offer per new branch. */
+  const remoteLines = async (project: ProjectRow, outcome: Promise<PushOutcome>) => {
+    const { events, createdBranches } = await outcome;
+    const started = await deps.replies.collect(events);
+    const offers = createdBranches.map(
+      (branch) =>
+        `Create a merge request for '${branch}': ${deps.publicUrl}/${project.owner_name}/${project.name}/-/merge_requests/new?source_branch=${encodeURIComponent(branch)}`,
+    );
+    return [...started, ...offers];
   };
 
   const rpc = async (
@@ -233,11 +265,15 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
         resolve();
       });
     });
-    // Events, audit and pipeline triggers run once git has exited (the refs have moved), without
-    // holding the client's answer; tracked from the start so settle()/shutdown wait for them.
-    if (write) track(exited.then(() => afterPush(project, req.principal!, req.ip, dir, logFile)));
     noCache(reply);
-    return reply.type(`application/x-${name}-result`).send(child.stdout);
+    reply.type(`application/x-${name}-result`);
+    if (!write) return reply.send(child.stdout);
+    // Events, audit and pipeline triggers run once git has exited (the refs have moved); tracked
+    // from the start so settle()/shutdown wait for them. The answer's last packet waits (bounded)
+    // for the `remote:` lines about what the push started.
+    const outcome = exited.then(() => afterPush(project, req.principal!, req.ip, dir, logFile));
+    track(outcome.then(() => undefined));
+    return reply.send(child.stdout.pipe(withRemoteLines(() => remoteLines(project, outcome))));
   };
 
   const routes = [
@@ -248,6 +284,10 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
       tags: ['git'],
       access: 'public',
       raw: true,
+      produces: {
+        contentType: 'application/x-git-upload-pack-advertisement',
+        description: 'pkt-line ref advertisement (x-git-receive-pack-advertisement for pushes)',
+      },
       params: repoParams,
       query: service,
       handler: async ({ req, reply, params, query }) => {
@@ -285,6 +325,10 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
       tags: ['git'],
       access: 'public',
       raw: true,
+      produces: {
+        contentType: 'application/x-git-upload-pack-result',
+        description: 'the pack, pkt-line framed',
+      },
       bodyLimit: deps.bodyLimit,
       params: repoParams,
       handler: async ({ req, reply, params }) => rpc(req, reply, params, 'git-upload-pack'),
@@ -296,6 +340,10 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
       tags: ['git'],
       access: 'public',
       raw: true,
+      produces: {
+        contentType: 'application/x-git-receive-pack-result',
+        description: "receive-pack's report, with `remote:` lines about what the push started",
+      },
       bodyLimit: deps.bodyLimit,
       params: repoParams,
       handler: async ({ req, reply, params }) => rpc(req, reply, params, 'git-receive-pack'),
