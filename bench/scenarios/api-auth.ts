@@ -50,6 +50,8 @@ export const apiAuth: Scenario = {
         PLATFORM_DATA_DIR: path.join(dir, 'data'),
         PLATFORM_HOST: '127.0.0.1',
         PLATFORM_PORT: String(port),
+        // The origin the bench's cookie-authenticated token request names (same-origin check).
+        PLATFORM_PUBLIC_URL: base,
         PLATFORM_ADMIN_PASSWORD: ADMIN_PASSWORD,
         PLATFORM_LOG_LEVEL: 'warn',
       }),
