@@ -8,7 +8,6 @@ import type {
   V1ResourceRequirements,
   V1SecurityContext,
 } from '@kubernetes/client-node';
-import type { KubernetesRunnerOptions } from './kubernetes.js';
 import { buildStepScript } from './script.js';
 import type { StepRunRequest } from './types.js';
 
@@ -63,6 +62,12 @@ export const SECRET_DELETE_BACKOFF_MS = 500;
 export const MAX_READ_FAILURES = 30;
 /** setTimeout fires at once beyond 2^31-1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Applied as both requests and limits to each container of a step pod. */
+export interface StepResources {
+  cpu?: string;
+  memory?: string;
+}
 
 /** Where one variable of the step's environment is kept in the Secret. */
 export interface SecretKey {
@@ -121,7 +126,7 @@ export function buildStepPod(input: {
   req: StepRunRequest;
   image: string;
   initImage: string;
-  resources: KubernetesRunnerOptions['resources'];
+  resources: StepResources | undefined;
   /** The Secret holding the step's environment (under secretKeys) and the clone token. */
   secretName: string;
   secretKeys: SecretKey[];
@@ -210,9 +215,7 @@ export function buildStepPod(input: {
   };
 }
 
-function resourceRequirements(
-  resources: KubernetesRunnerOptions['resources'],
-): V1ResourceRequirements | null {
+function resourceRequirements(resources: StepResources | undefined): V1ResourceRequirements | null {
   const amounts: Record<string, string> = {};
   if (resources?.cpu) amounts['cpu'] = resources.cpu;
   if (resources?.memory) amounts['memory'] = resources.memory;

@@ -17,11 +17,13 @@ import {
   SECRET_DELETE_ATTEMPTS,
   SECRET_DELETE_BACKOFF_MS,
   type SecretKey,
+  type StepResources,
   secretKeys,
   stepLabels,
 } from './kubernetes-pod.js';
 import { describeError, sleep, statusCode, superviseStep } from './kubernetes-watch.js';
 import type { Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
+
 export interface KubernetesRunnerOptions {
   /** A loaded KubeConfig, or a kubeconfig file path; absent → in-cluster configuration. */
   kubeConfig: KubeConfig | string | undefined;
@@ -30,8 +32,7 @@ export interface KubernetesRunnerOptions {
   initImage?: string;
   /** Image for steps that do not name one. */
   image?: string;
-  /** Applied as both requests and limits to each container of a step pod. */
-  resources?: { cpu?: string; memory?: string };
+  resources?: StepResources;
   /** How often pod status is read while a step runs. */
   pollIntervalMs?: number;
   /** The uid and gid the clone and step containers run as (never 0); default 65532. */

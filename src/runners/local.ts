@@ -1,18 +1,26 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
   createProcessLauncher,
-  type LaunchedProcess,
   LauncherDiedError,
   type ProcessExit,
   type ProcessLauncher,
   sharedProcessLauncher,
 } from '../core/launcher.js';
+import { killRecordedGroup, parsePidFile, waitForGroupGone, writePidFile } from './process-group.js';
 import { containsNul, RunSandbox, SandboxEndedError, type SupervisedStep } from './run-sandbox.js';
-import { bwrapArgs, isInside, reachableWorkRoot, untraversableAncestor } from './sandbox.js';
+import {
+  bwrapArgs,
+  DEFAULT_PATH,
+  findOnPath,
+  isInside,
+  probeBwrap,
+  reachableWorkRoot,
+  untraversableAncestor,
+} from './sandbox.js';
 import { buildStepScript } from './script.js';
 import { NODE_SUPERVISOR, OWN_PID_NAMESPACE_ARG, PERL_PATH, PERL_SUPERVISOR } from './supervisor.js';
 import type { Runner, StepRunRequest, StepRunResult, Workspace } from './types.js';
@@ -49,12 +57,10 @@ export interface LocalRunnerOptions {
 }
 
 export const DEFAULT_SANDBOX_USER = { uid: 65532, gid: 65532 };
-const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 /** Time between SIGTERM and SIGKILL when a step is stopped. */
 const KILL_GRACE_MS = 2_000;
 /** After SIGKILL, how long a step may take to be reported gone before its whole sandbox is killed. */
 const SANDBOX_KILL_AFTER_MS = 3_000;
-const BWRAP_PROBE_TIMEOUT_MS = 10_000;
 /** setTimeout fires at once beyond 2^31-1 ms; longer step timeouts are capped (about 24 days). */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -489,170 +495,6 @@ async function runLocalStep(
       error: err instanceof SandboxEndedError ? err.message : `could not start the step: ${errorText(err)}`,
     });
   }
-}
-
-/** Resolves null when bwrap can set up a sandbox like the one steps get, else the reason it cannot. */
-async function probeBwrap(
-  launcher: ProcessLauncher,
-  bwrap: string,
-  readOnly: string[],
-  user: { uid: number; gid: number } | undefined,
-): Promise<string | null> {
-  let child: LaunchedProcess;
-  try {
-    child = await launcher.spawn({
-      file: bwrap,
-      args: [...bwrapArgs({ writable: [], readOnly, cwd: '/', network: 'none' }), '/bin/true'],
-      env: { PATH: DEFAULT_PATH },
-      ...(user ? { uid: user.uid, gid: user.gid } : {}),
-    });
-  } catch (err) {
-    if (err instanceof LauncherDiedError) throw err;
-    return errorText(err);
-  }
-  let stderr = '';
-  child.onOutput((chunk, stream) => {
-    if (stream === 'stderr' && stderr.length < 4096) stderr += chunk.toString('utf8');
-  });
-  const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), BWRAP_PROBE_TIMEOUT_MS);
-  try {
-    const { code, signal } = await child.exited;
-    await child.closed;
-    if (code === 0) return null;
-    return stderr.trim() || `exited with ${code ?? signal}`;
-  } catch (err) {
-    // Only a launcher that died rejects here.
-    killGroup(child.pid, 'SIGKILL');
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function killGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: the group is already gone
-  }
-}
-
-interface PidRecord {
-  pgid: number;
-  /** Leader start time in clock ticks since boot (/proc/<pid>/stat field 22): tells a recycled pid apart. */
-  startTime: string | null;
-  runId: string;
-}
-
-async function writePidFile(file: string, pgid: number, runId: string): Promise<void> {
-  const record: PidRecord = { pgid, startTime: readProcStat(pgid)?.startTime ?? null, runId };
-  try {
-    // The directory is made with the workspace: a workspace removed meanwhile is not re-created.
-    await writeFile(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
-  } catch {
-    // The workspace was removed meanwhile; there is nothing left to clean up after a crash either.
-  }
-}
-
-function parsePidFile(text: string): PidRecord | null {
-  try {
-    const value = JSON.parse(text) as Partial<PidRecord>;
-    if (typeof value.pgid !== 'number' || !Number.isInteger(value.pgid) || value.pgid <= 1) return null;
-    return {
-      pgid: value.pgid,
-      startTime: typeof value.startTime === 'string' ? value.startTime : null,
-      runId: typeof value.runId === 'string' ? value.runId : '',
-    };
-  } catch {
-    return null;
-  }
-}
-
-interface ProcStat {
-  pgrp: number;
-  session: number;
-  startTime: string;
-}
-
-function readProcStat(pid: number): ProcStat | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: fields are counted after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const pgrp = Number(fields[2]);
-    const session = Number(fields[3]);
-    const startTime = fields[19];
-    if (!Number.isInteger(pgrp) || !Number.isInteger(session) || !startTime) return null;
-    return { pgrp, session, startTime };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Kills a recorded group only when it is still ours: the leader is alive, leads its own group and
- * session (our steps start with setsid) and started when recorded; or, the leader having exited, some
- * process is still in that group and session and started no earlier than the leader — a pid cannot be
- * reused while a group with that id exists, so such members can only be leftovers of the step.
- */
-function killRecordedGroup(record: PidRecord): boolean {
-  const { pgid } = record;
-  const leader = readProcStat(pgid);
-  if (leader) {
-    if (leader.pgrp !== pgid || leader.session !== pgid) return false;
-    if (record.startTime !== null && leader.startTime !== record.startTime) return false;
-    killGroup(pgid, 'SIGKILL');
-    return true;
-  }
-  const members = groupMembers(pgid).filter(
-    (m) =>
-      m.session === pgid && (record.startTime === null || BigInt(m.startTime) >= BigInt(record.startTime)),
-  );
-  if (members.length === 0) return false;
-  killGroup(pgid, 'SIGKILL');
-  return true;
-}
-
-function groupMembers(pgid: number): ProcStat[] {
-  const members: ProcStat[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return members;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = readProcStat(Number(entry));
-    if (stat && stat.pgrp === pgid) members.push(stat);
-  }
-  return members;
-}
-
-async function waitForGroupGone(pgid: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(-pgid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function findOnPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? DEFAULT_PATH).split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
 }
 
 /** Step names become file names; encoding keeps distinct names distinct and `/` out. */

@@ -1,6 +1,17 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import path from 'node:path';
+import { type LaunchedProcess, LauncherDiedError, type ProcessLauncher } from '../core/launcher.js';
+import { killGroup } from './process-group.js';
 
 /**
  * The bubblewrap sandbox of a pipeline run. It holds no privilege whatever user the platform runs as:
@@ -155,4 +166,60 @@ export function reachableWorkRoot(configured: string): string {
   }
   chmodSync(dir, 0o711);
   return dir;
+}
+
+/** The PATH of everything the runner starts (bwrap, the supervisor, steps). */
+export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+const BWRAP_PROBE_TIMEOUT_MS = 10_000;
+
+/** Resolves null when bwrap can set up a sandbox like the one steps get, else the reason it cannot. */
+export async function probeBwrap(
+  launcher: ProcessLauncher,
+  bwrap: string,
+  readOnly: string[],
+  user: { uid: number; gid: number } | undefined,
+): Promise<string | null> {
+  let child: LaunchedProcess;
+  try {
+    child = await launcher.spawn({
+      file: bwrap,
+      args: [...bwrapArgs({ writable: [], readOnly, cwd: '/', network: 'none' }), '/bin/true'],
+      env: { PATH: DEFAULT_PATH },
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
+  } catch (err) {
+    if (err instanceof LauncherDiedError) throw err;
+    return err instanceof Error ? err.message : String(err);
+  }
+  let stderr = '';
+  child.onOutput((chunk, stream) => {
+    if (stream === 'stderr' && stderr.length < 4096) stderr += chunk.toString('utf8');
+  });
+  const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), BWRAP_PROBE_TIMEOUT_MS);
+  try {
+    const { code, signal } = await child.exited;
+    await child.closed;
+    if (code === 0) return null;
+    return stderr.trim() || `exited with ${code ?? signal}`;
+  } catch (err) {
+    // Only a launcher that died rejects here.
+    killGroup(child.pid, 'SIGKILL');
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function findOnPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? DEFAULT_PATH).split(':')) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
