@@ -548,11 +548,26 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     await review(toRel, 'request_changes');
     await agree(p.id, toRel, 'mr.changes_requested');
 
-    // Archived: nothing merges.
+    // Archived: the API hides archived projects (404), so the service is asked; nothing merges.
     await branch(p, 'late', { 'late.txt': 'l\n' });
     const late = await openMr('late');
     await db.updateTable('projects').set({ is_active: false }).where('id', '=', p.id).execute();
-    await agree(p.id, late, 'mr.project_archived');
+    const service = t.platform.services.mergeRequests;
+    const archived = await service.detail(p.id, late);
+    expect(archived.mergeable).toBe(false);
+    expect(archived.blockers.map((b) => b.reason)).toEqual([
+      'mr.project_archived',
+      'mr.approvals_required',
+      'mr.pipeline_required',
+    ]);
+    const maria = { userId: owner.id, userName: 'maria', userType: 'human' as const };
+    await expect(
+      service.merge({ id: owner.id, name: 'maria', ip: null }, maria, p.id, late, {}),
+    ).rejects.toMatchObject({
+      status: 409,
+      reason: 'mr.project_archived',
+      message: archived.blockers[0]!.message,
+    });
   });
 
   it('a push to the source branch updates the head and emits mr.updated', async () => {
