@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { systemActor, writeAudit } from '../core/audit.js';
+import { bindRoleByName } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
 import { generatePassword, hashPassword } from './credentials.js';
 
@@ -37,15 +38,7 @@ export async function bootstrapAdmin(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    const role = await trx
-      .selectFrom('roles')
-      .select('id')
-      .where('name', '=', 'admin')
-      .executeTakeFirstOrThrow();
-    await trx
-      .insertInto('user_roles')
-      .values({ user_id: user.id, role_id: role.id, project_id: null })
-      .execute();
+    await bindRoleByName(trx, user.id, 'admin');
     await writeAudit(trx, {
       actor: systemActor,
       action: 'user.bootstrap_admin',

@@ -105,6 +105,27 @@ export function bindingOf(trx: Tx, userId: string, roleId: string, projectId: st
     .executeTakeFirst();
 }
 
+/**
+ * Binds a role, named, to a user (globally when `projectId` is null): for other modules that must
+ * grant a role inside their own transaction (the bootstrap admin). No audit row: the caller audits.
+ */
+export async function bindRoleByName(
+  trx: DbOrTx,
+  userId: string,
+  roleName: string,
+  projectId: string | null = null,
+): Promise<void> {
+  const role = await trx
+    .selectFrom('roles')
+    .select('id')
+    .where('name', '=', roleName)
+    .executeTakeFirstOrThrow();
+  await trx
+    .insertInto('user_roles')
+    .values({ user_id: userId, role_id: role.id, project_id: projectId })
+    .execute();
+}
+
 export function insertBinding(trx: Tx, userId: string, roleId: string, projectId: string | null) {
   return trx
     .insertInto('user_roles')
