@@ -66,8 +66,52 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
   it('serve refuses PLATFORM_PORT=abc, naming it', async () => {
     const result = await runCli(['serve'], { PLATFORM_PORT: 'abc', PLATFORM_DATA_DIR: makeTempDir() });
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/PLATFORM_PORT: .*number/i);
+    expect(result.stderr).toContain("PLATFORM_PORT: expected a port number 1–65535, got 'abc'");
+    expect(result.stderr).toContain('`platform config` shows every setting');
   });
+
+  it('serve refuses a mistyped PLATFORM_ variable, suggesting the setting it was meant to be', async () => {
+    const result = await runCli(['serve'], { PLATFORM_PROT: '8401', PLATFORM_DATA_DIR: makeTempDir() });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('PLATFORM_PROT: unknown setting; did you mean PLATFORM_PORT?');
+  });
+
+  it('config prints the effective values and where each came from, secrets masked', async () => {
+    const masterKey = 'cd'.repeat(32);
+    const result = await runCli(['config', '--log-level', 'debug'], {
+      PLATFORM_PORT: '8401',
+      PLATFORM_MASTER_KEY: masterKey,
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const line = (name: string) => result.stdout.split('\n').find((l) => l.startsWith(`${name} `));
+    expect(line('PLATFORM_PORT')).toMatch(/^PLATFORM_PORT +8401 +environment$/);
+    expect(line('PLATFORM_PUBLIC_URL')).toMatch(/http:\/\/localhost:8401 +default \(from PLATFORM_PORT\)$/);
+    expect(line('PLATFORM_LOG_LEVEL')).toMatch(/debug +flag --log-level$/);
+    expect(line('PLATFORM_HOST')).toMatch(/0\.0\.0\.0 +default$/);
+    expect(line('PLATFORM_MASTER_KEY')).toMatch(/\*{8} \(set\) +environment$/);
+    expect(result.stdout).not.toContain(masterKey);
+
+    // Problems are listed after the table (exit 1), the table is still shown.
+    const bad = await runCli(['config'], { PLATFORM_PORT: 'abc', PLATFORM_PROT: '1' });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/^PLATFORM_PORT +abc +environment — INVALID$/m);
+    expect(bad.stderr).toContain("PLATFORM_PORT: expected a port number 1–65535, got 'abc'");
+    expect(bad.stderr).toContain('did you mean PLATFORM_PORT?');
+  }, 150_000);
+
+  it('each command has its own --help; an unknown command gets a did-you-mean', async () => {
+    const admin = await runCli(['admin', '--help']);
+    expect(admin.code, admin.stderr).toBe(0);
+    expect(admin.stdout).toMatch(/^Usage: platform admin create-user/);
+    expect(admin.stdout).toContain('--expires-in-days');
+    expect(admin.stdout).not.toContain('Commands:');
+
+    const typo = await runCli(['serv']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toBe(
+      "platform: unknown command 'serv'; did you mean 'serve'?\nRun `platform --help` for the usage.\n",
+    );
+  }, 150_000);
 
   it('doctor on an empty data directory leaves it empty and says the database is not set up yet', async () => {
     const dataDir = makeTempDir();
@@ -160,6 +204,12 @@ describe.skipIf(servicesMissing)(`cli (${storeMode})`, () => {
     const me = await fetch(`${base}/api/auth/me`, { headers: { cookie: good.cookie! } });
     expect(me.status).toBe(200);
     expect(await me.json()).toMatchObject({ user: { name: 'admin' } });
+
+    // Prometheus metrics: the default process metrics are prefixed platform_ once.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/^platform_process_cpu_seconds_total /m);
+    expect(metrics).toMatch(/^platform_nodejs_eventloop_lag_seconds /m);
+    expect(metrics).not.toContain('platform_process_process_');
 
     server.signal('SIGTERM');
     const exit = await server.waitForExit(20_000);
