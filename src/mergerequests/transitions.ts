@@ -5,7 +5,7 @@ import {
   type MergeRequestStatus,
   type MergeStrategy,
   mergeRequestStatusTransitions,
-  type StatusTransitions,
+  transitionSources,
 } from '../store/schema.js';
 
 /**
@@ -16,24 +16,14 @@ import {
  * transition table when this file loads. Events are the caller's, emitted after commit.
  */
 
-function sources<S extends string>(
-  table: StatusTransitions<S>,
-  what: string,
-  from: readonly S[],
-  to: S,
-): readonly S[] {
-  for (const f of from) if (!table[f].includes(to)) throw new Error(`${what}: ${f} → ${to} is not allowed`);
-  return from;
-}
-
 const MR = {
-  close: sources(mergeRequestStatusTransitions, 'mr close', ['open'], 'closed'),
-  reopen: sources(mergeRequestStatusTransitions, 'mr reopen', ['closed'], 'open'),
+  close: transitionSources(mergeRequestStatusTransitions, 'mr close', ['open'], 'closed'),
+  reopen: transitionSources(mergeRequestStatusTransitions, 'mr reopen', ['closed'], 'open'),
   // The target branch has moved by the time this is written: the merge happened, even if another
   // instance closed the merge request meanwhile.
-  merge: sources(mergeRequestStatusTransitions, 'mr merge', ['open', 'closed'], 'merged'),
+  merge: transitionSources(mergeRequestStatusTransitions, 'mr merge', ['open', 'closed'], 'merged'),
   // A push is only taken as the merge of a merge request that is still open.
-  mergeByPush: sources(mergeRequestStatusTransitions, 'mr merged by push', ['open'], 'merged'),
+  mergeByPush: transitionSources(mergeRequestStatusTransitions, 'mr merged by push', ['open'], 'merged'),
 } as const;
 
 export interface TransitionAudit {

@@ -3,7 +3,7 @@ import type { DbOrTx } from '../store/db.js';
 import {
   type NotificationStatus,
   notificationStatusTransitions,
-  type StatusTransitions,
+  transitionSources,
 } from '../store/schema.js';
 import type { NotificationRow } from './queries.js';
 
@@ -13,20 +13,11 @@ import type { NotificationRow } from './queries.js';
  * meanwhile is left as it is and the caller gets nothing back. The sources of each named transition
  * are checked against the schema's transition table when this file loads.
  */
-function sources<S extends string>(
-  table: StatusTransitions<S>,
-  what: string,
-  from: readonly S[],
-  to: S,
-): readonly S[] {
-  for (const f of from) if (!table[f].includes(to)) throw new Error(`${what}: ${f} → ${to} is not allowed`);
-  return from;
-}
 
 export const NOTIFICATION_TRANSITIONS = {
-  sent: sources(notificationStatusTransitions, 'notification sent', ['pending'], 'sent'),
-  failed: sources(notificationStatusTransitions, 'notification failed', ['pending'], 'failed'),
-  read: sources(notificationStatusTransitions, 'notification read', ['pending', 'sent'], 'read'),
+  sent: transitionSources(notificationStatusTransitions, 'notification sent', ['pending'], 'sent'),
+  failed: transitionSources(notificationStatusTransitions, 'notification failed', ['pending'], 'failed'),
+  read: transitionSources(notificationStatusTransitions, 'notification read', ['pending', 'sent'], 'read'),
 } as const satisfies Partial<Record<NotificationStatus, readonly NotificationStatus[]>>;
 
 /** Statuses an in-app notification can be marked read from (others answer 409). */

@@ -51,6 +51,23 @@ export type NullableBytea = ColumnType<Buffer | null, Buffer | null | undefined,
  */
 export type StatusTransitions<S extends string> = Readonly<Record<S, readonly S[]>>;
 
+/**
+ * The source statuses of a named transition, checked against the column's table when the module
+ * that declares it loads: a `transitions.ts` cannot write a change the table does not allow.
+ */
+export function transitionSources<S extends string>(
+  table: StatusTransitions<S>,
+  what: string,
+  from: readonly S[],
+  to: S | readonly S[],
+): readonly S[] {
+  const targets: readonly S[] = typeof to === 'string' ? [to] : to;
+  for (const f of from)
+    for (const t of targets)
+      if (!table[f].includes(t)) throw new Error(`${what}: ${f} → ${t} is not an allowed transition`);
+  return from;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Foundation
 

@@ -1,6 +1,10 @@
 import { sql } from 'kysely';
 import type { DbOrTx } from '../store/db.js';
-import { type WebhookDeliveryStatus, webhookDeliveryStatusTransitions } from '../store/schema.js';
+import {
+  transitionSources,
+  type WebhookDeliveryStatus,
+  webhookDeliveryStatusTransitions,
+} from '../store/schema.js';
 
 /**
  * The only writer of `webhook_deliveries.status` (each row is one attempt; a retry is a new pending
@@ -8,11 +12,12 @@ import { type WebhookDeliveryStatus, webhookDeliveryStatusTransitions } from '..
  * the same attempt (another instance after a lease expiry) a no-op. The sources are checked against
  * the schema's transition table when this file loads.
  */
-const FINISH_FROM: readonly WebhookDeliveryStatus[] = ['pending'];
-for (const to of ['success', 'failure'] as const)
-  for (const from of FINISH_FROM)
-    if (!webhookDeliveryStatusTransitions[from].includes(to))
-      throw new Error(`webhook delivery: ${from} → ${to} is not allowed`);
+const FINISH_FROM = transitionSources(
+  webhookDeliveryStatusTransitions,
+  'webhook delivery finished',
+  ['pending'],
+  ['success', 'failure'],
+);
 
 export interface AttemptResult {
   status: Extract<WebhookDeliveryStatus, 'success' | 'failure'>;
