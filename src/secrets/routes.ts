@@ -48,6 +48,11 @@ export function secretsRoutes(secrets: SecretsService): AnyRouteDef[] {
       response: metadata,
       reasons: [SECRETS_REASONS.valueTooLarge],
       raw: true,
+      produces: {
+        status: 201,
+        contentType: 'application/json',
+        description: 'the secret metadata: 201 when created, 200 when a new version was written',
+      },
       handler: async ({ params, body, actor, reply }) => {
         const { created, secret } = await secrets.put(actor, params.id, body);
         return reply.code(created ? 201 : 200).send(secret);
@@ -86,6 +91,11 @@ export function secretsRoutes(secrets: SecretsService): AnyRouteDef[] {
       response: metadata,
       reasons: [SECRETS_REASONS.valueTooLarge],
       raw: true,
+      produces: {
+        status: 201,
+        contentType: 'application/json',
+        description: 'the secret metadata: 201 when created, 200 when a new version was written',
+      },
       handler: async ({ body, actor, reply }) => {
         const { created, secret } = await secrets.put(actor, null, body);
         return reply.code(created ? 201 : 200).send(secret);
