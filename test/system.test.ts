@@ -223,7 +223,7 @@ describe.skipIf(servicesMissing)('system routes', () => {
       const scripts = [...res.text.matchAll(/<script([^>]*)>([^<]*)<\/script>/g)];
       expect(scripts.length).toBeGreaterThan(0);
       for (const [, attrs, inline] of scripts) {
-        expect(inline.trim(), 'no inline script (the CSP forbids it)').toBe('');
+        expect((inline ?? '').trim(), 'no inline script (the CSP forbids it)').toBe('');
         expect(attrs).toMatch(/src="\/api\/docs\/assets\//);
       }
       for (const src of [...res.text.matchAll(/(?:src|href)="(\/api\/docs\/assets\/[^"]+)"/g)].map(

@@ -59,6 +59,19 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * Modules whose refusals any route may answer: authentication and authorization run around every
+ * handler (a token that expired, a user who must be a participant), so their reasons are listed once
+ * for the whole API instead of on each operation.
+ */
+const ANYWHERE_MODULES = new Set(['auth', 'rbac']);
+
+/** Whether any route may answer with this reason (see ANYWHERE_MODULES). */
+export function answeredAnywhere(reason: string): boolean {
+  const module = declaredReasons.get(reason)?.module;
+  return module !== undefined && ANYWHERE_MODULES.has(module);
+}
+
 /** Every reason a module declared, by reason: the OpenAPI document and docs list them. */
 export const declaredReasons = new Map<string, { module: string; description: string }>();
 

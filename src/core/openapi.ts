@@ -1,4 +1,4 @@
-import { declaredReasons } from './errors.js';
+import { answeredAnywhere, declaredReasons } from './errors.js';
 import { type AnyRouteDef, successStatus } from './http.js';
 import { errorBodySchema, type JsonSchema, liftNamed, toJsonSchema } from './json-schema.js';
 
@@ -163,7 +163,12 @@ export function openApiDocument(routes: AnyRouteDef[], info: OpenApiInfo): Recor
         "project's owner and name, case-insensitive, following renames); the alias runs the same access " +
         'check and handler, so it is listed once, on the id form. Unknown query parameters are refused ' +
         'with 400. Refusals carry the Error body; `error.reason` is a stable machine reason where a ' +
-        'domain rule refused the request.',
+        'domain rule refused the request. Besides the reasons an operation lists, any operation may ' +
+        `answer the identity reasons: ${[...declaredReasons.keys()]
+          .filter(answeredAnywhere)
+          .sort()
+          .map((r) => `\`${r}\``)
+          .join(', ')}.`,
       license: { name: 'UNLICENSED', identifier: 'UNLICENSED' },
     },
     servers: [{ url: info.serverUrl }],

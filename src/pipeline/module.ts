@@ -134,7 +134,7 @@ export function createPipelineModule(
       streams,
     }),
     start: async () => {
-      unsubscribe = subscribeTriggers(ctx.events, db, service, projects);
+      unsubscribe = subscribeTriggers(ctx.events, db, service, projects, ctx.config.public_url);
       await executor.start();
       ctx.scheduler.add({
         name: PIPELINE_LOOPS.claim,

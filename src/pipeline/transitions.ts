@@ -8,7 +8,7 @@ import {
   type PipelineStepStatus,
   pipelineStatusTransitions,
   pipelineStepStatusTransitions,
-  type StatusTransitions,
+  transitionSources,
 } from '../store/schema.js';
 import { INTERRUPTED_ERROR } from './types.js';
 
@@ -20,40 +20,38 @@ import { INTERRUPTED_ERROR } from './types.js';
  * schema when this file loads, so a transition the tables do not allow cannot be written.
  */
 
-function sources<S extends string>(
-  table: StatusTransitions<S>,
-  what: string,
-  from: readonly S[],
-  to: readonly S[],
-): readonly S[] {
-  for (const f of from)
-    for (const t of to)
-      if (!table[f].includes(t)) throw new Error(`${what}: ${f} → ${t} is not an allowed transition`);
-  return from;
-}
-
 const PIPELINE = {
-  claim: sources(pipelineStatusTransitions, 'pipeline claim', ['pending'], ['running']),
-  reject: sources(pipelineStatusTransitions, 'pipeline reject', ['pending'], ['failure']),
-  finish: sources(
+  claim: transitionSources(pipelineStatusTransitions, 'pipeline claim', ['pending'], ['running']),
+  reject: transitionSources(pipelineStatusTransitions, 'pipeline reject', ['pending'], ['failure']),
+  finish: transitionSources(
     pipelineStatusTransitions,
     'pipeline finish',
     ['running'],
     ['success', 'failure', 'cancelled'],
   ),
-  cancel: sources(pipelineStatusTransitions, 'pipeline cancel', ['pending', 'running'], ['cancelled']),
+  cancel: transitionSources(
+    pipelineStatusTransitions,
+    'pipeline cancel',
+    ['pending', 'running'],
+    ['cancelled'],
+  ),
 } as const;
 
 const STEP = {
-  start: sources(pipelineStepStatusTransitions, 'step start', ['pending'], ['running']),
-  finish: sources(
+  start: transitionSources(pipelineStepStatusTransitions, 'step start', ['pending'], ['running']),
+  finish: transitionSources(
     pipelineStepStatusTransitions,
     'step finish',
     ['running'],
     ['success', 'failure', 'cancelled'],
   ),
-  close: sources(pipelineStepStatusTransitions, 'step close', ['pending'], ['skipped', 'cancelled']),
-  stop: sources(pipelineStepStatusTransitions, 'step stop', ['running'], ['failure', 'cancelled']),
+  close: transitionSources(
+    pipelineStepStatusTransitions,
+    'step close',
+    ['pending'],
+    ['skipped', 'cancelled'],
+  ),
+  stop: transitionSources(pipelineStepStatusTransitions, 'step stop', ['running'], ['failure', 'cancelled']),
 } as const;
 
 /** Statuses a pipeline can be cancelled from (the cancel API answers 409 for the others). */

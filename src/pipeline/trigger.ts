@@ -1,6 +1,6 @@
 import type { EventBus } from '../core/events.js';
 import type { Actor } from '../core/http.js';
-import type { PushReceivedEvent } from '../git/index.js';
+import { type PushReceivedEvent, pushReplies } from '../git/index.js';
 import type { MergeRequestOpenedEvent } from '../mergerequests/index.js';
 import type { ProjectsService } from '../projects/index.js';
 import type { Db } from '../store/db.js';
@@ -17,6 +17,7 @@ export function subscribeTriggers(
   db: Db,
   service: PipelineService,
   projects: ProjectsService,
+  publicUrl: string,
 ): (() => void)[] {
   const actorOf = async (userId: string): Promise<Actor> => {
     const u = await db.selectFrom('users').select('name').where('id', '=', userId).executeTakeFirst();
@@ -41,24 +42,33 @@ export function subscribeTriggers(
   };
 
   return [
-    events.on('push.received', async (e: PushReceivedEvent) => {
-      if (e.deleted || !/^refs\/(heads|tags)\//.test(e.ref) || !/^[0-9a-f]{7,64}$/.test(e.after)) return;
-      const project = await projects.get(e.projectId);
-      // Read once: the push pipeline and, on the default branch, the schedules both need it.
-      const definition = await service.definitionAt(projects.repoDir(project), e.after);
-      await service.create({
-        projectId: e.projectId,
-        trigger: 'push',
-        ref: e.ref,
-        sha: e.after,
-        actor: { id: e.pusherId, name: e.pusherName, ip: null },
-        triggeredBy: e.pusherId,
-        definition,
-      });
-      if (e.ref === `refs/heads/${project.default_branch}`) {
-        await service.refreshSchedules(project, e.ref, definition);
-      }
-    }),
+    // The push's answer waits (bounded) for the pipeline it started: `remote: Pipeline #N: <link>`.
+    events.on('push.received', (e: PushReceivedEvent) =>
+      pushReplies.during(e, async () => {
+        if (e.deleted || !/^refs\/(heads|tags)\//.test(e.ref) || !/^[0-9a-f]{7,64}$/.test(e.after))
+          return undefined;
+        const project = await projects.get(e.projectId);
+        // Read once: the push pipeline and, on the default branch, the schedules both need it.
+        const definition = await service.definitionAt(projects.repoDir(project), e.after);
+        const outcome = await service.create({
+          projectId: e.projectId,
+          trigger: 'push',
+          ref: e.ref,
+          sha: e.after,
+          actor: { id: e.pusherId, name: e.pusherName, ip: null },
+          triggeredBy: e.pusherId,
+          definition,
+        });
+        if (e.ref === `refs/heads/${project.default_branch}`) {
+          await service.refreshSchedules(project, e.ref, definition);
+        }
+        if (!('created' in outcome)) return undefined;
+        const p = outcome.created;
+        return [
+          `Pipeline #${p.number}: ${publicUrl}/api/projects/${project.owner_name}/${project.name}/pipelines/${p.number}`,
+        ];
+      }),
+    ),
     events.on('mr.opened', (e) => onMr(e, 'opened', e.authorId)),
     events.on('mr.reopened', (e) => onMr(e, 'reopened', e.actorId)),
     events.on('mr.updated', async (e) => {

@@ -1579,6 +1579,104 @@ export interface components {
       /** @description ISO 8601 */
       created_at: string;
     };
+    Blob: {
+      ref: string;
+      /** @description git object id */
+      commit_sha: string;
+      path: string;
+      /** @description git object id */
+      sha: string;
+      size: number;
+      /** @enum {string} */
+      encoding: 'utf8' | 'base64';
+      content: string;
+    };
+    Branch: {
+      name: string;
+      /** @description git object id */
+      sha: string;
+      is_default: boolean;
+      commit: {
+        /** @description git object id */
+        sha: string;
+        title: string;
+        /** @description ISO 8601 */
+        committed_at: string;
+      };
+    };
+    BranchList: {
+      items: components['schemas']['Branch'][];
+      next_cursor: string | null;
+    };
+    Commit: {
+      /** @description git object id */
+      sha: string;
+      parents: string[];
+      author: {
+        name: string;
+        email: string;
+        /** @description ISO 8601 */
+        date: string;
+      };
+      committer: {
+        name: string;
+        email: string;
+        /** @description ISO 8601 */
+        date: string;
+      };
+      title: string;
+      message: string;
+    };
+    CommitDetail: {
+      /** @description git object id */
+      sha: string;
+      parents: string[];
+      author: {
+        name: string;
+        email: string;
+        /** @description ISO 8601 */
+        date: string;
+      };
+      committer: {
+        name: string;
+        email: string;
+        /** @description ISO 8601 */
+        date: string;
+      };
+      title: string;
+      message: string;
+      files: components['schemas']['DiffFile'][];
+      stats: {
+        files_changed: number;
+        additions: number;
+        deletions: number;
+      };
+      patch: string;
+      /** @description the patch was cut at 1 MiB */
+      patch_truncated: boolean;
+    };
+    CommitList: {
+      items: components['schemas']['Commit'][];
+      next_cursor: string | null;
+    };
+    Compare: {
+      /** @description git object id */
+      base_sha: string;
+      /** @description git object id */
+      head_sha: string;
+      merge_base_sha: string | null;
+      /** @description in head, not in base; newest first, at most 250 */
+      commits: components['schemas']['Commit'][];
+      files: components['schemas']['DiffFile'][];
+      stats: {
+        files_changed: number;
+        additions: number;
+        deletions: number;
+      };
+      patch: string;
+      /** @description the patch was cut at 1 MiB */
+      patch_truncated: boolean;
+    };
     Delegation: {
       /** Format: uuid */
       id: string;
@@ -1609,6 +1707,12 @@ export interface components {
       revoked_at: string | null;
       /** @description ISO 8601 */
       created_at: string;
+    };
+    DiffFile: {
+      path: string;
+      additions: number;
+      deletions: number;
+      binary: boolean;
     };
     /** @description The error body of every refusal */
     Error: {
@@ -2161,6 +2265,19 @@ export interface components {
       created_by: string | null;
       updated_by: string | null;
     };
+    Tag: {
+      name: string;
+      /** @description the tag object (annotated) or the commit (lightweight) */
+      sha: string;
+      /** @description git object id */
+      commit_sha: string;
+      annotated: boolean;
+      message: string;
+    };
+    TagList: {
+      items: components['schemas']['Tag'][];
+      next_cursor: string | null;
+    };
     Token: {
       /** Format: uuid */
       id: string;
@@ -2186,6 +2303,27 @@ export interface components {
       created_at: string;
       /** @description the raw token; shown once, store it now */
       token: string;
+    };
+    Tree: {
+      ref: string;
+      /** @description git object id */
+      commit_sha: string;
+      path: string;
+      entries: components['schemas']['TreeEntry'][];
+    };
+    TreeEntry: {
+      name: string;
+      path: string;
+      /**
+       * @description commit: a submodule
+       * @enum {string}
+       */
+      type: 'blob' | 'tree' | 'commit';
+      /** @description bytes; null for trees and submodules */
+      size: number | null;
+      mode: string;
+      /** @description git object id */
+      sha: string;
     };
     User: {
       /** Format: uuid */
@@ -4261,12 +4399,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description OK */
+      /** @description pkt-line ref advertisement (x-git-receive-pack-advertisement for pushes) */
       200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/x-git-upload-pack-advertisement': string;
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4300,12 +4440,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description OK */
+      /** @description the pack, pkt-line framed */
       200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/x-git-upload-pack-result': string;
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4339,12 +4481,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description OK */
+      /** @description receive-pack's report, with `remote:` lines about what the push started */
       200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/x-git-receive-pack-result': string;
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4377,12 +4521,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['BranchList'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4415,12 +4561,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['TagList'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4456,12 +4604,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['Tree'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4497,12 +4647,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['Blob'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4538,12 +4690,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description OK */
+      /** @description the file, streamed as an attachment (ETag: the blob id); 413 over 512 MiB */
       200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/octet-stream': string;
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4581,12 +4735,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['CommitList'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4620,12 +4776,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['CommitDetail'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4661,12 +4819,14 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description No Content */
-      204: {
+      /** @description OK */
+      200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['Compare'];
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4716,12 +4876,14 @@ export interface operations {
       };
     };
     responses: {
-      /** @description OK */
+      /** @description the batch answer: an action or an error per object */
       200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/vnd.git-lfs+json': string;
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -4762,12 +4924,14 @@ export interface operations {
       };
     };
     responses: {
-      /** @description OK */
+      /** @description { message: "verified" } */
       200: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/vnd.git-lfs+json': string;
+        };
       };
       /** @description client error (the Error body) */
       '4XX': {
@@ -5343,12 +5507,14 @@ export interface operations {
       };
     };
     responses: {
-      /** @description OK */
-      200: {
+      /** @description the secret metadata: 201 when created, 200 when a new version was written */
+      201: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['SecretMetadata'];
+        };
       };
       /** @description client error (the Error body); `error.reason` may be: `secrets.value_too_large` (the value is over 64 KiB of UTF-8) */
       '4XX': {
@@ -5471,12 +5637,14 @@ export interface operations {
       };
     };
     responses: {
-      /** @description OK */
-      200: {
+      /** @description the secret metadata: 201 when created, 200 when a new version was written */
+      201: {
         headers: {
           [name: string]: unknown;
         };
-        content?: never;
+        content: {
+          'application/json': components['schemas']['SecretMetadata'];
+        };
       };
       /** @description client error (the Error body); `error.reason` may be: `secrets.value_too_large` (the value is over 64 KiB of UTF-8) */
       '4XX': {
