@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiDocument } from '../src/core/openapi.js';
 import { VERSION } from '../src/version.js';
@@ -55,12 +56,15 @@ describe.skipIf(servicesMissing)('API contract', () => {
       writeFileSync(DOCUMENT_FILE, current);
       return;
     }
-    const stale = !existsSync(DOCUMENT_FILE) || readFileSync(DOCUMENT_FILE, 'utf8') !== current;
+    // Compared as JSON: the checked-in file is formatted by biome (npm run lint checks it).
+    const stale =
+      !existsSync(DOCUMENT_FILE) ||
+      !isDeepStrictEqual(JSON.parse(readFileSync(DOCUMENT_FILE, 'utf8')), JSON.parse(current));
     if (stale && !strictResponses) console.warn('docs/openapi.json is stale: run npm run openapi:types');
     else expect(stale, 'docs/openapi.json is stale: run npm run openapi:types').toBe(false);
   });
 
-  it('lists the routes that still have no 2xx schema (fails with PLATFORM_TEST_STRICT_RESPONSES=1)', () => {
+  it('every route has a 2xx schema (PLATFORM_TEST_STRICT_RESPONSES=0 only lists the missing ones)', () => {
     const missing = t!.platform.registry.routes
       .filter(missingSuccessSchema)
       .map((r) => `${r.method} ${r.url}`);
