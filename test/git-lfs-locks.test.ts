@@ -198,4 +198,47 @@ describe.skipIf(servicesMissing)('Git LFS file locking with the stock git-lfs cl
     expect(push.stderr).not.toContain(UNSUPPORTED);
     expect(readFileSync(path.join(markDir(), 'model.bin'))[0]).toBe(9);
   });
+
+  it('tokens bound the lock routes: read scope lists but cannot lock, a token bound to another project finds nothing, strangers see nothing', async () => {
+    const url = `${base}/lena/assets.git/info/lfs/locks`;
+    const mint = async (body: Record<string, unknown>) => {
+      const res = await t.request('POST', '/api/tokens', {
+        token: lena.token,
+        body: { name: 'bounded', ...body },
+      });
+      expect(res.status, res.text).toBe(201);
+      return res.body.token as string;
+    };
+    const readOnly = await mint({ scopes: ['project:read'] });
+    const other = await t.request('POST', '/api/projects', {
+      token: lena.token,
+      body: { name: 'elsewhere' },
+    });
+    const elsewhere = await mint({ project_id: other.body.id });
+    const lock = (token: string) =>
+      fetch(url, {
+        method: 'POST',
+        headers: lfsHeaders('lena', token),
+        body: JSON.stringify({ path: 'scoped.bin' }),
+      });
+
+    expect((await fetch(url, { headers: lfsHeaders('lena', readOnly) })).status).toBe(200);
+    expect((await lock(readOnly)).status).toBe(403);
+    expect((await fetch(url, { headers: lfsHeaders('lena', elsewhere) })).status).toBe(404);
+    expect((await lock(elsewhere)).status).toBe(404);
+    const stranger = await t.createUser('sven');
+    await t.request('PATCH', `/api/projects/${projectId}`, {
+      token: lena.token,
+      body: { visibility: 'private' },
+    });
+    expect((await fetch(url, { headers: lfsHeaders('sven', stranger.token) })).status).toBe(404);
+    expect((await fetch(url, { headers: { accept: 'application/vnd.git-lfs+json' } })).status).toBe(401);
+    const locks = await t.platform.drivers.db.db
+      .selectFrom('lfs_locks')
+      .select('path')
+      .where('project_id', '=', projectId)
+      .where('path', '=', 'scoped.bin')
+      .execute();
+    expect(locks).toEqual([]);
+  });
 });
