@@ -237,9 +237,17 @@ describe.skipIf(servicesMissing)(`crash recovery (${storeMode})`, () => {
     server = await startServer(target);
     const again = await login(target.base, 'admin', ADMIN_PASSWORD);
     expect(again.status).toBe(200);
-    const list = await fetch(`${target.base}/api/tokens`, { headers: { cookie: again.cookie! } });
-    expect(list.status).toBe(200);
-    const listed = new Set(((await list.json()) as { items: { id: string }[] }).items.map((t) => t.id));
+    // The token list pages (50 by default): follow the cursor to see every token.
+    const listed = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `?limit=200&cursor=${encodeURIComponent(cursor)}` : '?limit=200';
+      const list = await fetch(`${target.base}/api/tokens${query}`, { headers: { cookie: again.cookie! } });
+      expect(list.status).toBe(200);
+      const page = (await list.json()) as { items: { id: string }[]; next_cursor: string | null };
+      for (const item of page.items) listed.add(item.id);
+      cursor = page.next_cursor;
+    } while (cursor);
     const lost = acknowledged.filter((t) => !listed.has(t.id));
     expect(lost, 'acknowledged tokens missing after restart').toEqual([]);
     for (const { token } of acknowledged) {
