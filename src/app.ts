@@ -85,7 +85,7 @@ export async function buildApp(
 
   const rbac = createRbacModule(ctx);
   const auth = createAuthModule(ctx, { rbac: rbac.service });
-  const fastify = createHttpServer({
+  const fastify = await createHttpServer({
     config,
     log,
     metrics,

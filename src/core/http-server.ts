@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import websocket from '@fastify/websocket';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -105,12 +106,17 @@ function toAppError(err: unknown): AppError {
   return new AppError(500, 'internal', 'internal error; the request id identifies it in the server log');
 }
 
+/** The largest WebSocket message a client may send (chat messages, subscriptions), in bytes. */
+const WEBSOCKET_MAX_PAYLOAD = 1024 * 1024;
+
 /**
  * The Fastify instance every module's routes are registered on: request ids, security headers,
- * CORS for the configured origins, authentication of every request, request metrics, and the one
- * error handler that turns anything thrown into the stable error body.
+ * CORS for the configured origins, authentication of every request, request metrics, the one
+ * error handler that turns anything thrown into the stable error body, and WebSocket upgrades
+ * (@fastify/websocket: an upgrade runs through the same hooks and route as any request, so the
+ * registry's `websocket` routes check access before the handshake completes).
  */
-export function createHttpServer(opts: {
+export async function createHttpServer(opts: {
   config: Config;
   log: Logger;
   metrics: Metrics;
@@ -119,7 +125,7 @@ export function createHttpServer(opts: {
     credentials: { authorization?: string | undefined; cookie?: string | undefined },
     ip: string,
   ) => Promise<Principal | null>;
-}): FastifyInstance {
+}): Promise<FastifyInstance> {
   const { config, log, metrics, authenticate } = opts;
   const fastify: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -178,7 +184,10 @@ export function createHttpServer(opts: {
       { authorization: req.headers.authorization, cookie: req.headers.cookie },
       req.ip,
     );
-    if (req.principal?.sessionId && !cookieMutationAllowed(req.method, req.headers, originsForCookies)) {
+    // A WebSocket handshake is a GET a browser sends cross-site with the cookie (no CORS on it):
+    // checked like a mutation, or any page could open a session's stream as the signed-in user.
+    const method = isWebSocketUpgrade(req) ? 'POST' : req.method;
+    if (req.principal?.sessionId && !cookieMutationAllowed(method, req.headers, originsForCookies)) {
       throw forbidden(
         'a request authenticated by the session cookie must come from the platform itself (Origin or Sec-Fetch-Site: same-origin); use an API token from other clients',
       );
@@ -212,7 +221,18 @@ export function createHttpServer(opts: {
     const e = notFound(`route ${req.method} ${req.url.split('?')[0]}`);
     return reply.code(404).send(e.toBody());
   });
+  // The registry re-checks a WebSocket's credentials periodically (a revoked token, a deactivated
+  // user): the same authentication as the handshake, from the handshake's headers and address.
+  fastify.decorate('reauthenticate', (req: FastifyRequest) =>
+    authenticate({ authorization: req.headers.authorization, cookie: req.headers.cookie }, req.ip),
+  );
+  // Before any route is added: its onRoute hook turns the registry's `wsHandler` routes into upgrades.
+  await fastify.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });
   return fastify;
+}
+
+function isWebSocketUpgrade(req: FastifyRequest): boolean {
+  return String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
 }
 
 function isGitPath(url: string): boolean {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { AppError, badRequest, forbidden, notFound, unauthorized } from './errors.js';
 import { serializerSchema } from './json-schema.js';
@@ -118,6 +119,81 @@ export interface RouteDef<
   produces?: { status?: number; contentType?: string; description: string };
   /** Mutating routes that by design write no audit row (e.g. logout of an unknown session). */
   handler(ctx: RouteContext<Infer<P>, Infer<Q>, Infer<B>>): Promise<unknown>;
+  /** A WebSocket route (declare it with `websocketRoute`): see `WebSocketSpec`. */
+  websocket?: WebSocketSpec<Infer<P>, Infer<Q>>;
+}
+
+/**
+ * What a WebSocket route's handler gets once the handshake is done. `principal` is the current one:
+ * the periodic re-check replaces it (the same user, re-authenticated).
+ */
+export interface WebSocketContext<P, Q> {
+  socket: WebSocket;
+  req: FastifyRequest;
+  params: P;
+  query: Q;
+  readonly principal: Principal | null;
+  actor: Actor;
+  /** Throws like `RouteContext.authorize`, with the current principal. */
+  authorize(permission: Permission, projectId?: string | null): Promise<void>;
+  can(permission: Permission, projectId?: string | null): Promise<boolean>;
+  /** Runs once when the socket closes, whoever closes it (client, access lost, shutdown). */
+  onClose(fn: () => void): void;
+}
+
+/**
+ * A WebSocket route: the upgrade request runs the route's `access` check (and params/query
+ * parsing, the project alias) before the handshake, so a refused upgrade is an ordinary HTTP error
+ * answer with the stable body. While the socket is open, every `recheckMs` the handshake's
+ * credentials are authenticated again and `access` (then the route's own `recheck`) evaluated
+ * again with them; when that fails the socket is closed with 4401 (no longer authenticated),
+ * 4403 (no longer allowed) or 4404 (no longer visible). Used by agent sessions' streams and the
+ * observability live tail.
+ */
+export interface WebSocketSpec<P, Q> {
+  /** How often access is re-checked; default 30 s. */
+  recheckMs?: number;
+  /** The route's own condition beyond `access` (e.g. the resource still exists); false closes with 4403. */
+  recheck?(ctx: WebSocketContext<P, Q>): Promise<boolean>;
+  /** Called once the socket is open; errors close it with 1011. */
+  open(ctx: WebSocketContext<P, Q>): void | Promise<void>;
+}
+
+/** WebSocket close codes of a lost access (4000–4999 are the application's range). */
+export const WS_CLOSE = { unauthorized: 4401, forbidden: 4403, notFound: 4404 } as const;
+
+const DEFAULT_RECHECK_MS = 30_000;
+
+/** Declares a WebSocket route: a GET documented as 101; a plain (non-upgrade) GET is answered 426. */
+export function websocketRoute<
+  P extends Schema | undefined = undefined,
+  Q extends Schema | undefined = undefined,
+>(
+  def: Omit<
+    RouteDef<P, Q, undefined>,
+    'method' | 'handler' | 'raw' | 'body' | 'websocket' | 'response' | 'status'
+  > & {
+    websocket: WebSocketSpec<Infer<P>, Infer<Q>>;
+  },
+): AnyRouteDef {
+  return {
+    ...def,
+    method: 'GET',
+    raw: true,
+    produces: def.produces ?? { status: 101, description: 'Switching Protocols: the WebSocket stream' },
+    handler: async () => {
+      throw new AppError(
+        426,
+        'bad_request',
+        'this resource is a WebSocket: send the request with Upgrade: websocket',
+        [],
+        {
+          upgrade: 'websocket',
+          connection: 'Upgrade',
+        },
+      );
+    },
+  } as AnyRouteDef;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds routes of every schema combination.
@@ -158,7 +234,22 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
   }
+  interface FastifyInstance {
+    /** Authenticates the request's credentials again (core/http-server.ts): WebSocket re-checks. */
+    reauthenticate(req: FastifyRequest): Promise<Principal | null>;
+  }
 }
+
+/** What the access check and request parsing produced: the handler's context is built from it. */
+interface Prepared {
+  params: unknown;
+  query: unknown;
+  principal: Principal | null;
+}
+
+/** The upgrade request's prepared context, from the route's preHandler to its WebSocket handler. */
+const WS_PREPARED = Symbol('ws-prepared');
+type WsRequest = FastifyRequest & { [WS_PREPARED]?: Prepared };
 
 /** Finds a project's id by owner and name (null when there is none): the `/:owner/:name/…` aliases. */
 export type ProjectResolver = (owner: string, name: string) => Promise<string | null>;
@@ -263,11 +354,12 @@ export class RouteRegistry {
 
   private mount(def: AnyRouteDef, url: string, alias: boolean): void {
     this.registered.add(`${def.method} ${url}`);
-    const access = this.access;
-    const resolveProject = this.resolveProject;
-    const allowedQuery = queryKeys(def.query);
     const status = successStatus(def);
     const config: RouteConfig = { def };
+    if (def.websocket) {
+      this.mountWebSocket(def, url, alias, config);
+      return;
+    }
     this.app.route({
       method: def.method,
       url,
@@ -279,54 +371,14 @@ export class RouteRegistry {
         ? { schema: { response: { [status]: serializerSchema(def.response) } } }
         : {}),
       handler: async (req, reply) => {
-        const principal = req.principal;
-        let rawParams = req.params as Record<string, unknown>;
-        if (alias && resolveProject) {
-          const { owner, name, ...rest } = rawParams as Record<string, string>;
-          const id = await resolveProject(String(owner), String(name));
-          if (!id) throw notFound('project');
-          rawParams = { ...rest, id };
-        }
-        const params = parse(def.params, rawParams, 'params');
-
-        const check = async (permission: Permission, projectId: string | null) =>
-          access.check(principal, permission, projectId);
-        const authorize = async (permission: Permission, projectId: string | null = null) => {
-          const decision = await check(permission, projectId);
-          if (decision === 'allowed') return;
-          if (decision === 'hidden') throw notFound('project');
-          if (!principal) throw unauthorized();
-          throw forbidden(`permission ${permission} required${projectId ? ' on this project' : ''}`);
-        };
-
-        if (def.access === 'authenticated' && !principal) throw unauthorized();
-        if (typeof def.access === 'object' && 'self' in def.access) {
-          if (!principal) throw unauthorized();
-          const { self, selfParam } = def.access;
-          const applies = !selfParam || (params as Record<string, unknown>)[selfParam] === principal.userId;
-          if (applies && !credentialAllows(principal, self)) {
-            throw forbidden(
-              self === 'account'
-                ? 'this needs a login session or an unscoped, unrestricted token'
-                : `token scope ${self} required`,
-            );
-          }
-        } else if (typeof def.access === 'object') {
-          const projectId = def.access.projectParam
-            ? String((params as Record<string, unknown>)[def.access.projectParam])
-            : null;
-          await authorize(def.access.permission, projectId);
-        }
-
-        const rawQuery = (req.query ?? {}) as Record<string, unknown>;
-        if (allowedQuery) refuseUnknownQuery(rawQuery, allowedQuery);
-        const query = parse(def.query, rawQuery, 'query');
+        const { params, query, principal } = await this.prepare(def, req, alias);
         // Other content types reach handlers as unread streams (the '*' parser in app.ts); a JSON route must
         // refuse them, or a stream object would pass a body schema whose fields are all optional.
         if (def.body && typeof (req.body as { pipe?: unknown } | null)?.pipe === 'function') {
           throw new AppError(415, 'unsupported_media_type', 'the request body must be application/json');
         }
         const body = parse(def.body, req.body, 'body');
+        const authorize = this.authorizer(principal);
         const ctx: RouteContext<unknown, unknown, unknown> = {
           req,
           reply,
@@ -339,10 +391,9 @@ export class RouteRegistry {
             return principal;
           },
           authorize,
-          can: async (permission, projectId = null) => (await check(permission, projectId)) === 'allowed',
-          actor: principal
-            ? { id: principal.userId, name: principal.userName, ip: clientIp(req) }
-            : { id: null, name: 'anonymous', ip: clientIp(req) },
+          can: async (permission, projectId = null) =>
+            (await this.access.check(principal, permission, projectId)) === 'allowed',
+          actor: actorOf(principal, req),
         };
         const result = await def.handler(ctx);
         if (def.raw) return result;
@@ -355,6 +406,166 @@ export class RouteRegistry {
       },
     });
   }
+
+  /** Throws 401/403/404 unless the principal holds the permission (on the project when given). */
+  private authorizer(principal: Principal | null) {
+    return async (permission: Permission, projectId: string | null = null) => {
+      const decision = await this.access.check(principal, permission, projectId);
+      if (decision === 'allowed') return;
+      if (decision === 'hidden') throw notFound('project');
+      if (!principal) throw unauthorized();
+      throw forbidden(`permission ${permission} required${projectId ? ' on this project' : ''}`);
+    };
+  }
+
+  /** Params (the project alias resolved), the route's `access`, then the query: before anything else. */
+  private async prepare(def: AnyRouteDef, req: FastifyRequest, alias: boolean): Promise<Prepared> {
+    const params = await this.parseParams(def, req, alias);
+    const principal = req.principal;
+    await this.checkAccess(def, principal, params);
+    const rawQuery = (req.query ?? {}) as Record<string, unknown>;
+    const allowedQuery = queryKeys(def.query);
+    if (allowedQuery) refuseUnknownQuery(rawQuery, allowedQuery);
+    const query = parse(def.query, rawQuery, 'query');
+    return { params, query, principal };
+  }
+
+  private async parseParams(def: AnyRouteDef, req: FastifyRequest, alias: boolean): Promise<unknown> {
+    let rawParams = req.params as Record<string, unknown>;
+    if (alias && this.resolveProject) {
+      const { owner, name, ...rest } = rawParams as Record<string, string>;
+      const id = await this.resolveProject(String(owner), String(name));
+      if (!id) throw notFound('project');
+      rawParams = { ...rest, id };
+    }
+    return parse(def.params, rawParams, 'params');
+  }
+
+  /** The route's declared `access` for this principal; throws the refusal. */
+  private async checkAccess(def: AnyRouteDef, principal: Principal | null, params: unknown): Promise<void> {
+    if (def.access === 'authenticated' && !principal) throw unauthorized();
+    if (typeof def.access === 'object' && 'self' in def.access) {
+      if (!principal) throw unauthorized();
+      const { self, selfParam } = def.access;
+      const applies = !selfParam || (params as Record<string, unknown>)[selfParam] === principal.userId;
+      if (applies && !credentialAllows(principal, self)) {
+        throw forbidden(
+          self === 'account'
+            ? 'this needs a login session or an unscoped, unrestricted token'
+            : `token scope ${self} required`,
+        );
+      }
+    } else if (typeof def.access === 'object') {
+      const projectId = def.access.projectParam
+        ? String((params as Record<string, unknown>)[def.access.projectParam])
+        : null;
+      await this.authorizer(principal)(def.access.permission, projectId);
+    }
+  }
+
+  /**
+   * A WebSocket route: the preHandler (an ordinary request still, so refusals are HTTP answers)
+   * prepares the context; @fastify/websocket completes the handshake and calls `wsHandler`.
+   */
+  private mountWebSocket(def: AnyRouteDef, url: string, alias: boolean, config: RouteConfig): void {
+    const spec = def.websocket as WebSocketSpec<unknown, unknown>;
+    this.app.route({
+      method: 'GET',
+      url,
+      config,
+      preHandler: async (req) => {
+        if (!req.ws) return; // the plain GET: the handler answers 426
+        (req as WsRequest)[WS_PREPARED] = await this.prepare(def, req, alias);
+      },
+      handler: async (req, reply) => def.handler({ req, reply } as RouteContext<unknown, unknown, unknown>),
+      wsHandler: (socket: WebSocket, req: FastifyRequest) => {
+        const prepared = (req as WsRequest)[WS_PREPARED];
+        if (!prepared) {
+          socket.close(1011, 'internal error');
+          return;
+        }
+        this.openWebSocket(def, spec, socket, req, prepared);
+      },
+    });
+  }
+
+  private openWebSocket(
+    def: AnyRouteDef,
+    spec: WebSocketSpec<unknown, unknown>,
+    socket: WebSocket,
+    req: FastifyRequest,
+    prepared: Prepared,
+  ): void {
+    let principal = prepared.principal;
+    const closers: (() => void)[] = [];
+    const close = (code: number, reason: string) => {
+      if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING)
+        socket.close(code, reason);
+    };
+    const ctx: WebSocketContext<unknown, unknown> = {
+      socket,
+      req,
+      params: prepared.params,
+      query: prepared.query,
+      get principal() {
+        return principal;
+      },
+      actor: actorOf(principal, req),
+      authorize: (permission, projectId = null) => this.authorizer(principal)(permission, projectId),
+      can: async (permission, projectId = null) =>
+        (await this.access.check(principal, permission, projectId)) === 'allowed',
+      onClose: (fn) => {
+        closers.push(fn);
+      },
+    };
+    let checking = false;
+    const recheck = async () => {
+      if (checking) return;
+      checking = true;
+      try {
+        const current = prepared.principal ? await this.app.reauthenticate(req) : null;
+        if (prepared.principal && (!current || current.userId !== prepared.principal.userId)) {
+          close(WS_CLOSE.unauthorized, 'no longer authenticated');
+          return;
+        }
+        principal = current;
+        await this.checkAccess(def, principal, prepared.params);
+        if (spec.recheck && !(await spec.recheck(ctx))) close(WS_CLOSE.forbidden, 'no longer allowed');
+      } catch (err) {
+        const status = err instanceof AppError ? err.status : 0;
+        if (status === 401) close(WS_CLOSE.unauthorized, 'no longer authenticated');
+        else if (status === 403) close(WS_CLOSE.forbidden, 'no longer allowed');
+        else if (status === 404) close(WS_CLOSE.notFound, 'no longer visible');
+        else req.log.warn({ err }, 'websocket access re-check failed; trying again at the next interval');
+      } finally {
+        checking = false;
+      }
+    };
+    const timer = setInterval(() => void recheck(), spec.recheckMs ?? DEFAULT_RECHECK_MS);
+    timer.unref();
+    socket.once('close', () => {
+      clearInterval(timer);
+      for (const fn of closers.splice(0)) {
+        try {
+          fn();
+        } catch (err) {
+          req.log.warn({ err }, 'websocket close handler failed');
+        }
+      }
+    });
+    Promise.resolve()
+      .then(() => spec.open(ctx))
+      .catch((err) => {
+        req.log.error({ err }, 'websocket handler failed');
+        close(1011, 'internal error');
+      });
+  }
+}
+
+function actorOf(principal: Principal | null, req: FastifyRequest): Actor {
+  return principal
+    ? { id: principal.userId, name: principal.userName, ip: clientIp(req) }
+    : { id: null, name: 'anonymous', ip: clientIp(req) };
 }
 
 /** A query parameter the route does not know is refused, named, rather than silently ignored. */
