@@ -1,0 +1,11 @@
+export type * from './ast.js';
+export {
+  type CompileScope,
+  compileAlert,
+  compileLogFilter,
+  conditionHolds,
+  LOG_LEVELS,
+  type LogTableRef,
+} from './compile.js';
+export { QueryError } from './errors.js';
+export { parseAggregation, parseAlert, parseLogFilter } from './parser.js';
