@@ -113,6 +113,12 @@ export interface RouteDef<
   /** Raw routes write the reply themselves (streams, git); the handler returns the reply. */
   raw?: boolean;
   /**
+   * The request body reaches the handler unread (the request stream) whatever its content type,
+   * JSON included (`requestBodyType(req)` tells the type sent): the route decodes it itself (OTLP
+   * ingest: gzip-encoded protobuf or JSON, limits and errors of its own).
+   */
+  streamBody?: boolean;
+  /**
    * What a raw route answers, for the OpenAPI document: the success status (302 for a redirect) and
    * the content type and meaning of its body.
    */
@@ -304,6 +310,12 @@ export class RouteRegistry {
     private readonly defaultBodyLimit: number,
     private readonly resolveProject?: ProjectResolver,
   ) {
+    // Content-type parsers are chosen by the header: a streamBody route's request is relabelled
+    // before parsing so the pass-through parser hands over the stream; the type sent is kept aside.
+    app.addHook('onRoute', (opts) => {
+      if (!(opts.config as Partial<RouteConfig> | undefined)?.def?.streamBody) return;
+      opts.onRequest = [...(opts.onRequest ? [opts.onRequest].flat() : []), relabelStreamBody];
+    });
     // One sync hook and a null check per reply: the tests' response validator listens here.
     app.addHook('onSend', (req, reply, payload, done) => {
       const observer = this.observer;
@@ -580,6 +592,19 @@ function refuseUnknownQuery(query: Record<string, unknown>, allowed: ReadonlySet
       code: 'unrecognized_keys',
     })),
   );
+}
+
+const sentBodyTypes = new WeakMap<FastifyRequest, string>();
+
+function relabelStreamBody(req: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  sentBodyTypes.set(req, String(req.headers['content-type'] ?? ''));
+  req.headers['content-type'] = 'application/octet-stream';
+  done();
+}
+
+/** The Content-Type a `streamBody` route's request was sent with ('' when none). */
+export function requestBodyType(req: FastifyRequest): string {
+  return sentBodyTypes.get(req) ?? String(req.headers['content-type'] ?? '');
 }
 
 /** Shared schema pieces. */
