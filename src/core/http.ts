@@ -163,6 +163,11 @@ export interface WebSocketSpec<P, Q> {
   recheck?(ctx: WebSocketContext<P, Q>): Promise<boolean>;
   /** Called once the socket is open; errors close it with 1011. */
   open(ctx: WebSocketContext<P, Q>): void | Promise<void>;
+  /**
+   * What a plain GET (no Upgrade) of the same URL gets, as a raw route with the same access, params
+   * and query checks (e.g. the stream over server-sent events); absent: 426.
+   */
+  plain?(ctx: RouteContext<P, Q, undefined>): Promise<unknown>;
 }
 
 /** WebSocket close codes of a lost access (4000–4999 are the application's range). */
@@ -187,18 +192,20 @@ export function websocketRoute<
     method: 'GET',
     raw: true,
     produces: def.produces ?? { status: 101, description: 'Switching Protocols: the WebSocket stream' },
-    handler: async () => {
-      throw new AppError(
-        426,
-        'bad_request',
-        'this resource is a WebSocket: send the request with Upgrade: websocket',
-        [],
-        {
-          upgrade: 'websocket',
-          connection: 'Upgrade',
-        },
-      );
-    },
+    handler:
+      (def.websocket.plain as RouteDef<P, Q, undefined>['handler'] | undefined) ??
+      (async () => {
+        throw new AppError(
+          426,
+          'bad_request',
+          'this resource is a WebSocket: send the request with Upgrade: websocket',
+          [],
+          {
+            upgrade: 'websocket',
+            connection: 'Upgrade',
+          },
+        );
+      }),
   } as AnyRouteDef;
 }
 
@@ -382,41 +389,46 @@ export class RouteRegistry {
       ...(def.response && !def.raw
         ? { schema: { response: { [status]: serializerSchema(def.response) } } }
         : {}),
-      handler: async (req, reply) => {
-        const { params, query, principal } = await this.prepare(def, req, alias);
-        // Other content types reach handlers as unread streams (the '*' parser in app.ts); a JSON route must
-        // refuse them, or a stream object would pass a body schema whose fields are all optional.
-        if (def.body && typeof (req.body as { pipe?: unknown } | null)?.pipe === 'function') {
-          throw new AppError(415, 'unsupported_media_type', 'the request body must be application/json');
-        }
-        const body = parse(def.body, req.body, 'body');
-        const authorize = this.authorizer(principal);
-        const ctx: RouteContext<unknown, unknown, unknown> = {
-          req,
-          reply,
-          params,
-          query,
-          body,
-          principal,
-          requirePrincipal: () => {
-            if (!principal) throw unauthorized();
-            return principal;
-          },
-          authorize,
-          can: async (permission, projectId = null) =>
-            (await this.access.check(principal, permission, projectId)) === 'allowed',
-          actor: actorOf(principal, req),
-        };
-        const result = await def.handler(ctx);
-        if (def.raw) return result;
-        if (result === undefined) {
-          reply.code(def.status && def.status !== 200 ? def.status : 204);
-          return reply.send();
-        }
-        reply.code(status);
-        return result;
-      },
+      handler: this.routeHandler(def, alias, status),
     });
+  }
+
+  /** Access, params, query and body checks, then the route's handler and its answer. */
+  private routeHandler(def: AnyRouteDef, alias: boolean, status: number) {
+    return async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+      const { params, query, principal } = await this.prepare(def, req, alias);
+      // Other content types reach handlers as unread streams (the '*' parser in app.ts); a JSON route must
+      // refuse them, or a stream object would pass a body schema whose fields are all optional.
+      if (def.body && typeof (req.body as { pipe?: unknown } | null)?.pipe === 'function') {
+        throw new AppError(415, 'unsupported_media_type', 'the request body must be application/json');
+      }
+      const body = parse(def.body, req.body, 'body');
+      const authorize = this.authorizer(principal);
+      const ctx: RouteContext<unknown, unknown, unknown> = {
+        req,
+        reply,
+        params,
+        query,
+        body,
+        principal,
+        requirePrincipal: () => {
+          if (!principal) throw unauthorized();
+          return principal;
+        },
+        authorize,
+        can: async (permission, projectId = null) =>
+          (await this.access.check(principal, permission, projectId)) === 'allowed',
+        actor: actorOf(principal, req),
+      };
+      const result = await def.handler(ctx);
+      if (def.raw) return result;
+      if (result === undefined) {
+        reply.code(def.status && def.status !== 200 ? def.status : 204);
+        return reply.send();
+      }
+      reply.code(status);
+      return result;
+    };
   }
 
   /** Throws 401/403/404 unless the principal holds the permission (on the project when given). */
@@ -489,7 +501,10 @@ export class RouteRegistry {
         if (!req.ws) return; // the plain GET: the handler answers 426
         (req as WsRequest)[WS_PREPARED] = await this.prepare(def, req, alias);
       },
-      handler: async (req, reply) => def.handler({ req, reply } as RouteContext<unknown, unknown, unknown>),
+      // A plain GET: the route's `plain` handler as any raw route (e.g. the same stream over SSE), else 426.
+      handler: spec.plain
+        ? this.routeHandler(def, alias, successStatus(def))
+        : async (req, reply) => def.handler({ req, reply } as RouteContext<unknown, unknown, unknown>),
       wsHandler: (socket: WebSocket, req: FastifyRequest) => {
         const prepared = (req as WsRequest)[WS_PREPARED];
         if (!prepared) {
