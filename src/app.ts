@@ -14,6 +14,7 @@ import { Scheduler } from './core/scheduler.js';
 import { createDeployerModule, type DeployerService } from './deployer/index.js';
 import { createGitModule, type RepoBrowser } from './git/index.js';
 import { createIssuesModule, type IssuesService } from './issues/index.js';
+import { createMcpModule } from './mcp/index.js';
 import { createMergeRequestsModule, type MergeRequestsService } from './mergerequests/index.js';
 import { createNotifyModule, type NotifyService } from './notify/index.js';
 import { createPipelineModule, type PipelineService } from './pipeline/index.js';
@@ -131,6 +132,8 @@ export async function buildApp(
     pipeline,
     webhooks,
     issues,
+    // Its tools are derived from the routes registered (read at start, when all are).
+    createMcpModule(ctx, { fastify, routes: () => registry.routes }),
   ];
   const services: PlatformServices = {
     rbac: rbac.service,

@@ -7,6 +7,7 @@ import { type AuthService, createIdentity, generatePassword } from './auth/index
 import { configCommand } from './cli/config-command.js';
 import { doctor } from './cli/doctor.js';
 import { commandHelp, commandNames, globalHelp, isCommand, UsageError, unknownName } from './cli/help.js';
+import { ClientError, isClientCommand, runClientCommand } from './client/index.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
@@ -112,6 +113,13 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'version') {
     say(VERSION);
     return 0;
+  }
+  // The client of a remote platform (src/client/): its own options (-R, --json), no server configuration.
+  if (isClientCommand(command)) {
+    return runClientCommand(command, argv.slice(argv.indexOf(command) + 1), {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    });
   }
   const sources = {
     env: process.env,
@@ -315,6 +323,9 @@ if (isEntryPoint()) {
       else if (err instanceof UsageError) {
         process.stderr.write(err.describe());
         process.exit(2);
+      } else if (err instanceof ClientError) {
+        process.stderr.write(`platform: ${err.message}\n`);
+        process.exit(err.exitCode);
       } else if (err instanceof AppError) process.stderr.write(`platform: ${err.message}\n`);
       else process.stderr.write(`platform: ${(err as Error).stack ?? String(err)}\n`);
       process.exit(1);

@@ -20,6 +20,14 @@ const settingOptions: [string, string][] = [
   ],
 ];
 
+/** Options of every client command (they talk to a remote platform; see docs/cli.md for exit codes). */
+const clientOptions: [string, string][] = [
+  ['-R, --repo <owner/name>', 'the project (default: the origin remote of the current git repository)'],
+  ['--json', 'print what the API returned, as JSON'],
+  ['--url <URL>', 'the platform (default: PLATFORM_URL or the stored login)'],
+  ['--limit <N>, --cursor <C>', 'page size and the cursor of the next page (lists)'],
+];
+
 export const commands = {
   serve: {
     summary: 'start the server (default: embedded PostgreSQL in ./data, port 8080)',
@@ -81,6 +89,93 @@ export const commands = {
       ],
       ...settingOptions,
     ],
+  },
+  login: {
+    summary: 'client: sign in to a platform and store a token (0600, in the config directory)',
+    usage: [
+      'platform login <url> --token <token>',
+      'platform login <url> --user <name>   (password on stdin)',
+    ],
+    description:
+      'Checks the token (or signs in and creates a token for this machine) and stores it in ' +
+      '$XDG_CONFIG_HOME/platform/credentials.json (default ~/.config). PLATFORM_URL and PLATFORM_TOKEN override it.',
+    options: [
+      ['--token <T>', 'an API token (default: PLATFORM_TOKEN)'],
+      ['--user <name>', 'sign in with this user; the password is read from stdin'],
+    ],
+  },
+  mcp: {
+    summary: 'MCP server on stdio for agents (forwards to the platform’s /mcp with your token)',
+    usage: ['platform mcp [--toolsets a,b|all] [--read-only] [--url URL]'],
+    description:
+      'Default toolsets: projects, files, issues, merge_requests, pipelines; more: secrets, notifications (or all). ' +
+      'Token: PLATFORM_TOKEN or the stored login. See docs/mcp.md.',
+    options: [
+      ['--toolsets <a,b>', 'toolsets to add to the default ones, or all'],
+      ['--read-only', 'no write tools at all (the server enforces it)'],
+      ['--url <URL>', 'the platform (default: PLATFORM_URL or the stored login)'],
+    ],
+  },
+  projects: {
+    summary: 'client: list, show or create projects',
+    usage: [
+      'platform projects ls [--owner O] [--q TEXT]',
+      'platform projects show -R owner/name',
+      'platform projects create <name> [--description D] [--visibility V]',
+    ],
+    options: clientOptions,
+  },
+  issues: {
+    summary: 'client: list, show, open, comment on and close issues',
+    usage: [
+      'platform issues ls [-R owner/name] [--status open|closed|all] [--label L] [--q TEXT]',
+      'platform issues show <number>',
+      'platform issues create --title T [--body B]',
+      'platform issues comment <number> --body B',
+      'platform issues close <number>',
+    ],
+    options: clientOptions,
+  },
+  mr: {
+    summary: 'client: merge requests: open, list, show (blockers, checks), review, merge',
+    usage: [
+      'platform mr ls [-R owner/name] [--status open|merged|closed|all]',
+      'platform mr show <number>',
+      'platform mr create --source BRANCH --target BRANCH --title T [--body B]',
+      'platform mr review <number> --approve|--request-changes|--comment [--body B]',
+      'platform mr merge <number> [--strategy merge|squash|fast_forward]',
+    ],
+    options: clientOptions,
+  },
+  pipelines: {
+    summary: 'client: run pipelines, list and show them, print or follow their logs',
+    usage: [
+      'platform pipelines run --ref BRANCH [--var NAME=value,…] [--follow]',
+      'platform pipelines ls [--status S] [--ref R]',
+      'platform pipelines show <number>',
+      'platform pipelines logs <number> [--step NAME] [--follow]',
+    ],
+    description:
+      'With --follow the logs are printed as they come until the pipeline ends; exit 8 when it did not succeed.',
+    options: clientOptions,
+  },
+  deploy: {
+    summary: 'client: deployment status and rollback (when the server offers deployments)',
+    usage: [
+      'platform deploy status [-R owner/name]',
+      'platform deploy rollback [-R owner/name] [--environment E]',
+    ],
+    options: clientOptions,
+  },
+  logs: {
+    summary: 'client: search or tail a project’s logs (when the server offers observability)',
+    usage: ['platform logs --tail --project owner/name [--q QUERY]'],
+    options: clientOptions,
+  },
+  sessions: {
+    summary: 'client: start an agent session and follow it (when the server offers agents)',
+    usage: ['platform sessions start "<prompt>" [-R owner/name] [--follow]'],
+    options: clientOptions,
   },
   version: { summary: 'print the version', usage: ['platform version'] },
   help: {

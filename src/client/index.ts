@@ -1,0 +1,111 @@
+import type { CommandName } from '../cli/help.js';
+import { runStdioBridge } from '../mcp/stdio.js';
+import { connect, EXIT } from './api.js';
+import { type OptionKind, parseArgs, stringOption } from './args.js';
+import type { CommandContext } from './context.js';
+import type { Output } from './format.js';
+import { login } from './login.js';
+import { notOffered } from './ops.js';
+import { pipelines } from './pipelines.js';
+import { issues, mergeRequests, projects } from './resources.js';
+
+export { ApiClient, ClientError, EXIT } from './api.js';
+export { credentialsFile, readLogin } from './credentials.js';
+
+const list: Record<string, OptionKind> = { limit: 'string', cursor: 'string' };
+
+/** The client commands and the options each takes (besides --json, -R/--repo, --url, --help). */
+const COMMANDS = {
+  login: { options: { token: 'string', user: 'string' }, run: login },
+  mcp: { options: { toolsets: 'string', 'read-only': 'boolean' }, run: mcp },
+  projects: {
+    options: { ...list, owner: 'string', q: 'string', description: 'string', visibility: 'string' },
+    run: projects,
+  },
+  issues: {
+    options: {
+      ...list,
+      status: 'string',
+      label: 'string',
+      assignee: 'string',
+      author: 'string',
+      q: 'string',
+      title: 'string',
+      body: 'string',
+    },
+    run: issues,
+  },
+  mr: {
+    options: {
+      ...list,
+      status: 'string',
+      author: 'string',
+      q: 'string',
+      source: 'string',
+      target: 'string',
+      title: 'string',
+      body: 'string',
+      approve: 'boolean',
+      'request-changes': 'boolean',
+      comment: 'boolean',
+      strategy: 'string',
+    },
+    run: mergeRequests,
+  },
+  pipelines: {
+    options: { ...list, status: 'string', ref: 'string', var: 'string', step: 'string', follow: 'boolean' },
+    run: pipelines,
+  },
+  deploy: {
+    options: { environment: 'string' },
+    run: (ctx: CommandContext) => notOffered(ctx, { method: 'GET', path: '/api/projects/{id}/deployments' }),
+  },
+  logs: {
+    options: { tail: 'boolean', project: 'string', q: 'string' },
+    run: (ctx: CommandContext) => notOffered(ctx, { method: 'GET', path: '/api/observe/logs' }),
+  },
+  sessions: {
+    options: { follow: 'boolean' },
+    run: (ctx: CommandContext) => notOffered(ctx, { method: 'POST', path: '/api/sessions' }),
+  },
+} satisfies Record<
+  string,
+  { options: Record<string, OptionKind>; run(ctx: CommandContext): Promise<number> }
+>;
+
+export type ClientCommand = keyof typeof COMMANDS;
+export const isClientCommand = (name: string): name is ClientCommand & CommandName =>
+  Object.hasOwn(COMMANDS, name);
+
+/** Runs `platform <command> …` as a client of a remote platform; the exit code is documented in docs/cli.md. */
+export async function runClientCommand(
+  command: ClientCommand & CommandName,
+  argv: string[],
+  io: Output,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const spec = COMMANDS[command];
+  const args = parseArgs(argv, spec.options, command);
+  const ctx: CommandContext = {
+    command,
+    args,
+    io,
+    env,
+    asJson: args.options.json === true,
+    api: () => connect(stringOption(args, 'url'), env),
+  };
+  return spec.run(ctx);
+}
+
+/** `platform mcp`: MCP over stdio, forwarded to the platform's /mcp with the stored or given token. */
+async function mcp(ctx: CommandContext): Promise<number> {
+  const api = ctx.api();
+  await runStdioBridge({
+    url: api.baseUrl,
+    token: api.token,
+    toolsets: stringOption(ctx.args, 'toolsets'),
+    readOnly: ctx.args.options['read-only'] === true,
+    log: (line) => ctx.io.err(`${line}\n`),
+  });
+  return EXIT.ok;
+}

@@ -1,0 +1,218 @@
+/**
+ * Which routes of the registry are MCP tools: a name, a toolset, a short description and how the
+ * answer is bounded. Everything else — the input schema, access, validation, audit, errors — comes
+ * from the route itself (catalog.ts), so a tool can never do what the caller's REST request could not.
+ */
+
+export const TOOLSETS = [
+  'projects',
+  'files',
+  'issues',
+  'merge_requests',
+  'pipelines',
+  'secrets',
+  'notifications',
+  'deployments',
+  'observe',
+  'sessions',
+] as const;
+export type Toolset = (typeof TOOLSETS)[number];
+
+/** Enabled unless the caller names others: the loop of reading code, filing issues, MRs and CI. */
+export const DEFAULT_TOOLSETS: readonly Toolset[] = [
+  'projects',
+  'files',
+  'issues',
+  'merge_requests',
+  'pipelines',
+];
+
+/**
+ * How a tool's answer is kept within the response budget:
+ * - `list`: a `{items, next_cursor}` page; the page size shrinks until it fits, the cursor fetches the rest;
+ * - `cut`: one string field (`field`) is cut, with `<field>_offset` to read on;
+ * - `log`: a text/plain log route with `offset`; without one the tail is shown.
+ */
+export type Budget = { kind: 'list' } | { kind: 'cut'; field: string } | { kind: 'log' };
+
+export interface ToolSpec {
+  name: string;
+  toolset: Toolset;
+  description: string;
+  /** The route, as registered: `METHOD url`. */
+  route: string;
+  budget?: Budget;
+  /** Inputs fixed by the tool (issue_close: status closed); not part of its input schema. */
+  fixed?: Record<string, unknown>;
+  /**
+   * Composite tools: another route is read first and its answer maps to this route's inputs
+   * (mr_diff: the merge request's branches become the compare route's base and head).
+   */
+  prepare?: { route: string; args: string[]; map(first: Record<string, unknown>): Record<string, unknown> };
+  /** Tools of modules that may not be on this server: skipped when the route is not registered. */
+  optional?: boolean;
+}
+
+const P = '/api/projects/:id';
+
+export const TOOL_SPECS: readonly ToolSpec[] = [
+  {
+    name: 'project_list',
+    toolset: 'projects',
+    description: 'List projects you can see.',
+    route: 'GET /api/projects',
+    budget: { kind: 'list' },
+  },
+  { name: 'project_get', toolset: 'projects', description: 'Get a project.', route: `GET ${P}` },
+  {
+    name: 'project_create',
+    toolset: 'projects',
+    description: 'Create a project (you own it).',
+    route: 'POST /api/projects',
+  },
+
+  { name: 'file_tree', toolset: 'files', description: 'List a directory at a ref.', route: `GET ${P}/tree` },
+  {
+    name: 'file_read',
+    toolset: 'files',
+    description: 'Read a file at a ref.',
+    route: `GET ${P}/blob`,
+    budget: { kind: 'cut', field: 'content' },
+  },
+  { name: 'branch_list', toolset: 'files', description: 'List branches.', route: `GET ${P}/branches` },
+  {
+    name: 'commit_list',
+    toolset: 'files',
+    description: 'Commit history of a ref (or a path).',
+    route: `GET ${P}/commits`,
+    budget: { kind: 'list' },
+  },
+
+  {
+    name: 'issue_list',
+    toolset: 'issues',
+    description: 'List issues (newest first).',
+    route: `GET ${P}/issues`,
+    budget: { kind: 'list' },
+  },
+  { name: 'issue_get', toolset: 'issues', description: 'Get an issue.', route: `GET ${P}/issues/:number` },
+  { name: 'issue_create', toolset: 'issues', description: 'Open an issue.', route: `POST ${P}/issues` },
+  {
+    name: 'issue_comment',
+    toolset: 'issues',
+    description: 'Comment on an issue.',
+    route: `POST ${P}/issues/:number/comments`,
+  },
+  {
+    name: 'issue_close',
+    toolset: 'issues',
+    description: 'Close an issue.',
+    route: `PATCH ${P}/issues/:number`,
+    fixed: { status: 'closed' },
+  },
+
+  {
+    name: 'mr_list',
+    toolset: 'merge_requests',
+    description: 'List merge requests.',
+    route: `GET ${P}/merge-requests`,
+    budget: { kind: 'list' },
+  },
+  {
+    name: 'mr_get',
+    toolset: 'merge_requests',
+    description: 'Get a merge request: reviews, checks, mergeable and blockers.',
+    route: `GET ${P}/merge-requests/:number`,
+  },
+  {
+    name: 'mr_diff',
+    toolset: 'merge_requests',
+    description: 'The diff of a merge request (target…source).',
+    route: `GET ${P}/compare`,
+    budget: { kind: 'cut', field: 'patch' },
+    prepare: {
+      route: `GET ${P}/merge-requests/:number`,
+      args: ['number'],
+      map: (mr) => ({ base: mr.target_branch, head: mr.source_branch }),
+    },
+  },
+  {
+    name: 'mr_create',
+    toolset: 'merge_requests',
+    description: 'Open a merge request.',
+    route: `POST ${P}/merge-requests`,
+  },
+  {
+    name: 'mr_review',
+    toolset: 'merge_requests',
+    description: 'Approve, request changes or comment.',
+    route: `POST ${P}/merge-requests/:number/reviews`,
+  },
+  {
+    name: 'mr_comment',
+    toolset: 'merge_requests',
+    description: 'Comment on a merge request.',
+    route: `POST ${P}/merge-requests/:number/comments`,
+  },
+  {
+    name: 'mr_merge',
+    toolset: 'merge_requests',
+    description: 'Merge (refused with the first blocker).',
+    route: `POST ${P}/merge-requests/:number/merge`,
+  },
+
+  {
+    name: 'pipeline_run',
+    toolset: 'pipelines',
+    description: 'Run the pipeline of a branch or tag.',
+    route: `POST ${P}/pipelines`,
+  },
+  {
+    name: 'pipeline_list',
+    toolset: 'pipelines',
+    description: 'List pipelines (newest first).',
+    route: `GET ${P}/pipelines`,
+    budget: { kind: 'list' },
+  },
+  {
+    name: 'pipeline_get',
+    toolset: 'pipelines',
+    description: 'Pipeline status with its steps.',
+    route: `GET ${P}/pipelines/:pid`,
+  },
+  {
+    name: 'pipeline_log',
+    toolset: 'pipelines',
+    description: 'A step log: the tail, or from offset.',
+    route: `GET ${P}/pipelines/:pid/steps/:sid/logs`,
+    budget: { kind: 'log' },
+  },
+  {
+    name: 'pipeline_artifacts',
+    toolset: 'pipelines',
+    description: "A pipeline's artifacts.",
+    route: `GET ${P}/pipelines/:pid/artifacts`,
+  },
+
+  {
+    name: 'secret_list',
+    toolset: 'secrets',
+    description: 'Names and versions of project secrets (no values).',
+    route: `GET ${P}/secrets`,
+    budget: { kind: 'list' },
+  },
+  {
+    name: 'secret_set',
+    toolset: 'secrets',
+    description: 'Create or update a project secret.',
+    route: `POST ${P}/secrets`,
+  },
+
+  {
+    name: 'notification_list',
+    toolset: 'notifications',
+    description: 'Your notifications.',
+    route: 'GET /api/notifications',
+    budget: { kind: 'list' },
+  },
+];
