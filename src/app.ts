@@ -17,6 +17,7 @@ import { createIssuesModule, type IssuesService } from './issues/index.js';
 import { createMcpModule } from './mcp/index.js';
 import { createMergeRequestsModule, type MergeRequestsService } from './mergerequests/index.js';
 import { createNotifyModule, type NotifyService } from './notify/index.js';
+import { createObserveModule, type ObserveService } from './observe/index.js';
 import { createPipelineModule, type PipelineService } from './pipeline/index.js';
 import { createProjectsModule, type ProjectsService } from './projects/index.js';
 import { createRbacModule, type RbacService } from './rbac/index.js';
@@ -38,6 +39,7 @@ export interface PlatformServices {
   deployer: DeployerService;
   webhooks: WebhooksService;
   issues: IssuesService;
+  observe: ObserveService;
 }
 
 export interface Platform {
@@ -100,6 +102,8 @@ export async function buildApp(
     async (owner, name) => (await projects.service.findByName(owner, name))?.project.id ?? null,
   );
   const identity = { rbac: rbac.service };
+  // Early: every producer of log entries (pipeline, deployer, agents) gets its LogSink.
+  const observe = createObserveModule(ctx);
   const projects = createProjectsModule(ctx, identity);
   const secrets = createSecretsModule(ctx);
   const git = createGitModule(ctx, { projects: projects.service, ...identity });
@@ -121,6 +125,8 @@ export async function buildApp(
   const modules: PlatformModule[] = [
     rbac,
     auth,
+    // Stops after the modules that write log entries through it (modules stop in reverse).
+    observe,
     createSystemModule(ctx, { registry }),
     createAuditModule(ctx),
     projects,
@@ -147,6 +153,7 @@ export async function buildApp(
     deployer: deployer.service,
     webhooks: webhooks.service,
     issues: issues.service,
+    observe: observe.service,
   };
 
   registry.register(modules.flatMap((m) => m.routes));

@@ -188,6 +188,19 @@ const settings = {
     schema: oneOf(['auto', 'json', 'pretty']).default('auto'),
     help: '`auto`: human-readable on a terminal, JSON lines otherwise; or always `json` / `pretty`',
   },
+  observe_hot_hours: {
+    schema: int(1, 24 * 365).default(48),
+    help: 'hours of logs, spans and metric samples kept in PostgreSQL before they move to Parquet',
+  },
+  observe_cold_retention_days: {
+    schema: int(1, 36_500).default(30),
+    help: 'days Parquet (cold) telemetry files are kept',
+  },
+  observe_buffer_records: {
+    schema: int(10, 10_000_000).default(100_000),
+    help: 'telemetry records buffered per signal before ingest answers 429',
+  },
+  observe_flush_ms: { schema: int(1, 10_000).default(200), help: 'longest wait before buffered telemetry is written' },
   dev: { schema: bool.default(false), help: 'development conveniences (pretty logs)' },
 } as const;
 

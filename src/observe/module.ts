@@ -1,0 +1,53 @@
+import type { ModuleContext, PlatformModule } from '../core/module.js';
+import { createObserveAlerting } from './alerts/alerting.js';
+import type { BodyLimits } from './decode.js';
+import { ObserveIngest } from './ingest.js';
+import { lookupAgentSession } from './queries.js';
+import { observeRoutes } from './routes.js';
+import { ObserveService } from './service.js';
+
+const HOUR = 3_600_000;
+
+/**
+ * The observe module: OTLP/HTTP ingest (/v1/traces, /v1/logs, /v1/metrics) through bounded
+ * per-signal buffers, the LogSink of the platform's producers, and the query API.
+ */
+export function createObserveModule(ctx: ModuleContext): PlatformModule<ObserveService> {
+  const db = ctx.drivers.db.db;
+  const log = ctx.log.child({ module: 'observe' });
+  const config = ctx.config;
+  const limits: BodyLimits = {
+    maxBodyBytes: config.body_limit_bytes,
+    maxDecodedBytes: 4 * config.body_limit_bytes,
+  };
+  const ingest = new ObserveIngest(
+    db,
+    ctx.drivers.pubsub,
+    { lookup: (id) => lookupAgentSession(db, id) },
+    {
+      buffer: {
+        maxRecords: config.observe_buffer_records,
+        batchRecords: Math.min(5000, config.observe_buffer_records),
+        lingerMs: config.observe_flush_ms,
+      },
+      // Late records are accepted for as long as they stay in the hot window (plus a day of slack).
+      maxAgeMs: (config.observe_hot_hours + 24) * HOUR,
+      maxFutureMs: 24 * HOUR,
+    },
+    log,
+  );
+  const service = new ObserveService(db, ingest);
+  // Observe II: alert rules and their evaluation loop, saved searches, the live tail.
+  const alerting = createObserveAlerting(ctx);
+  return {
+    name: 'observe',
+    routes: [...observeRoutes(service, limits), ...alerting.routes],
+    service,
+    start: () => alerting.start(),
+    settle: () => service.flush(),
+    stop: async () => {
+      await alerting.stop();
+      await ingest.close();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import { sql } from 'kysely';
+import type { Db } from '../store/db.js';
+
+export interface TimelineItem {
+  kind: 'log' | 'span' | 'agent_event';
+  time: string;
+  id: string;
+  /** The log message, the span name, or the agent message's content (first 2000 characters). */
+  title: string;
+  service: string | null;
+  level: string | null;
+  duration_ms: number | null;
+  /** Log attributes, span ids and status, or the agent message's role/kind/metadata. */
+  detail: Record<string, unknown>;
+}
+
+const T = (c: string) =>
+  sql<string>`to_char(${sql.ref(c)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/**
+ * A session's logs, spans and agent events (agent_messages, read-only: the agents module's table)
+ * merged by time, oldest first, from `after` (exclusive), at most `limit`.
+ */
+export async function sessionTimeline(
+  db: Db,
+  sessionId: string,
+  after: string | undefined,
+  limit: number,
+): Promise<{ items: TimelineItem[]; next_cursor: string | null }> {
+  const since = after ? sql`and t > ${after}::timestamptz` : sql``;
+  const logs =
+    await sql<TimelineItem>`select 'log' as kind, time, id, title, service, level, null::float8 as duration_ms, detail from (
+      select ${T('timestamp')} as time, timestamp as t, id::text as id, left(message, 2000) as title, service, level,
+        jsonb_build_object('trace_id', trace_id, 'span_id', span_id, 'attributes', attributes) as detail
+      from log_entries where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
+      db,
+    );
+  const spans =
+    await sql<TimelineItem>`select 'span' as kind, time, id, title, service, null as level, duration_ms, detail from (
+      select ${T('start_time')} as time, start_time as t, id::text as id, name as title, service, duration_ms,
+        jsonb_build_object('trace_id', trace_id, 'span_id', span_id, 'parent_span_id', parent_span_id, 'status_code', status_code) as detail
+      from spans where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
+      db,
+    );
+  const events =
+    await sql<TimelineItem>`select 'agent_event' as kind, time, id, title, null as service, null as level,
+      null::float8 as duration_ms, detail from (
+      select ${T('created_at')} as time, created_at as t, id::text as id, left(content, 2000) as title,
+        jsonb_build_object('role', role, 'kind', kind, 'seq', seq, 'metadata', metadata) as detail
+      from agent_messages where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
+      db,
+    );
+  const merged = [...logs.rows, ...spans.rows, ...events.rows].sort((a, b) =>
+    a.time === b.time ? a.id.localeCompare(b.id) : a.time < b.time ? -1 : 1,
+  );
+  const items = merged.slice(0, limit);
+  const more = merged.length > limit;
+  return { items, next_cursor: more ? (items[items.length - 1]?.time ?? null) : null };
+}
+
+/** The session's project: from agent_sessions, else from its telemetry. undefined: nothing known of it. */
+export async function sessionProject(db: Db, sessionId: string): Promise<string | null | undefined> {
+  const r = await sql<{ project_id: string | null }>`
+    select project_id from agent_sessions where id = ${sessionId}::uuid
+    union all (select project_id from log_entries where session_id = ${sessionId}::uuid limit 1)
+    union all (select project_id from spans where session_id = ${sessionId}::uuid limit 1)
+    limit 1`.execute(db);
+  return r.rows.length === 0 ? undefined : (r.rows[0]?.project_id ?? null);
+}

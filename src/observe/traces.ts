@@ -1,0 +1,200 @@
+import { sql } from 'kysely';
+import { type Page, pageByTime } from '../core/pagination.js';
+import type { Db } from '../store/db.js';
+import { type LogView, searchLogs } from './queries.js';
+
+export interface TraceFilter {
+  projectId?: string | null;
+  service?: string;
+  sessionId?: string;
+  from?: Date;
+  to?: Date;
+  minDurationMs?: number;
+  errorsOnly?: boolean;
+}
+
+export interface TraceSummaryView {
+  trace_id: string;
+  project_id: string | null;
+  session_id: string | null;
+  user_id: string | null;
+  root_service: string | null;
+  root_name: string | null;
+  start_time: string;
+  end_time: string;
+  duration_ms: number;
+  span_count: number;
+  error_count: number;
+}
+
+const iso = (column: string) =>
+  sql<string>`to_char(${sql.ref(column)} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+export async function listTraces(
+  db: Db,
+  f: TraceFilter,
+  page: { limit: number; cursor?: string | undefined },
+): Promise<Page<TraceSummaryView>> {
+  let q = db
+    .selectFrom('traces')
+    .select([
+      'id',
+      'trace_id',
+      'project_id',
+      'session_id',
+      'user_id',
+      'root_service',
+      'root_name',
+      iso('start_time').as('start_text'),
+      iso('end_time').as('end_text'),
+      'duration_ms',
+      'span_count',
+      'error_count',
+    ]);
+  if (f.projectId !== undefined)
+    q = f.projectId === null ? q.where('project_id', 'is', null) : q.where('project_id', '=', f.projectId);
+  if (f.service) q = q.where('root_service', '=', f.service);
+  if (f.sessionId) q = q.where('session_id', '=', f.sessionId);
+  if (f.from) q = q.where('start_time', '>=', f.from);
+  if (f.to) q = q.where('start_time', '<', f.to);
+  if (f.minDurationMs !== undefined) q = q.where('duration_ms', '>=', f.minDurationMs);
+  if (f.errorsOnly) q = q.where('error_count', '>', 0);
+  return pageByTime(q, { time: 'start_time', id: 'id' }, page, (r) => ({
+    trace_id: r.trace_id,
+    project_id: r.project_id,
+    session_id: r.session_id,
+    user_id: r.user_id,
+    root_service: r.root_service,
+    root_name: r.root_name,
+    start_time: r.start_text,
+    end_time: r.end_text,
+    duration_ms: r.duration_ms,
+    span_count: r.span_count,
+    error_count: r.error_count,
+  }));
+}
+
+export interface SpanView {
+  span_id: string;
+  parent_span_id: string | null;
+  name: string;
+  kind: string;
+  service: string | null;
+  status_code: string;
+  status_message: string | null;
+  start_time: string;
+  end_time: string;
+  duration_ms: number;
+  /** Milliseconds from the trace's first span start (the waterfall's left edge). */
+  offset_ms: number;
+  /** Depth in the span tree (0 = a root); spans are listed depth-first, children by start time. */
+  depth: number;
+  attributes: Record<string, unknown>;
+  events: unknown[];
+  links: unknown[];
+}
+
+export interface TraceView {
+  trace_id: string;
+  project_id: string | null;
+  session_id: string | null;
+  start_time: string;
+  end_time: string;
+  duration_ms: number;
+  span_count: number;
+  error_count: number;
+  spans: SpanView[];
+  logs: LogView[];
+}
+
+/** The project a trace belongs to (for authorization), or undefined when there is no such trace. */
+export async function traceProject(db: Db, traceId: string): Promise<string | null | undefined> {
+  const r = await sql<{ project_id: string | null }>`
+    select project_id from spans where trace_id = ${traceId} order by project_id nulls last limit 1`.execute(
+    db,
+  );
+  return r.rows.length === 0 ? undefined : (r.rows[0]?.project_id ?? null);
+}
+
+const MAX_SPANS = 5000;
+
+export async function getTrace(db: Db, traceId: string, logLimit: number): Promise<TraceView | null> {
+  const r = await sql<{
+    span_id: string;
+    parent_span_id: string | null;
+    name: string;
+    kind: string;
+    service: string | null;
+    status_code: string;
+    status_message: string | null;
+    start_time: string;
+    end_time: string;
+    duration_ms: number;
+    start_epoch_ms: number;
+    end_epoch_ms: number;
+    project_id: string | null;
+    session_id: string | null;
+    attributes: Record<string, unknown>;
+    events: unknown[];
+    links: unknown[];
+  }>`select span_id, parent_span_id, name, kind, service, status_code, status_message,
+      ${iso('start_time')} as start_time, ${iso('end_time')} as end_time, duration_ms,
+      extract(epoch from start_time) * 1000 as start_epoch_ms, extract(epoch from end_time) * 1000 as end_epoch_ms,
+      project_id, session_id, attributes, events, links
+    from spans where trace_id = ${traceId} order by start_time, span_id limit ${MAX_SPANS}`.execute(db);
+  if (r.rows.length === 0) return null;
+  const rows = r.rows.map((s) => ({
+    ...s,
+    start_epoch_ms: Number(s.start_epoch_ms),
+    end_epoch_ms: Number(s.end_epoch_ms),
+  }));
+  const t0 = Math.min(...rows.map((s) => s.start_epoch_ms));
+  const t1 = Math.max(...rows.map((s) => s.end_epoch_ms));
+  const ids = new Set(rows.map((s) => s.span_id));
+  const children = new Map<string | null, typeof rows>();
+  for (const s of rows) {
+    // A span whose parent was not received is shown as a root (the tree stays complete).
+    const parent = s.parent_span_id && ids.has(s.parent_span_id) ? s.parent_span_id : null;
+    const list = children.get(parent) ?? [];
+    list.push(s);
+    children.set(parent, list);
+  }
+  const spans: SpanView[] = [];
+  const visit = (parent: string | null, depth: number) => {
+    for (const s of children.get(parent) ?? []) {
+      spans.push({
+        span_id: s.span_id,
+        parent_span_id: s.parent_span_id,
+        name: s.name,
+        kind: s.kind,
+        service: s.service,
+        status_code: s.status_code,
+        status_message: s.status_message,
+        start_time: s.start_time,
+        end_time: s.end_time,
+        duration_ms: s.duration_ms,
+        offset_ms: s.start_epoch_ms - t0,
+        depth,
+        attributes: s.attributes,
+        events: s.events,
+        links: s.links,
+      });
+      if (depth < 200) visit(s.span_id, depth + 1);
+    }
+  };
+  visit(null, 0);
+  const first = rows[0] as (typeof rows)[number];
+  const logs = await searchLogs(db, { traceId }, { limit: logLimit });
+  return {
+    trace_id: traceId,
+    project_id: rows.find((s) => s.project_id)?.project_id ?? null,
+    session_id: rows.find((s) => s.session_id)?.session_id ?? null,
+    start_time: first.start_time,
+    end_time: rows.reduce((a, s) => (s.end_epoch_ms > a.end_epoch_ms ? s : a), first).end_time,
+    duration_ms: t1 - t0,
+    span_count: rows.length,
+    error_count: rows.filter((s) => s.status_code === 'error').length,
+    spans,
+    logs: logs.items,
+  };
+}
