@@ -139,6 +139,10 @@ const settings = {
   smtp_user: { schema: optionalString, help: 'SMTP user' },
   smtp_password: { schema: optionalString, help: 'SMTP password', secret: true },
   smtp_from: { schema: z.string().min(3).default('platform@localhost'), help: 'sender address' },
+  alert_evaluation_interval_seconds: {
+    schema: int(1, 3600).default(20),
+    help: 'how often alert rules are evaluated (by one instance at a time)',
+  },
   admin_name: { schema: z.string().min(1).default('admin'), help: 'bootstrap admin user name' },
   admin_email: {
     schema: z.email({ error: 'expected an email address' }).default('admin@localhost.localdomain'),

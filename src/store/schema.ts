@@ -810,7 +810,7 @@ export interface ObserveColdFilesTable {
   created_at: DefaultTimestamp;
 }
 
-export const alertConditions = ['gt', 'lt', 'eq', 'absent'] as const;
+export const alertConditions = ['gt', 'gte', 'lt', 'lte', 'eq', 'ne', 'absent'] as const;
 export type AlertCondition = (typeof alertConditions)[number];
 
 export const alertSeverities = ['info', 'warning', 'critical'] as const;
@@ -843,6 +843,13 @@ export interface AlertRulesTable {
   last_evaluated_at: NullableTimestamp;
   last_value: number | null;
   last_error: string | null;
+  /** Anti-flapping: a firing rule resolves after its condition has been clear this long (0020). */
+  resolve_seconds: Generated<number>;
+  clear_since: NullableTimestamp;
+  /** Notifications muted until then (0020). */
+  silenced_until: NullableTimestamp;
+  silence_comment: Generated<string>;
+  recipient_ids: Generated<string[]>;
   created_by: string | null;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
@@ -866,11 +873,15 @@ export interface AlertEventsTable {
   message: Generated<string>;
   /** When the condition first held for this episode. */
   started_at: Timestamp;
+  /** The transition was not announced: the rule was silenced (0020). */
+  silenced: Generated<boolean>;
   created_at: DefaultTimestamp;
 }
 
 export const savedSearchSignals = ['logs', 'traces', 'metrics'] as const;
 export type SavedSearchSignal = (typeof savedSearchSignals)[number];
+export const savedSearchVisibilities = ['private', 'project'] as const;
+export type SavedSearchVisibility = (typeof savedSearchVisibilities)[number];
 
 export interface SavedSearchesTable {
   id: Generated<string>;
@@ -880,6 +891,9 @@ export interface SavedSearchesTable {
   signal: SavedSearchSignal;
   query: string;
   filters: Json<JsonObject>;
+  /** private: its owner only; project: whoever can read the project (0020). */
+  visibility: Generated<SavedSearchVisibility>;
+  description: Generated<string>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }

@@ -8,4 +8,6 @@ export {
   type LogTableRef,
 } from './compile.js';
 export { QueryError } from './errors.js';
+export { compileLogMatcher, type LiveLogEntry, type ProjectResolver } from './match.js';
 export { parseAggregation, parseAlert, parseLogFilter } from './parser.js';
+export { parseOrRefuse, QUERY_REASONS, queryRefusal } from './reasons.js';
