@@ -1,0 +1,118 @@
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { AppError } from '../../core/errors.js';
+import { type AnyRouteDef, websocketRoute } from '../../core/http.js';
+import { type EventStream, openEventStream } from '../../core/sse.js';
+import type { Db } from '../../store/db.js';
+import { type LiveLogEntry, QUERY_REASONS } from '../query-lang/index.js';
+import { logFilterOf } from '../routes.js';
+import { logFilterQuery } from '../schemas.js';
+import { liveFilter } from './filter.js';
+import type { LiveTailHub, TailClient } from './hub.js';
+import { TAIL_REASONS } from './reasons.js';
+
+export const tailQuery = logFilterQuery.omit({ from: true, to: true }).extend({
+  query: z
+    .string()
+    .min(1)
+    .max(4000)
+    .optional()
+    .describe('a log filter in the observe query language, e.g. `{level>="warn", service=~"api|web"}`'),
+});
+
+/** WebSocket close code of a dropped slow consumer (4000–4999: the application's range). */
+export const WS_SLOW_CONSUMER = 4008;
+
+function full(): AppError {
+  return new AppError(
+    503,
+    'unavailable',
+    'this instance serves its maximum of live tails; retry later',
+  ).because(TAIL_REASONS.tooManyTails);
+}
+
+/**
+ * `GET /api/observe/logs/tail`: the entries ingested from now on that match the search's filters
+ * (and `query`), on any instance. A WebSocket upgrade gets one JSON message per entry; a plain GET
+ * the same as server-sent events (`event: log`). A client that does not read is dropped: SSE
+ * `event: dropped` then the end of the stream, WebSocket close code 4008 with the reason.
+ */
+export function tailRoutes(db: Db, hub: LiveTailHub, streams: Set<() => void>): AnyRouteDef[] {
+  return [
+    websocketRoute({
+      url: '/api/observe/logs/tail',
+      summary:
+        'Live tail of log entries (WebSocket; a plain GET answers server-sent events); same filters as the search, plus `query`',
+      tags: ['observe'],
+      access: 'authenticated',
+      query: tailQuery,
+      reasons: [QUERY_REASONS.invalidQuery, TAIL_REASONS.tooManyTails],
+      produces: {
+        status: 101,
+        contentType: 'text/event-stream',
+        description:
+          'WebSocket: `{"type":"ready"}`, then `{"type":"log","entry":{…LogEntry}}` per entry; close 4008 when the client does not keep up. Plain GET: SSE `ready`, `log` (data: LogEntry), `dropped` (data: {kind, reason})',
+      },
+      websocket: {
+        recheck: (ctx) => ctx.can('observe:read', ctx.query.project_id ?? null),
+        open: async (ctx) => {
+          await ctx.authorize('observe:read', ctx.query.project_id ?? null);
+          const matches = await liveFilter(db, logFilterOf(ctx.query), ctx.query.query);
+          const client = webSocketClient(ctx.socket, matches);
+          if (!hub.add(client)) {
+            ctx.socket.close(1013, 'too many live tails on this instance');
+            return;
+          }
+          ctx.onClose(() => hub.remove(client));
+          ctx.socket.send(JSON.stringify({ type: 'ready' }));
+        },
+        plain: async ({ req, reply, query, authorize }) => {
+          await authorize('observe:read', query.project_id ?? null);
+          const matches = await liveFilter(db, logFilterOf(query), query.query);
+          if (hub.size >= hub.options.maxClients) throw full();
+          let stream: EventStream | undefined;
+          const client: TailClient = {
+            matches,
+            backlog: () => reply.raw.writableLength,
+            send: (entries) => {
+              let chunk = '';
+              for (const e of entries) chunk += `event: log\ndata: ${JSON.stringify(e)}\n\n`;
+              stream?.write(chunk);
+            },
+            drop: (kind, reason) => {
+              stream?.write(`event: dropped\ndata: ${JSON.stringify({ kind, reason })}\n\n`);
+              stream?.end();
+              // A peer that reads nothing would keep the socket (and its buffer) forever.
+              setTimeout(() => reply.raw.destroy(), 2000).unref();
+            },
+          };
+          // Registered before the headers go out: nothing published after the client has the response is missed.
+          hub.add(client);
+          stream = openEventStream(req, reply, {
+            heartbeatMs: hub.options.heartbeatMs,
+            streams,
+            onEnd: () => hub.remove(client),
+          });
+          stream.write('event: ready\ndata: {}\n\n');
+          return reply;
+        },
+      },
+    }),
+  ];
+}
+
+function webSocketClient(socket: WebSocket, matches: (e: LiveLogEntry) => boolean): TailClient {
+  return {
+    matches,
+    backlog: () => socket.bufferedAmount,
+    send: (entries) => {
+      if (socket.readyState !== socket.OPEN) return;
+      for (const entry of entries) socket.send(JSON.stringify({ type: 'log', entry }));
+    },
+    drop: (kind, reason) => {
+      const code = kind === 'slow_consumer' ? WS_SLOW_CONSUMER : kind === 'shutdown' ? 1001 : 1011;
+      if (socket.readyState === socket.OPEN) socket.close(code, reason.slice(0, 120));
+      setTimeout(() => socket.terminate(), 2000).unref();
+    },
+  };
+}
