@@ -114,7 +114,10 @@ export async function buildApp(
     checks: { latestForCommit: (projectId, sha) => pipeline.service.latestForCommit(projectId, sha) },
   });
   const notify = createNotifyModule(ctx);
-  const deployer = createDeployerModule(ctx);
+  const deployer = createDeployerModule(ctx, {
+    projects: projects.service,
+    secret: (name) => secrets.service.resolve(null, name, 'deploy', { kind: 'ops_repo', id: name }),
+  });
   const pipeline = createPipelineModule(ctx, {
     projects: projects.service,
     secrets: secrets.service,

@@ -10,8 +10,18 @@ export {
   sharedProcessLauncher,
 } from '../core/launcher.js';
 export { createKubernetesRunner, type KubernetesRunnerOptions } from './kubernetes.js';
-export { createLocalRunner, type LocalRunnerOptions } from './local.js';
+export { createLocalRunner, DEFAULT_SANDBOX_USER, type LocalRunnerOptions } from './local.js';
 export { createMasker, type Masker } from './mask.js';
+export { killGroup, killRecordedGroup, parsePidFile, writePidFile } from './process-group.js';
+export {
+  bwrapArgs,
+  DEFAULT_PATH,
+  findOnPath,
+  probeBwrap,
+  reachableWorkRoot,
+  type SandboxView,
+  untraversableAncestor,
+} from './sandbox.js';
 export type {
   RepoSource,
   Runner,

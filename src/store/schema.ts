@@ -629,6 +629,12 @@ export interface DeploymentsTable {
   lease_expires_at: NullableTimestamp;
   deployed_by: string | null;
   deployed_at: NullableTimestamp;
+  /** Who asked for the current desired state (PATCH, rollback); NULL: the publishing pipeline's trigger. */
+  requested_by: string | null;
+  /** The history entry a manual rollback restores; NULL: the previous successful one. */
+  rollback_to: string | null;
+  /** What serves now, as the reconciler left it (target, release, port, applied manifests). */
+  runtime: Json<JsonObject>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }
@@ -655,6 +661,9 @@ export interface DeploymentHistoryTable {
   actor_id: string | null;
   message: Generated<string>;
   duration_ms: number | null;
+  /** The rendered manifests this entry applied (a rollback re-applies them). */
+  manifests: string | null;
+  values_override: Json<JsonObject>;
   created_at: DefaultTimestamp;
 }
 

@@ -304,6 +304,12 @@ export class KubeApiDouble {
   private readonly podWaiters: Array<(pod: FakePod) => void> = [];
   private readonly requestListeners = new Set<() => void>();
   private readonly rejections: Array<{ method: string; path: RegExp; code: number; message: string }> = [];
+  /**
+   * Objects written by server-side apply (the deployer), by `<plural>/<namespace>/<name>`: the
+   * last applied body with metadata.generation bumped on each apply. Deployments get no status until
+   * a test sets one (`setDeploymentStatus`), as when no controller has acted yet.
+   */
+  readonly applied = new Map<string, Json>();
 
   private constructor(
     private readonly server: http.Server,
@@ -436,6 +442,63 @@ export class KubeApiDouble {
     return this.secrets.find((s) => !s.deleted && s.namespace === namespace && s.name === name);
   }
 
+  /** Plays the Deployment controller: the status the next GETs of that Deployment return. */
+  setDeploymentStatus(namespace: string, name: string, status: Json): void {
+    const obj = this.applied.get(`deployments/${namespace}/${name}`);
+    if (!obj) throw new Error(`deployment ${namespace}/${name} was never applied`);
+    obj.status = status;
+  }
+
+  /** Server-side apply (PATCH application/apply-patch+yaml) and GET of deployments, services, configmaps. */
+  private handleApplied(record: KubeRequest, res: http.ServerResponse): boolean {
+    const m =
+      /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments)\/([^/]+)$/.exec(record.path) ??
+      /^\/api\/v1\/namespaces\/([^/]+)\/(services|configmaps)\/([^/]+)$/.exec(record.path);
+    if (!m) return false;
+    const [, namespace, plural, name] = m as unknown as [string, string, string, string];
+    const key = `${plural}/${namespace}/${name}`;
+    if (record.method === 'GET') {
+      const obj = this.applied.get(key);
+      if (!obj) sendStatus(res, 404, 'NotFound', `${plural} "${name}" not found`);
+      else sendJson(res, 200, obj);
+      return true;
+    }
+    if (record.method !== 'PATCH') return false;
+    if (record.contentType !== 'application/apply-patch+yaml') {
+      sendStatus(res, 415, 'UnsupportedMediaType', `unsupported patch type ${record.contentType}`);
+      return true;
+    }
+    if (!record.query.fieldManager) {
+      sendStatus(res, 422, 'Invalid', 'fieldManager is required for apply patch');
+      return true;
+    }
+    const body = record.body as Json;
+    if (
+      !body ||
+      body.metadata?.name !== name ||
+      (body.metadata.namespace && body.metadata.namespace !== namespace)
+    ) {
+      sendStatus(res, 400, 'BadRequest', 'the name or namespace of the object does not match the URL');
+      return true;
+    }
+    const prev = this.applied.get(key);
+    const obj = {
+      ...structuredClone(body),
+      metadata: {
+        ...body.metadata,
+        namespace,
+        uid: prev?.metadata.uid ?? randomUUID(),
+        generation: (prev?.metadata.generation ?? 0) + 1,
+        resourceVersion: String(Number(prev?.metadata.resourceVersion ?? 0) + 1),
+        creationTimestamp: prev?.metadata.creationTimestamp ?? now(),
+      },
+      ...(prev?.status ? { status: prev.status } : {}),
+    };
+    this.applied.set(key, obj);
+    sendJson(res, prev ? 200 : 201, obj);
+    return true;
+  }
+
   async close(): Promise<void> {
     for (const pod of this.pods) pod.endFollowers();
     this.server.closeAllConnections();
@@ -477,6 +540,7 @@ export class KubeApiDouble {
       sendStatus(res, r!.code, reasonFor(r!.code), r!.message);
       return;
     }
+    if (this.handleApplied(record, res)) return;
 
     const collection = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(url.pathname);
     const item = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname);

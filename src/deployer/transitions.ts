@@ -1,0 +1,124 @@
+import type { Selectable, Updateable } from 'kysely';
+import { sql } from 'kysely';
+import type { DbOrTx } from '../store/db.js';
+import {
+  type DeploymentCurrentStatus,
+  type DeploymentDesiredStatus,
+  type DeploymentsTable,
+  deploymentCurrentStatusTransitions,
+  deploymentDesiredStatusTransitions,
+  transitionSources,
+} from '../store/schema.js';
+
+export type DeploymentRow = Selectable<DeploymentsTable>;
+
+/**
+ * The only writer of `deployments.desired_status` and `deployments.current_status`: named
+ * transitions, each a guarded `UPDATE … WHERE status IN (<sources>) RETURNING`, their sources checked
+ * against the schema's tables when this file loads. A lost race returns null.
+ */
+
+const CURRENT = {
+  begin: transitionSources(
+    deploymentCurrentStatusTransitions,
+    'deployment begin',
+    ['pending', 'healthy', 'degraded', 'failed', 'stopped'],
+    'syncing',
+  ),
+  healthy: transitionSources(
+    deploymentCurrentStatusTransitions,
+    'deployment healthy',
+    ['syncing'],
+    'healthy',
+  ),
+  failed: transitionSources(deploymentCurrentStatusTransitions, 'deployment failed', ['syncing'], 'failed'),
+  stopped: transitionSources(
+    deploymentCurrentStatusTransitions,
+    'deployment stopped',
+    ['pending', 'syncing', 'healthy', 'degraded', 'failed'],
+    'stopped',
+  ),
+} as const;
+
+const DESIRED = {
+  stop: transitionSources(
+    deploymentDesiredStatusTransitions,
+    'deployment stop',
+    ['active', 'rollback'],
+    'stopped',
+  ),
+  start: transitionSources(
+    deploymentDesiredStatusTransitions,
+    'deployment start',
+    ['stopped', 'rollback'],
+    'active',
+  ),
+  rollback: transitionSources(
+    deploymentDesiredStatusTransitions,
+    'deployment rollback',
+    ['active', 'stopped'],
+    'rollback',
+  ),
+} as const;
+
+/** The desired statuses a request may move from, by target (the API answers 409 for the others). */
+export function desiredSources(to: DeploymentDesiredStatus): readonly DeploymentDesiredStatus[] {
+  return to === 'stopped' ? DESIRED.stop : to === 'active' ? DESIRED.start : DESIRED.rollback;
+}
+
+/** A change of what should run (desired status and/or spec), guarded on the desired status seen. */
+export async function requestDesired(
+  trx: DbOrTx,
+  id: string,
+  from: DeploymentDesiredStatus,
+  set: Updateable<DeploymentsTable>,
+): Promise<DeploymentRow | null> {
+  const to = set.desired_status as DeploymentDesiredStatus | undefined;
+  if (to !== undefined && to !== from && !desiredSources(to).includes(from)) return null;
+  const row = await trx
+    .updateTable('deployments')
+    .set({ ...set, generation: sql<number>`generation + 1` })
+    .where('id', '=', id)
+    .where('desired_status', '=', from)
+    .returningAll()
+    .executeTakeFirst();
+  return row ?? null;
+}
+
+/** any observed state → syncing: the reconciler starts on this row (it holds its lease). */
+export async function beginReconcile(
+  trx: DbOrTx,
+  id: string,
+  message: string,
+): Promise<DeploymentRow | null> {
+  const row = await trx
+    .updateTable('deployments')
+    .set({ current_status: 'syncing', status_message: message })
+    .where('id', '=', id)
+    .where('current_status', 'in', CURRENT.begin)
+    .returningAll()
+    .executeTakeFirst();
+  return row ?? null;
+}
+
+/**
+ * syncing → healthy / failed, or (nearly) anything → stopped: the outcome of a reconcile, with the
+ * generation it observed and what now runs. `extra` carries refs restored by a rollback.
+ */
+export async function finishReconcile(
+  trx: DbOrTx,
+  id: string,
+  to: Extract<DeploymentCurrentStatus, 'healthy' | 'failed' | 'stopped'>,
+  set: Updateable<DeploymentsTable>,
+): Promise<DeploymentRow | null> {
+  let q = trx
+    .updateTable('deployments')
+    .set({ ...set, current_status: to })
+    .where('id', '=', id)
+    .where('current_status', 'in', CURRENT[to]);
+  // A finished rollback hands the desired state back (rollback → active with the restored refs).
+  if (set.desired_status)
+    q = q.where('desired_status', 'in', desiredSources(set.desired_status as DeploymentDesiredStatus));
+  const row = await q.returningAll().executeTakeFirst();
+  return row ?? null;
+}
