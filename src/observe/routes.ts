@@ -11,6 +11,7 @@ import {
 } from './decode.js';
 import type { MatchOp } from './metrics.js';
 import type { LogFilter } from './queries.js';
+import { logQueryWhere, QUERY_REASONS } from './query-lang/index.js';
 import { OBSERVE_REASONS } from './reasons.js';
 import {
   logFilterQuery,
@@ -138,13 +139,14 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
       access: 'authenticated',
       query: logsQuery,
       response: logPage,
-      reasons: [OBSERVE_REASONS.badTimeRange],
+      reasons: [OBSERVE_REASONS.badTimeRange, QUERY_REASONS.invalidQuery],
       handler: async (ctx) => {
         await authorizeRead(ctx, ctx.query.project_id);
-        return service.searchLogs(logFilterOf(ctx.query), {
-          limit: ctx.query.limit,
-          cursor: ctx.query.cursor,
-        });
+        return service.searchLogs(
+          logFilterOf(ctx.query),
+          { limit: ctx.query.limit, cursor: ctx.query.cursor },
+          logQueryWhere(ctx.query.query),
+        );
       },
     }),
     route({
@@ -155,10 +157,10 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
       access: 'authenticated',
       query: logFilterQuery,
       response: logSummary,
-      reasons: [OBSERVE_REASONS.badTimeRange],
+      reasons: [OBSERVE_REASONS.badTimeRange, QUERY_REASONS.invalidQuery],
       handler: async (ctx) => {
         await authorizeRead(ctx, ctx.query.project_id);
-        return service.summarizeLogs(logFilterOf(ctx.query));
+        return service.summarizeLogs(logFilterOf(ctx.query), logQueryWhere(ctx.query.query));
       },
     }),
     route({

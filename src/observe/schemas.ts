@@ -37,6 +37,13 @@ export const logFilterQuery = z.object({
   to: time.optional(),
   q: z.string().min(1).max(200).optional().describe('case-insensitive substring of the message'),
   attr: many.optional().describe('attribute filter `key=value` (repeatable; all must match)'),
+  query: z
+    .string()
+    .max(4000)
+    .optional()
+    .describe(
+      'a filter in the observe query language (docs/observe-query.md), e.g. `{level>="warn", service=~"api|web"}`',
+    ),
 });
 export const logsQuery = logFilterQuery.extend(paginationQuery.shape);
 

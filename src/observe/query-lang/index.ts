@@ -10,4 +10,4 @@ export {
 export { QueryError } from './errors.js';
 export { compileLogMatcher, type LiveLogEntry, type ProjectResolver } from './match.js';
 export { parseAggregation, parseAlert, parseLogFilter } from './parser.js';
-export { parseOrRefuse, QUERY_REASONS, queryRefusal } from './reasons.js';
+export { logQueryWhere, parseOrRefuse, QUERY_REASONS, queryRefusal } from './reasons.js';

@@ -1,5 +1,4 @@
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import { type AnyRouteDef, websocketRoute } from '../../core/http.js';
 import { type EventStream, openEventStream } from '../../core/sse.js';
@@ -11,14 +10,8 @@ import { liveFilter } from './filter.js';
 import type { LiveTailHub, TailClient } from './hub.js';
 import { TAIL_REASONS } from './reasons.js';
 
-export const tailQuery = logFilterQuery.omit({ from: true, to: true }).extend({
-  query: z
-    .string()
-    .min(1)
-    .max(4000)
-    .optional()
-    .describe('a log filter in the observe query language, e.g. `{level>="warn", service=~"api|web"}`'),
-});
+/** The log search's filters and `query`, without the time range (a tail starts now). */
+export const tailQuery = logFilterQuery.omit({ from: true, to: true });
 
 /** WebSocket close code of a dropped slow consumer (4000–4999: the application's range). */
 export const WS_SLOW_CONSUMER = 4008;
