@@ -125,9 +125,10 @@ export class KubernetesTarget {
         const conditions = status.conditions ?? [];
         const available = conditions.find((c) => c.type === 'Available');
         const progressing = conditions.find((c) => c.type === 'Progressing');
-        if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded')
-          return `rollout of Deployment ${name} failed: ${progressing.message ?? 'progress deadline exceeded'}`;
+        // Conditions describe the generation the controller observed: an older one's verdict does not count.
         const caughtUp = (status.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+        if (caughtUp && progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded')
+          return `rollout of Deployment ${name} failed: ${progressing.message ?? 'progress deadline exceeded'}`;
         if (
           caughtUp &&
           available?.status === 'True' &&
