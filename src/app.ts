@@ -17,7 +17,7 @@ import { createIssuesModule, type IssuesService } from './issues/index.js';
 import { createMcpModule } from './mcp/index.js';
 import { createMergeRequestsModule, type MergeRequestsService } from './mergerequests/index.js';
 import { createNotifyModule, type NotifyService } from './notify/index.js';
-import { createObserveModule, type ObserveService } from './observe/index.js';
+import { createObserveModule, type ObserveService, PlatformLogTap } from './observe/index.js';
 import { createPipelineModule, type PipelineService } from './pipeline/index.js';
 import { createProjectsModule, type ProjectsService } from './projects/index.js';
 import { createRbacModule, type RbacService } from './rbac/index.js';
@@ -72,7 +72,9 @@ export async function buildApp(
   drivers: Drivers,
   options: BuildOptions = {},
 ): Promise<Platform> {
-  const log = options.logger ?? createLogger(config);
+  // The platform's own log lines are log entries too (service `platform`), once observe exists.
+  const logTap = new PlatformLogTap(options.logger ?? createLogger(config));
+  const log = logTap.log;
   const metrics = createMetrics();
   const events = new EventBus(log);
   const scheduler = new Scheduler(drivers.db.db, log, metrics);
@@ -104,6 +106,7 @@ export async function buildApp(
   const identity = { rbac: rbac.service };
   // Early: every producer of log entries (pipeline, deployer, agents) gets its LogSink.
   const observe = createObserveModule(ctx);
+  logTap.attach(observe.service.logs);
   const projects = createProjectsModule(ctx, identity);
   const secrets = createSecretsModule(ctx);
   const git = createGitModule(ctx, { projects: projects.service, ...identity });
@@ -122,6 +125,7 @@ export async function buildApp(
     projects: projects.service,
     secrets: secrets.service,
     auth: auth.service,
+    logs: observe.service.logs,
   });
   const webhooks = createWebhooksModule(ctx, identity);
   const issues = createIssuesModule(ctx, identity);

@@ -30,6 +30,18 @@ export function logDestination(config: Pick<Config, 'log_format' | 'dev'>): Dest
   return pino.destination({ dest: 1, sync: true });
 }
 
+/** What never reaches a log line (also the observability store's copy of the platform log). */
+export const LOG_REDACT = {
+  paths: [
+    'req.headers.authorization',
+    'req.headers.cookie',
+    'res.headers["set-cookie"]',
+    '*.password',
+    '*.token',
+  ],
+  censor: '[redacted]',
+};
+
 export function createLogger(
   config: Pick<Config, 'log_level' | 'dev'>,
   destination?: DestinationStream,
@@ -37,16 +49,7 @@ export function createLogger(
   return pino(
     {
       level: config.log_level,
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers.cookie',
-          'res.headers["set-cookie"]',
-          '*.password',
-          '*.token',
-        ],
-        censor: '[redacted]',
-      },
+      redact: LOG_REDACT,
     },
     // Synchronous writes: nothing is lost when the process dies.
     destination ??

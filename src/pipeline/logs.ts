@@ -41,6 +41,8 @@ export class StepLogWriter {
     private readonly masker: OutputMasker,
     private readonly pubsub: PubSub,
     private readonly log: Logger,
+    /** Sees the masked output as written (the step's log entries in the observability store). */
+    private readonly onMasked?: (text: string) => void,
   ) {
     this.fd = openSync(file, 'w', 0o600);
   }
@@ -64,7 +66,9 @@ export class StepLogWriter {
     writeSync(this.fd, out);
     const offset = this.written;
     this.written += out.length;
-    this.publish({ type: 'chunk', offset, data: out.toString('utf8') });
+    const text = out.toString('utf8');
+    this.publish({ type: 'chunk', offset, data: text });
+    this.onMasked?.(text);
   }
 
   private publish(message: StepLogMessage): void {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { AuthService } from '../auth/index.js';
+import type { LogSink } from '../core/log-sink.js';
 import type { ModuleContext, PlatformModule } from '../core/module.js';
 import type { ProjectsService } from '../projects/index.js';
 import { createKubernetesRunner, createLocalRunner, createMasker } from '../runners/index.js';
@@ -54,7 +55,7 @@ function createRunner(ctx: ModuleContext, workRoot: string): Runner {
  */
 export function createPipelineModule(
   ctx: ModuleContext,
-  deps: { projects: ProjectsService; secrets: SecretsService; auth: AuthService },
+  deps: { projects: ProjectsService; secrets: SecretsService; auth: AuthService; logs?: LogSink },
   options: PipelineModuleOptions = {},
 ): PlatformModule<PipelineService> & { executor: PipelineExecutor } {
   const { projects, secrets, auth } = deps;
@@ -75,6 +76,7 @@ export function createPipelineModule(
     projects,
     instanceId: ctx.scheduler.instanceId,
     createMasker,
+    ...(deps.logs ? { logs: deps.logs } : {}),
     options: {
       concurrency: ctx.config.pipeline_concurrency,
       leaseSeconds: ctx.config.pipeline_lease_seconds,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EventBus } from '../core/events.js';
+import type { LogSink } from '../core/log-sink.js';
 import type { ProjectRow, ProjectsService } from '../projects/index.js';
 import type { RepoSource, Runner, Workspace } from '../runners/types.js';
 import type { SecretsService } from '../secrets/index.js';
@@ -33,6 +34,8 @@ export interface ExecutorDeps {
   instanceId: string;
   options: ExecutorOptions;
   createMasker(secrets: string[]): OutputMasker;
+  /** Step output as log entries (service `pipeline`) in the observability store, when composed. */
+  logs?: LogSink;
   /** A read token for remote clones (kubernetes), revoked when the run ends; undefined when the runner clones locally. */
   cloneToken?(
     pipeline: PipelineRow,

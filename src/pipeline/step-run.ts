@@ -7,6 +7,7 @@ import { StepLogWriter } from './logs.js';
 import type { ExecutorDeps, RunContext } from './run-context.js';
 import { preparePublication } from './staging.js';
 import { stepEnvironment, stepNetwork } from './step-env.js';
+import { StepLogEntries } from './step-log-entries.js';
 import { finishStep, startStep } from './transitions.js';
 import { INTERRUPTED_ERROR } from './types.js';
 
@@ -36,12 +37,19 @@ export async function runStep(
     return 'failure';
   }
 
+  const entries = deps.logs
+    ? new StepLogEntries(deps.logs, deps.log, {
+        projectId: ctx.project.id,
+        attributes: { 'pipeline.id': ctx.row.id, 'step.id': step.id, 'step.name': step.name },
+      })
+    : undefined;
   const writer = new StepLogWriter(
     step.id,
     path.join(ctx.logDir, `${step.id}.log`),
     deps.createMasker(secrets),
     deps.pubsub,
     deps.log,
+    entries && ((text) => entries.push(text)),
   );
   ctx.running.writers.set(step.id, writer);
   let result: StepRunResult;
@@ -97,6 +105,7 @@ export async function runStep(
   }
 
   const size = writer.finish();
+  entries?.end();
   recordStep(ctx, step, { status, exitCode: result.exitCode, error, started });
   // Dependents start now; the log is stored meanwhile (the pipeline ends only once every log is).
   ctx.logUploads.push(storeLog(deps, ctx, step, writer, size, status));
