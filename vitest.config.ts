@@ -20,8 +20,9 @@ export default defineConfig({
         test: {
           name: 'embedded',
           include: ['test/**/*.test.ts'],
-          // *.pg.test.ts need two instances on one shared database: PostgreSQL only.
-          exclude: ['test/**/*.pg.test.ts'],
+          // *.pg.test.ts need two instances on one shared database: PostgreSQL only. The browser tests
+          // (test/e2e) have their own config (vitest.e2e.config.ts, npm run test:e2e).
+          exclude: ['test/**/*.pg.test.ts', 'test/e2e/**'],
           env: { PLATFORM_TEST_STORE: 'embedded' },
           // One worker process runs many files: the modules are loaded once per worker, not per file.
           isolate: false,
@@ -29,7 +30,12 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'postgres', include: ['test/**/*.test.ts'], env: { PLATFORM_TEST_STORE: 'postgres' } },
+        test: {
+          name: 'postgres',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/e2e/**'],
+          env: { PLATFORM_TEST_STORE: 'postgres' },
+        },
       },
     ],
   },

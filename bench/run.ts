@@ -19,6 +19,7 @@ import { apiAuth } from './scenarios/api-auth.js';
 import { footprint } from './scenarios/footprint.js';
 import { git } from './scenarios/git.js';
 import { pipeline } from './scenarios/pipeline.js';
+import { web } from './scenarios/web.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -359,7 +360,7 @@ function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
 }
 
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint];
+const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint, web];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm start`: builds dist/ only when a source file changed since the last build (a restart is then
- * ready in seconds), and runs `platform serve` from it. Signals are passed on, so Ctrl-C and SIGTERM
+ * ready in seconds), the web UI (dist/web) likewise when a file under web/ changed, and runs
+ * `platform serve` from it. Signals are passed on, so Ctrl-C and SIGTERM
  * stop the server gracefully; the exit code is the server's.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -41,6 +42,15 @@ if (sourceTime > built) {
   const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
   writeFileSync(stamp, `${new Date().toISOString()}\n`);
+}
+
+// The web UI: rebuilt when a file under web/ (or the lock file) is newer than its index.html.
+const webIndex = path.join(root, 'dist', 'web', 'index.html');
+const webSourceTime = Math.max(newest(path.join(root, 'web')), newest(path.join(root, 'package-lock.json')));
+if (webSourceTime > newest(webIndex)) {
+  process.stderr.write('building the web UI (dist/web)\n');
+  const build = spawnSync('npm', ['run', 'build:web', '--silent'], { cwd: root, stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
 }
 
 const server = spawn(

@@ -24,6 +24,7 @@ import { createRbacModule, type RbacService } from './rbac/index.js';
 import { createSecretsModule, type SecretsService } from './secrets/index.js';
 import type { Drivers } from './store/index.js';
 import { createSystemModule } from './system/module.js';
+import { createWebModule } from './web/index.js';
 import { createWebhooksModule, type WebhooksService } from './webhooks/index.js';
 
 /** Every module's public service, by module: what tests and the CLI reach into, typed. */
@@ -147,6 +148,8 @@ export async function buildApp(
     issues,
     // Its tools are derived from the routes registered (read at start, when all are).
     createMcpModule(ctx, { fastify, routes: () => registry.routes }),
+    // Last: its catch-all GET answers the UI for paths no other module serves.
+    createWebModule(ctx),
   ];
   const services: PlatformServices = {
     rbac: rbac.service,

@@ -1,0 +1,2 @@
+export { createWebModule } from './module.js';
+export { isReservedPath } from './paths.js';
