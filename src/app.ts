@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { type AgentsService, createAgentsModule } from './agents/index.js';
 import { createAuditModule } from './audit/index.js';
 import { type AuthService, createAuthModule } from './auth/index.js';
 import type { Config } from './config.js';
@@ -41,6 +42,7 @@ export interface PlatformServices {
   webhooks: WebhooksService;
   issues: IssuesService;
   observe: ObserveService;
+  agents: AgentsService;
 }
 
 export interface Platform {
@@ -130,6 +132,15 @@ export async function buildApp(
   });
   const webhooks = createWebhooksModule(ctx, identity);
   const issues = createIssuesModule(ctx, identity);
+  const agents = createAgentsModule(ctx, {
+    ...identity,
+    auth: auth.service,
+    projects: projects.service,
+    secrets: secrets.service,
+    issues: issues.service,
+    // Agent events also go to the log store as service `agent`.
+    logs: observe.service.logs,
+  });
   const modules: PlatformModule[] = [
     rbac,
     auth,
@@ -146,6 +157,7 @@ export async function buildApp(
     pipeline,
     webhooks,
     issues,
+    agents,
     // Its tools are derived from the routes registered (read at start, when all are).
     createMcpModule(ctx, { fastify, routes: () => registry.routes }),
     // Last: its catch-all GET answers the UI for paths no other module serves.
@@ -164,6 +176,7 @@ export async function buildApp(
     webhooks: webhooks.service,
     issues: issues.service,
     observe: observe.service,
+    agents: agents.service,
   };
 
   registry.register(modules.flatMap((m) => m.routes));

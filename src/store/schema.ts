@@ -403,6 +403,43 @@ export interface AgentSessionsTable {
   finished_at: NullableTimestamp;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
+  limits: Json<JsonObject>;
+  stop_reason: AgentStopReason | null;
+  num_turns: Generated<number>;
+  base_sha: string | null;
+  issue_number: number | null;
+  merge_request_number: number | null;
+}
+
+/** Why a session was stopped (`status = 'stopped'`): by a user, or a limit the platform enforces. */
+export const agentStopReasons = [
+  'user',
+  'cost_limit',
+  'token_limit',
+  'turn_limit',
+  'wall_clock',
+  'daily_budget',
+  'access_lost',
+] as const;
+export type AgentStopReason = (typeof agentStopReasons)[number];
+
+export interface AgentSettingsTable {
+  id: Generated<boolean>;
+  max_running_total: Generated<number>;
+  max_running_per_project: Generated<number>;
+  sessions_per_user_per_hour: Generated<number>;
+  timeout_seconds: Generated<number>;
+  claude_command: Generated<string>;
+  image: Generated<string>;
+  providers: Json<JsonObject>;
+  updated_at: DefaultTimestamp;
+}
+
+export interface AgentProjectSettingsTable {
+  project_id: string;
+  max_running: number | null;
+  daily_cost_usd: number | null;
+  updated_at: DefaultTimestamp;
 }
 
 export const agentMessageRoles = ['user', 'assistant', 'system', 'tool'] as const;
@@ -1033,6 +1070,8 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   agent_sessions: AgentSessionsTable;
   agent_messages: AgentMessagesTable;
+  agent_settings: AgentSettingsTable;
+  agent_project_settings: AgentProjectSettingsTable;
   pipelines: PipelinesTable;
   pipeline_steps: PipelineStepsTable;
   artifacts: ArtifactsTable;
