@@ -3,7 +3,13 @@ import { AppError } from '../../core/errors.js';
 import { type AnyRouteDef, websocketRoute } from '../../core/http.js';
 import { type EventStream, openEventStream } from '../../core/sse.js';
 import type { Db } from '../../store/db.js';
-import { type LiveLogEntry, QUERY_REASONS } from '../query-lang/index.js';
+import {
+  compileLogFilter,
+  type LiveLogEntry,
+  parseLogFilter,
+  QUERY_REASONS,
+  QueryError,
+} from '../query-lang/index.js';
 import { logFilterOf } from '../routes.js';
 import { logFilterQuery } from '../schemas.js';
 import { liveFilter } from './filter.js';
@@ -11,7 +17,16 @@ import type { LiveTailHub, TailClient } from './hub.js';
 import { TAIL_REASONS } from './reasons.js';
 
 /** The log search's filters and `query`, without the time range (a tail starts now). */
-export const tailQuery = logFilterQuery.omit({ from: true, to: true });
+export const tailQuery = logFilterQuery.omit({ from: true, to: true }).superRefine((q, ctx) => {
+  // Checked with the request (before a WebSocket upgrade), so a bad query is a 400, not a closed socket.
+  if (!q.query) return;
+  try {
+    compileLogFilter(parseLogFilter(q.query), { projectId: null });
+  } catch (err) {
+    if (!(err instanceof QueryError)) throw err;
+    ctx.addIssue({ code: 'custom', path: ['query'], message: err.message });
+  }
+});
 
 /** WebSocket close code of a dropped slow consumer (4000–4999: the application's range). */
 export const WS_SLOW_CONSUMER = 4008;
@@ -76,7 +91,7 @@ export function tailRoutes(db: Db, hub: LiveTailHub, streams: Set<() => void>): 
               stream?.write(`event: dropped\ndata: ${JSON.stringify({ kind, reason })}\n\n`);
               stream?.end();
               // A peer that reads nothing would keep the socket (and its buffer) forever.
-              setTimeout(() => reply.raw.destroy(), 2000).unref();
+              setTimeout(() => reply.raw.destroy(), 10_000).unref();
             },
           };
           // Registered before the headers go out: nothing published after the client has the response is missed.
@@ -105,7 +120,7 @@ function webSocketClient(socket: WebSocket, matches: (e: LiveLogEntry) => boolea
     drop: (kind, reason) => {
       const code = kind === 'slow_consumer' ? WS_SLOW_CONSUMER : kind === 'shutdown' ? 1001 : 1011;
       if (socket.readyState === socket.OPEN) socket.close(code, reason.slice(0, 120));
-      setTimeout(() => socket.terminate(), 2000).unref();
+      setTimeout(() => socket.terminate(), 10_000).unref();
     },
   };
 }
