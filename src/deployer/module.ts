@@ -139,6 +139,7 @@ export function createDeployerModule(
     (err) => log.error({ err }, 'deploy reconcile pass failed'),
   );
   service.onChanged = () => setTimeout(() => pass.kick(), 10).unref();
+  ops.onRollout = () => pass.kick();
   service.live = (id) => ({ serving_here: local.isRunning(id), port: local.runningPort(id) });
   let unsubscribe: (() => void) | null = null;
 

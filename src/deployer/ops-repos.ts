@@ -192,8 +192,15 @@ export class OpsReposService {
     await rm(mirrorDir(this.dataDir, id), { recursive: true, force: true });
   }
 
-  /** Fetches now and records the outcome; a failure is recorded and answered (422 with the reason). */
-  async syncNow(actor: Actor | null, id: string): Promise<OpsRepoRow> {
+  /** Called after a sync moved a repo to a new commit that deployments were asked to roll out. */
+  onRollout: () => void = () => {};
+
+  /**
+   * Fetches now and records the outcome (a failure is recorded in the row). With `rollout` (the
+   * interval and the admin's sync), a new commit bumps the generation of the active deployments
+   * using the repo, so the reconciler applies it; a sync for a render or diff does not.
+   */
+  async syncNow(actor: Actor | null, id: string, rollout = false): Promise<OpsRepoRow> {
     const inFlight = this.syncing.get(id);
     if (inFlight) return inFlight;
     const run = (async () => {
@@ -217,6 +224,20 @@ export class OpsReposService {
           .where('id', '=', id)
           .returningAll()
           .executeTakeFirstOrThrow();
+        if (rollout && sha) {
+          const bumped = await trx
+            .updateTable('deployments')
+            .set({ generation: sql<number>`generation + 1` })
+            .where('ops_repo_id', '=', id)
+            .where('desired_status', '=', 'active')
+            .where('current_status', 'in', ['healthy', 'degraded'])
+            .where('current_ops_sha', 'is not', null)
+            .where('current_ops_sha', '<>', sha)
+            // Already asked for (a reconcile of a newer generation pending): no second bump.
+            .whereRef('generation', '=', 'observed_generation')
+            .executeTakeFirst();
+          if (Number(bumped.numUpdatedRows) > 0) setTimeout(() => this.onRollout(), 10).unref();
+        }
         if (actor)
           await writeAudit(trx, {
             actor,
@@ -253,6 +274,6 @@ export class OpsReposService {
         ]),
       )
       .execute();
-    for (const r of due) await this.syncNow(null, r.id).catch(() => {});
+    for (const r of due) await this.syncNow(null, r.id, true).catch(() => {});
   }
 }

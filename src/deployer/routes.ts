@@ -249,14 +249,15 @@ export function deployerRoutes(
     route({
       method: 'POST',
       url: '/api/admin/ops-repos/:id/sync',
-      summary: 'Sync now; the answer carries the outcome (last_sync_status, last_sync_error)',
+      summary:
+        'Sync now (a new commit rolls out to the deployments using it); the answer carries the outcome',
       tags,
       access: opsAdmin,
       params: uuidParam,
       response: OpsRepoSchema,
       reasons: [DEPLOY_REASONS.opsRepoNotFound],
       handler: async ({ params, actor }) => {
-        await ops.syncNow(actor, params.id);
+        await ops.syncNow(actor, params.id, true);
         return ops.view(params.id);
       },
     }),
