@@ -132,8 +132,12 @@ export const web: Scenario = {
       });
       await page.goto('/');
       // Strings: they run in the page (this file's types know no DOM).
+      // A function, not a string: a string would be eval'd in the page, which its CSP forbids.
       await page.waitForFunction(
-        `!!document.querySelector('[aria-labelledby="d-pipes"] .list, [aria-labelledby="d-pipes"] .empty')`,
+        () =>
+          !!(
+            globalThis as unknown as { document: { querySelector(s: string): unknown } }
+          ).document.querySelector('[aria-labelledby="d-pipes"] .list, [aria-labelledby="d-pipes"] .empty'),
         undefined,
         { timeout: 60_000, polling: 'raf' },
       );

@@ -29,10 +29,15 @@ describe('web UI in Chromium', () => {
   /** Waits for the page to settle (no loading state), then checks it with axe and keeps a screenshot. */
   async function check(tab: Tab, name: string): Promise<void> {
     const { page } = tab;
-    await page.waitForFunction(
-      // A string: it runs in the page (the test's own types know no DOM).
-      `!document.querySelector('[role="status"]')?.textContent?.includes('Loading…')`,
-    );
+    // A function, not a string: a string would be eval'd in the page, which its CSP forbids.
+    await page.waitForFunction(() => {
+      const d = (
+        globalThis as unknown as {
+          document: { querySelector(s: string): { textContent: string | null } | null };
+        }
+      ).document;
+      return !d.querySelector('[role="status"]')?.textContent?.includes('Loading…');
+    });
     const serious = await axe(page);
     expect(serious, `${name}: axe serious/critical violations\n${JSON.stringify(serious, null, 2)}`).toEqual(
       [],
@@ -264,14 +269,22 @@ describe('web UI in Chromium', () => {
     const rita = await openTab(browser, base);
     try {
       await rita.page.goto('/login?next=%2Fprojects%2Fadmin%2Fwebapp%2Fmerge-requests%2F1');
-      await rita.page.getByLabel('User name').fill('rita');
-      await rita.page.getByLabel('Password').fill('rita-password-123');
-      await rita.page.getByRole('button', { name: 'Sign in' }).click();
+      // Keyboard only: Tab to the fields, Enter submits.
+      await rita.page.getByRole('heading', { name: 'Sign in to Platform' }).waitFor();
+      await rita.page.keyboard.press('Tab');
+      await rita.page.keyboard.type('rita');
+      await rita.page.keyboard.press('Tab');
+      await rita.page.keyboard.type('rita-password-123');
+      await rita.page.keyboard.press('Enter');
       await rita.page.waitForURL(/\/merge-requests\/1$/);
       await rita.page.getByLabel('Review comment').fill('Looks good');
       await rita.page.getByRole('button', { name: 'Approve' }).click();
       await rita.page.getByText('Approvals: 1 of').waitFor();
       await check(rita, 'mr-reviewed');
+      // A developer is not an admin: the admin pages show the forbidden state.
+      await rita.page.goto('/admin/users');
+      await rita.page.getByText('Forbidden.').waitFor();
+      await check(rita, 'forbidden');
     } catch (err) {
       await screenshot(rita.page, 'failed-reviewer');
       throw err;
