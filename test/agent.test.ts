@@ -379,6 +379,68 @@ describe.skipIf(servicesMissing)('agent sessions (local runner, fake claude-code
     await expectRetired(failed.agent_user_id);
   }, 180_000);
 
+  it('review loop: a session from an issue, and an @agent MR comment working on the MR branch (its push updates the MR)', async () => {
+    const issue = await t.request('POST', `/api/projects/${projectId}/issues`, {
+      token: alice.token,
+      body: { title: 'Crashy thing', body: 'It falls over. [scenario:crash]' },
+    });
+    expect(issue.status).toBe(201);
+    const fromIssue = await t.request(
+      'POST',
+      `/api/projects/${projectId}/issues/${issue.body.number}/sessions`,
+      {
+        token: alice.token,
+        body: {},
+        ...noAudit,
+      },
+    );
+    expect(fromIssue.status, JSON.stringify(fromIssue.body)).toBe(201);
+    expect(fromIssue.body.issue_number).toBe(issue.body.number);
+    const row = await t.platform.drivers.db.db
+      .selectFrom('agent_sessions')
+      .select('prompt')
+      .where('id', '=', fromIssue.body.id)
+      .executeTakeFirstOrThrow();
+    expect(row.prompt).toContain('Crashy thing');
+    expect(row.prompt).toContain('It falls over.');
+    await untilEnded(fromIssue.body.id);
+
+    const mrs = await t.request('GET', `/api/projects/${projectId}/merge-requests`, { token: alice.token });
+    const mr = mrs.body.items[0];
+    const before = mr.head_sha;
+    const comment = await t.request(
+      'POST',
+      `/api/projects/${projectId}/merge-requests/${mr.number}/comments`,
+      {
+        token: alice.token,
+        body: { body: '@agent [scenario:work] please also document it' },
+        ...noAudit,
+      },
+    );
+    expect(comment.status).toBe(201);
+    const started = await eventually(
+      async () =>
+        t.platform.drivers.db.db
+          .selectFrom('agent_sessions')
+          .select(['id', 'branch'])
+          .where('project_id', '=', projectId)
+          .where('merge_request_number', '=', mr.number)
+          .executeTakeFirst(),
+      30_000,
+      'a session from the comment',
+    );
+    expect(started.branch).toBe(mr.source_branch);
+    const done = await untilEnded(started.id);
+    expect(done.status).toBe('completed');
+    expect(done.produced.merge_requests).toContain(mr.number);
+    expect(done.produced.commits).toHaveLength(1);
+    const after = await t.request('GET', `/api/projects/${projectId}/merge-requests/${mr.number}`, {
+      token: alice.token,
+    });
+    expect(after.body.head_sha).not.toBe(before);
+    expect(after.body.head_sha).toBe(done.produced.commits[0]);
+  }, 180_000);
+
   it('refuses what the requester does not hold, and agents starting sessions', async () => {
     const never = await start('x', { permissions: ['admin:delegate'] });
     expect(never.status).toBe(403);
