@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { runningPostmaster } from '../src/store/embedded.js';
 import { apiAuth } from './scenarios/api-auth.js';
+import { deploy } from './scenarios/deploy.js';
 import { footprint } from './scenarios/footprint.js';
 import { git } from './scenarios/git.js';
 import { pipeline } from './scenarios/pipeline.js';
@@ -360,7 +361,7 @@ function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
 }
 
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint, web];
+const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint, web, deploy];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));

@@ -514,6 +514,7 @@ export class Reconciler {
             eb('artifact_id', 'is distinct from', s.artifact_id),
             eb('image_ref', 'is distinct from', s.image_ref),
             eb('commit_sha', 'is distinct from', s.commit_sha),
+            eb('manifests', 'is distinct from', s.manifests),
           ]),
         );
       } else if (serving) q = q.where('id', '=', serving.id);
