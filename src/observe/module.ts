@@ -3,10 +3,22 @@ import { createObserveAlerting } from './alerts/alerting.js';
 import type { BodyLimits } from './decode.js';
 import { ObserveIngest } from './ingest.js';
 import { lookupAgentSession } from './queries.js';
+import { type RotationOptions, rotateOnce } from './rotation.js';
 import { observeRoutes } from './routes.js';
 import { ObserveService } from './service.js';
 
 const HOUR = 3_600_000;
+
+/** The cold-tier rotation loop's name in the scheduler (one instance at a time: its lease). */
+export const OBSERVE_ROTATION_LOOP = 'observe.rotate';
+
+export function rotationOptions(config: ModuleContext['config']): RotationOptions {
+  return {
+    hotHours: config.observe_hot_hours,
+    retentionDays: config.observe_cold_retention_days,
+    rowsPerFile: 250_000,
+  };
+}
 
 /**
  * The observe module: OTLP/HTTP ingest (/v1/traces, /v1/logs, /v1/metrics) through bounded
@@ -36,14 +48,24 @@ export function createObserveModule(ctx: ModuleContext): PlatformModule<ObserveS
     },
     log,
   );
-  const service = new ObserveService(db, ingest);
+  const service = new ObserveService(db, ctx.drivers.objects, ingest);
   // Observe II: alert rules and their evaluation loop, saved searches, the live tail.
   const alerting = createObserveAlerting(ctx);
   return {
     name: 'observe',
     routes: [...observeRoutes(service, limits), ...alerting.routes],
     service,
-    start: () => alerting.start(),
+    start: async () => {
+      await alerting.start();
+      ctx.scheduler.add({
+        name: OBSERVE_ROTATION_LOOP,
+        intervalMs: 5 * 60_000,
+        run: async () => {
+          const result = await rotateOnce(db, ctx.drivers.objects, rotationOptions(config), log);
+          if (result.rotated.length > 0) ingest.forgetPartitions();
+        },
+      });
+    },
     settle: () => service.flush(),
     stop: async () => {
       await alerting.stop();

@@ -61,15 +61,15 @@ export function whereAll(conditions: RawBuilder<boolean>[]): RawBuilder<boolean>
 }
 
 /**
- * The log search: newest first, `(timestamp, id)` cursor. `extraWhere` is AND-ed in (the query
- * language's compiled fragment, bound parameters only).
+ * Up to `limit` log rows matching the filter, newest first, after the `(timestamp, id)` cursor.
+ * `extraWhere` is AND-ed in (the query language's compiled fragment, bound parameters only).
  */
-export async function searchLogs(
+export async function findLogRows(
   db: DbOrTx,
   filter: LogFilter,
   page: { limit: number; cursor?: string | undefined },
   extraWhere?: RawBuilder<boolean>,
-): Promise<Page<LogView>> {
+): Promise<LogView[]> {
   const conditions = logConditions(filter);
   if (extraWhere) conditions.push(sql<boolean>`(${extraWhere})`);
   if (page.cursor) conditions.push(afterTimeCursor(page.cursor, { time: 'timestamp', id: 'id' }, 'desc'));
@@ -77,11 +77,29 @@ export async function searchLogs(
     await sql<LogView>`select id, ${TIME_TEXT} as timestamp, trace_id, span_id, project_id, session_id,
       user_id, service, level, message, attributes
     from log_entries where ${whereAll(conditions)}
-    order by timestamp desc, id desc limit ${page.limit + 1}`.execute(db);
-  const more = rows.rows.length > page.limit;
-  const items = more ? rows.rows.slice(0, page.limit) : rows.rows;
+    order by timestamp desc, id desc limit ${page.limit}`.execute(db);
+  return rows.rows;
+}
+
+/** `limit + 1` rows (newest first) as a page: the extra one only tells that there is more. */
+export function logPageOf(rows: LogView[], limit: number): Page<LogView> {
+  const more = rows.length > limit;
+  const items = more ? rows.slice(0, limit) : rows;
   const last = items[items.length - 1];
   return { items, next_cursor: more && last ? encodeCursor([last.timestamp, last.id]) : null };
+}
+
+/** The hot-tier log search (the service merges the cold tier in). */
+export async function searchLogs(
+  db: DbOrTx,
+  filter: LogFilter,
+  page: { limit: number; cursor?: string | undefined },
+  extraWhere?: RawBuilder<boolean>,
+): Promise<Page<LogView>> {
+  return logPageOf(
+    await findLogRows(db, filter, { limit: page.limit + 1, cursor: page.cursor }, extraWhere),
+    page.limit,
+  );
 }
 
 export interface LogSummary {

@@ -2,9 +2,18 @@ import type { RawBuilder } from 'kysely';
 import type { LogSink } from '../core/log-sink.js';
 import type { Page } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
+import type { ObjectStore } from '../store/objects/types.js';
+import { newestFirst, searchColdLogs } from './cold.js';
 import type { ObserveIngest } from './ingest.js';
 import { listMetricNames, type MetricQuery, queryMetric } from './metrics.js';
-import { type LogFilter, type LogSummary, type LogView, searchLogs, summarizeLogs } from './queries.js';
+import {
+  findLogRows,
+  type LogFilter,
+  type LogSummary,
+  type LogView,
+  logPageOf,
+  summarizeLogs,
+} from './queries.js';
 import { sessionProject, sessionTimeline } from './timeline.js';
 import { getTrace, listTraces, type TraceFilter, traceProject } from './traces.js';
 
@@ -15,18 +24,29 @@ export class ObserveService {
 
   constructor(
     private readonly db: Db,
+    private readonly objects: ObjectStore,
     readonly ingest: ObserveIngest,
   ) {
     this.logs = ingest;
   }
 
-  /** `extraWhere`: a further condition AND-ed in (the query language's compiled fragment). */
-  searchLogs(
+  /**
+   * The log search over both tiers, newest first: the hot rows and the cold rows (Parquet files the
+   * time range reaches) merged in order. `extraWhere` (the query language's compiled SQL fragment)
+   * is AND-ed into the hot query; with it, the search covers the hot tier only (SQL cannot run over
+   * the Parquet files here).
+   */
+  async searchLogs(
     filter: LogFilter,
     page: { limit: number; cursor?: string | undefined },
     extraWhere?: RawBuilder<boolean>,
   ): Promise<Page<LogView>> {
-    return searchLogs(this.db, filter, page, extraWhere);
+    const fetch = { limit: page.limit + 1, cursor: page.cursor };
+    const hot = await findLogRows(this.db, filter, fetch, extraWhere);
+    if (extraWhere) return logPageOf(hot, page.limit);
+    const cold = await searchColdLogs(this.db, this.objects, filter, fetch);
+    if (cold.length === 0) return logPageOf(hot, page.limit);
+    return logPageOf([...hot, ...cold].sort(newestFirst).slice(0, fetch.limit), page.limit);
   }
 
   summarizeLogs(filter: LogFilter, extraWhere?: RawBuilder<boolean>): Promise<LogSummary> {
