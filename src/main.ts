@@ -7,7 +7,7 @@ import { type AuthService, createIdentity, generatePassword } from './auth/index
 import { configCommand } from './cli/config-command.js';
 import { doctor } from './cli/doctor.js';
 import { commandHelp, commandNames, globalHelp, isCommand, UsageError, unknownName } from './cli/help.js';
-import { ClientError, isClientCommand, runClientCommand } from './client/index.js';
+import { isClientCommand, runClient } from './client/index.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { systemActor } from './core/audit.js';
 import { AppError } from './core/errors.js';
@@ -116,9 +116,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   // The client of a remote platform (src/client/): its own options (-R, --json), no server configuration.
   if (isClientCommand(command)) {
-    return runClientCommand(command, argv.slice(argv.indexOf(command) + 1), {
-      out: (text) => process.stdout.write(text),
-      err: (text) => process.stderr.write(text),
+    return runClient(command, argv.slice(argv.indexOf(command) + 1), {
+      io: { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) },
     });
   }
   const sources = {
@@ -323,9 +322,6 @@ if (isEntryPoint()) {
       else if (err instanceof UsageError) {
         process.stderr.write(err.describe());
         process.exit(2);
-      } else if (err instanceof ClientError) {
-        process.stderr.write(`platform: ${err.message}\n`);
-        process.exit(err.exitCode);
       } else if (err instanceof AppError) process.stderr.write(`platform: ${err.message}\n`);
       else process.stderr.write(`platform: ${(err as Error).stack ?? String(err)}\n`);
       process.exit(1);

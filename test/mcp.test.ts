@@ -248,6 +248,19 @@ describe.skipIf(servicesMissing)('MCP server', () => {
     expect(await toolNames(plain)).not.toContain('secret_list');
     const refusedHidden = await refused(plain, 'secret_set', { project: repo, name: 'TOKEN', value: 'x' });
     expect(refusedHidden.message).toContain('toolsets=secrets');
+    expect(await toolNames(await overHttp(maria.token, '?toolsets=deployments'))).toEqual(
+      expect.arrayContaining([
+        'deploy_list',
+        'deploy_status',
+        'deploy_diff',
+        'deploy_promote',
+        'deploy_rollback',
+      ]),
+    );
+    const observe = await toolNames(await overHttp(maria.token, '?toolsets=observe'));
+    expect(observe).toEqual(
+      expect.arrayContaining(['log_search', 'trace_get', 'metric_query', 'session_timeline', 'alert_list']),
+    );
     const withSecrets = await overHttp(maria.token, '?toolsets=secrets');
     const set = await call<{ name: string }>(withSecrets, 'secret_set', {
       project: repo,

@@ -160,16 +160,21 @@ export const commands = {
     options: clientOptions,
   },
   deploy: {
-    summary: 'client: deployment status and rollback (when the server offers deployments)',
+    summary: 'client: deployment status of a project’s environments, and rollback',
     usage: [
-      'platform deploy status [-R owner/name]',
-      'platform deploy rollback [-R owner/name] [--environment E]',
+      'platform deploy status [-R owner/name] [--environment E]',
+      'platform deploy rollback --environment E [-R owner/name] [--to HISTORY_ID]',
     ],
     options: clientOptions,
   },
   logs: {
-    summary: 'client: search or tail a project’s logs (when the server offers observability)',
-    usage: ['platform logs --tail --project owner/name [--q QUERY]'],
+    summary: 'client: search or tail a project’s logs',
+    usage: [
+      'platform logs --project owner/name [--level warn] [--service S] [--q TEXT] [--limit N]',
+      'platform logs --tail --project owner/name [--level L] [--max N]',
+    ],
+    description:
+      'Without --tail: the newest matching entries. With --tail: entries as they are ingested, until Ctrl-C (or --max entries).',
     options: clientOptions,
   },
   sessions: {

@@ -10,6 +10,10 @@ export interface CommandContext {
   args: ParsedArgs;
   io: Output;
   env: NodeJS.ProcessEnv;
+  /** Where the command runs: its git remote names the project when -R is not given. */
+  cwd: string;
+  /** Where `login --user` reads the password. */
+  stdin: NodeJS.ReadableStream;
   api(): ApiClient;
   /** --json: print what the API returned, as JSON. */
   asJson: boolean;

@@ -1,10 +1,12 @@
-import type { CommandName } from '../cli/help.js';
+import { type CommandName, UsageError } from '../cli/help.js';
 import { runStdioBridge } from '../mcp/stdio.js';
-import { connect, EXIT } from './api.js';
+import { ClientError, connect, EXIT } from './api.js';
 import { type OptionKind, parseArgs, stringOption } from './args.js';
 import type { CommandContext } from './context.js';
+import { deploy } from './deploy.js';
 import type { Output } from './format.js';
 import { login } from './login.js';
+import { logs } from './logs.js';
 import { notOffered } from './ops.js';
 import { pipelines } from './pipelines.js';
 import { issues, mergeRequests, projects } from './resources.js';
@@ -56,13 +58,18 @@ const COMMANDS = {
     options: { ...list, status: 'string', ref: 'string', var: 'string', step: 'string', follow: 'boolean' },
     run: pipelines,
   },
-  deploy: {
-    options: { environment: 'string' },
-    run: (ctx: CommandContext) => notOffered(ctx, { method: 'GET', path: '/api/projects/{id}/deployments' }),
-  },
+  deploy: { options: { environment: 'string', to: 'string' }, run: deploy },
   logs: {
-    options: { tail: 'boolean', project: 'string', q: 'string' },
-    run: (ctx: CommandContext) => notOffered(ctx, { method: 'GET', path: '/api/observe/logs' }),
+    options: {
+      ...list,
+      tail: 'boolean',
+      project: 'string',
+      q: 'string',
+      level: 'string',
+      service: 'string',
+      max: 'string',
+    },
+    run: logs,
   },
   sessions: {
     options: { follow: 'boolean' },
@@ -77,24 +84,48 @@ export type ClientCommand = keyof typeof COMMANDS;
 export const isClientCommand = (name: string): name is ClientCommand & CommandName =>
   Object.hasOwn(COMMANDS, name);
 
-/** Runs `platform <command> …` as a client of a remote platform; the exit code is documented in docs/cli.md. */
-export async function runClientCommand(
+export interface ClientRun {
+  io: Output;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  stdin?: NodeJS.ReadableStream;
+}
+
+/**
+ * Runs `platform <command> …` as a client of a remote platform and answers its exit code (docs/cli.md):
+ * refusals and usage errors are printed on stderr here, so the binary and a caller in-process agree.
+ */
+export async function runClient(
   command: ClientCommand & CommandName,
   argv: string[],
-  io: Output,
-  env: NodeJS.ProcessEnv = process.env,
+  run: ClientRun,
 ): Promise<number> {
-  const spec = COMMANDS[command];
-  const args = parseArgs(argv, spec.options, command);
-  const ctx: CommandContext = {
-    command,
-    args,
-    io,
-    env,
-    asJson: args.options.json === true,
-    api: () => connect(stringOption(args, 'url'), env),
-  };
-  return spec.run(ctx);
+  const env = run.env ?? process.env;
+  try {
+    const spec = COMMANDS[command];
+    const args = parseArgs(argv, spec.options, command);
+    const ctx: CommandContext = {
+      command,
+      args,
+      io: run.io,
+      env,
+      cwd: run.cwd ?? process.cwd(),
+      stdin: run.stdin ?? process.stdin,
+      asJson: args.options.json === true,
+      api: () => connect(stringOption(args, 'url'), env),
+    };
+    return await spec.run(ctx);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      run.io.err(err.describe());
+      return EXIT.usage;
+    }
+    if (err instanceof ClientError) {
+      run.io.err(`platform: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
 }
 
 /** `platform mcp`: MCP over stdio, forwarded to the platform's /mcp with the stored or given token. */

@@ -6,10 +6,9 @@ import { stringOption } from './args.js';
 import type { CommandContext } from './context.js';
 import { writeLogin } from './credentials.js';
 
-async function readSecretLine(prompt: string, io: CommandContext['io']): Promise<string> {
-  const tty = process.stdin.isTTY;
-  if (tty) io.err(prompt);
-  const rl = createInterface({ input: process.stdin, terminal: false });
+async function readSecretLine(prompt: string, ctx: CommandContext): Promise<string> {
+  if ((ctx.stdin as { isTTY?: boolean }).isTTY) ctx.io.err(prompt);
+  const rl = createInterface({ input: ctx.stdin, terminal: false });
   try {
     for await (const line of rl) return line.replace(/\r$/, '');
   } finally {
@@ -39,7 +38,7 @@ export async function login(ctx: CommandContext): Promise<number> {
   if (!token && !user)
     throw new UsageError('login needs --token <token> or --user <name> (password on stdin)', 'login');
   if (!token && user) {
-    const password = await readSecretLine(`password for ${user}: `, ctx.io);
+    const password = await readSecretLine(`password for ${user}: `, ctx);
     token = await createToken(base, user, password);
   }
   const api = new ApiClient(base, token!);

@@ -67,7 +67,7 @@ function describe(p: Pipeline): string {
 export async function pipelines(ctx: CommandContext): Promise<number> {
   const sub = subcommand(ctx, ['run', 'ls', 'show', 'logs'] as const);
   const api = ctx.api();
-  const base = `${projectPath(resolveProject(ctx.args, ctx.command))}/pipelines`;
+  const base = `${projectPath(resolveProject(ctx.args, ctx.command, ctx.cwd))}/pipelines`;
   if (sub === 'ls') {
     const query: Record<string, string | undefined> = {};
     for (const n of ['limit', 'cursor', 'status', 'ref']) query[n] = stringOption(ctx.args, n);

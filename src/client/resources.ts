@@ -31,7 +31,7 @@ export async function projects(ctx: CommandContext): Promise<number> {
     return show(ctx, page, () => pageText(page, projectColumns));
   }
   if (sub === 'show') {
-    const p = await api.request<Row>('GET', projectPath(resolveProject(ctx.args, ctx.command)));
+    const p = await api.request<Row>('GET', projectPath(resolveProject(ctx.args, ctx.command, ctx.cwd)));
     return show(ctx, p, () => fields(projectColumns.map(([h, f]) => [h.toLowerCase(), f(p)])));
   }
   const name = ctx.args.positionals[1];
@@ -56,7 +56,7 @@ const issueColumns: Column<Row>[] = [
 export async function issues(ctx: CommandContext): Promise<number> {
   const sub = subcommand(ctx, ['ls', 'show', 'create', 'comment', 'close'] as const);
   const api = ctx.api();
-  const base = `${projectPath(resolveProject(ctx.args, ctx.command))}/issues`;
+  const base = `${projectPath(resolveProject(ctx.args, ctx.command, ctx.cwd))}/issues`;
   if (sub === 'ls') {
     const page = await api.request<Page>('GET', base, {
       query: listQuery(ctx, ['status', 'label', 'assignee', 'author', 'q']),
@@ -103,7 +103,7 @@ const VERDICTS = { approve: 'approve', 'request-changes': 'request_changes', com
 export async function mergeRequests(ctx: CommandContext): Promise<number> {
   const sub = subcommand(ctx, ['ls', 'show', 'create', 'review', 'merge'] as const);
   const api = ctx.api();
-  const base = `${projectPath(resolveProject(ctx.args, ctx.command))}/merge-requests`;
+  const base = `${projectPath(resolveProject(ctx.args, ctx.command, ctx.cwd))}/merge-requests`;
   if (sub === 'ls') {
     const page = await api.request<Page>('GET', base, { query: listQuery(ctx, ['status', 'author', 'q']) });
     return show(ctx, page, () => pageText(page, mrColumns));

@@ -65,7 +65,9 @@ export function requestFor(
         );
       } else url = url.replace(`:${key}`, encodeURIComponent(text));
     } else if (slot === 'query') {
-      query.set(key, typeof value === 'string' ? value : json(value));
+      // Repeatable parameters (`attr`, `match`) are repeated, as a browser's form would send them.
+      for (const v of Array.isArray(value) ? value : [value])
+        query.append(key, typeof v === 'string' ? v : json(v));
     } else body[key] = value;
   }
   const qs = query.toString();

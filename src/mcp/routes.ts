@@ -11,7 +11,10 @@ import { createToolServer, parseToolsets } from './server.js';
 const mcpBody = z.looseObject({
   jsonrpc: z.literal('2.0'),
   method: z.string().min(1).max(200).optional(),
-  id: z.union([z.string().max(200), z.number()]).nullable().optional(),
+  id: z
+    .union([z.string().max(200), z.number()])
+    .nullable()
+    .optional(),
 });
 
 const mcpQuery = z.object({
