@@ -4,6 +4,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { authUrl, gitOk, tempDir } from '../helpers/git.js';
 import { killAllChildren, removeTempDirs } from '../helpers/process.js';
+import { eventually } from '../helpers/wait.js';
 import {
   ADMIN_PASSWORD,
   axe,
@@ -306,6 +307,15 @@ describe('web UI in Chromium', () => {
     const { page } = admin;
     await page.goto('/projects/admin/webapp/pipelines');
     await page.getByRole('link', { name: '#1' }).waitFor();
+    // The bell's count before the run: its success notifies the triggerer, live (no reload).
+    const unread = async () =>
+      Number(
+        (await page
+          .getByTestId('unread')
+          .textContent({ timeout: 1000 })
+          .catch(() => '0')) ?? 0,
+      );
+    const before = await unread();
     await page.getByLabel('Branch or tag to run').fill('main');
     await page.getByRole('button', { name: 'Run pipeline' }).click();
     await page.waitForURL(/\/pipelines\/\d+$/);
@@ -322,6 +332,7 @@ describe('web UI in Chromium', () => {
     expect(await log.locator('.log-line').count()).toBeLessThan(200);
     await page.getByRole('navigation', { name: 'Steps' }).getByRole('link', { name: /test/ }).waitFor();
     await page.locator('h2 .badge', { hasText: 'success' }).waitFor({ timeout: 90_000 });
+    await eventually(async () => (await unread()) > before, 30_000, 'the bell to count the new notification');
     await check(admin, 'pipeline-detail');
     await page.goto('/projects/admin/webapp/pipelines');
     await page.getByRole('cell', { name: 'success' }).first().waitFor();

@@ -132,15 +132,20 @@ function Tokens() {
 }
 
 const CHANNELS = ['in_app', 'email', 'webhook'] as const;
+/** The event types the platform notifies about (src/notify/subscriptions.ts), and `*` for all. */
 const TYPES = [
   '*',
   'pipeline.failed',
-  'pipeline.finished',
+  'pipeline.succeeded',
   'mr.opened',
-  'mr.reviewed',
   'mr.merged',
   'issue.assigned',
-  'issue.commented',
+  'deployment.failed',
+  'deployment.changed',
+  'session.failed',
+  'session.finished',
+  'alert.fired',
+  'alert.resolved',
 ];
 
 function Preferences() {
