@@ -250,7 +250,12 @@ describe.skipIf(servicesMissing)('system routes', () => {
 
     it('every response carries the security headers: success, 404, 401, 400', async () => {
       expectSecurityHeaders(await t.request('GET', '/healthz'));
-      expectSecurityHeaders(await t.request('GET', '/no/such/route'));
+      // Outside /api/ a GET answers the web UI's page (src/web's fallback): the 404 is an API path.
+      const missing = await t.request('GET', '/api/no/such/route');
+      expect(missing.status).toBe(404);
+      expectSecurityHeaders(missing);
+      // The web UI's page (or its 503 "not built" page) carries them too.
+      expectSecurityHeaders(await t.request('GET', '/projects'));
       expectSecurityHeaders(await t.request('GET', '/api/auth/me'));
       expectSecurityHeaders(
         await t.request('POST', '/api/auth/login', {
@@ -271,7 +276,8 @@ describe.skipIf(servicesMissing)('system routes', () => {
     it('echoes a valid incoming x-request-id, also on errors', async () => {
       const ok = await t.request('GET', '/healthz', { headers: { 'x-request-id': 'trace-abc_1.2' } });
       expect(ok.headers['x-request-id']).toBe('trace-abc_1.2');
-      const missing = await t.request('GET', '/nope', { headers: { 'x-request-id': 'trace-404' } });
+      const missing = await t.request('GET', '/api/nope', { headers: { 'x-request-id': 'trace-404' } });
+      expect(missing.status).toBe(404);
       expect(missing.headers['x-request-id']).toBe('trace-404');
     });
 
