@@ -273,6 +273,8 @@ describe.skipIf(servicesMissing)('agent sessions (local runner, fake claude-code
     await eventually(() => expect(got.some((m) => m.content === 'received: hello agent')).toBe(true), 60_000);
     const done = await untilEnded(sid);
     expect(done.status).toBe('completed');
+    // The ending's own milestone is written right after the status changes.
+    await t.platform.settle();
     const all = await eventually(async () => {
       const s = await session(sid);
       expect(got.map((m) => `${m.seq}:${m.kind}:${m.content}`)).toEqual(

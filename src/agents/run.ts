@@ -16,7 +16,7 @@ export interface SessionLimits {
   max_wall_seconds?: number | undefined;
 }
 
-/** The channel a session's stored events are published on (the stored row, as JSON). */
+/** The channel a session's stored events are published on (each message: an array of events). */
 export const sessionChannel = (id: string) => `session:${id}`;
 
 /** A stored event as streamed: the message row in its API shape. */
@@ -41,54 +41,107 @@ export function streamedMessage(row: AgentMessageRow): StreamedMessage {
 }
 
 /**
- * Writes a session's events in order: stored (sequence numbers), published on `session:<id>`,
- * copied to the log store as service `agent`. One chain per session keeps the order of stdout.
+ * Writes a session's events in order: stored (sequence numbers), published on `session:<id>` (one
+ * message per batch: an array of events), copied to the log store as service `agent`. Events that
+ * arrive while a batch is being written go together in the next one (one transaction, one publish):
+ * a fast agent does not queue one transaction per line behind a busy database.
  */
 export class EventWriter {
-  private chain: Promise<void> = Promise.resolve();
+  private pending: ProgressEvent[] = [];
+  private waiters: Array<() => void> = [];
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly deps: { db: Db; pubsub: PubSub; logs: LogSink | null; log: Logger },
     private readonly session: { id: string; projectId: string; userId: string },
   ) {}
 
+  /** Resolves once these events are stored and published. */
   write(events: ProgressEvent[]): Promise<void> {
-    if (events.length === 0) return this.chain;
-    const next = this.chain.then(async () => {
-      const rows = await appendMessages(this.deps.db, this.session.id, events);
-      for (const row of rows) {
-        await this.deps.pubsub
-          .publish(sessionChannel(this.session.id), streamedMessage(row))
-          .catch((err: unknown) => {
-            this.deps.log.warn({ err, sessionId: this.session.id }, 'publishing a session event failed');
-          });
-      }
-      this.deps.logs
-        ?.write(
-          rows.map((r) => ({
-            time: new Date(r.created_at),
-            level: r.kind === 'error' ? 'error' : 'info',
-            service: 'agent',
-            body: r.content,
-            projectId: this.session.projectId,
-            sessionId: this.session.id,
-            userId: this.session.userId,
-            attributes: { 'agent.seq': r.seq, 'agent.kind': r.kind, 'agent.role': r.role },
-          })),
-        )
-        .catch((err: unknown) =>
-          this.deps.log.warn({ err, sessionId: this.session.id }, 'agent log write failed'),
-        );
-    });
-    this.chain = next.catch((err: unknown) => {
-      this.deps.log.error({ err, sessionId: this.session.id }, 'storing session events failed');
-    });
-    return this.chain;
+    if (events.length === 0) return this.drain();
+    this.pending.push(...events);
+    const stored = new Promise<void>((resolve) => this.waiters.push(resolve));
+    this.flushing ??= this.flush();
+    return stored;
   }
 
-  drain(): Promise<void> {
-    return this.chain;
+  async drain(): Promise<void> {
+    while (this.flushing) await this.flushing;
   }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0);
+        const waiters = this.waiters.splice(0);
+        try {
+          await this.store(batch);
+        } catch (err) {
+          this.deps.log.error({ err, sessionId: this.session.id }, 'storing session events failed');
+        }
+        for (const w of waiters) w();
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async store(events: ProgressEvent[]): Promise<void> {
+    const rows = await appendMessages(this.deps.db, this.session.id, events);
+    for (const chunk of publishChunks(rows.map(streamedMessage))) {
+      await this.deps.pubsub.publish(sessionChannel(this.session.id), chunk).catch((err: unknown) => {
+        this.deps.log.warn({ err, sessionId: this.session.id }, 'publishing session events failed');
+      });
+    }
+    this.deps.logs
+      ?.write(
+        rows.map((r) => ({
+          time: new Date(r.created_at),
+          level: r.kind === 'error' ? 'error' : 'info',
+          service: 'agent',
+          body: r.content,
+          projectId: this.session.projectId,
+          sessionId: this.session.id,
+          userId: this.session.userId,
+          attributes: { 'agent.seq': r.seq, 'agent.kind': r.kind, 'agent.role': r.role },
+        })),
+      )
+      .catch((err: unknown) =>
+        this.deps.log.warn({ err, sessionId: this.session.id }, 'agent log write failed'),
+      );
+  }
+}
+
+/** What one pub/sub message may carry (PostgreSQL NOTIFY stops at 8000 bytes). */
+const PUBLISH_BYTES = 6000;
+
+/**
+ * Batches cut to the pub/sub size; an event too large for a message travels as a stub
+ * `{seq, stub: true}` that watchers read from the store instead.
+ */
+export function publishChunks(
+  messages: StreamedMessage[],
+): Array<Array<StreamedMessage | { seq: number; stub: true }>> {
+  const chunks: Array<Array<StreamedMessage | { seq: number; stub: true }>> = [];
+  let current: Array<StreamedMessage | { seq: number; stub: true }> = [];
+  let bytes = 2;
+  for (const m of messages) {
+    let item: StreamedMessage | { seq: number; stub: true } = m;
+    let size = Buffer.byteLength(JSON.stringify(m)) + 1;
+    if (size > PUBLISH_BYTES) {
+      item = { seq: m.seq, stub: true };
+      size = 30;
+    }
+    if (bytes + size > PUBLISH_BYTES && current.length > 0) {
+      chunks.push(current);
+      current = [];
+      bytes = 2;
+    }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /** Which limit the totals passed, if any. */

@@ -30,16 +30,22 @@ export async function followSession(
     }
   };
   const unsubscribe = await deps.pubsub.subscribe(sessionChannel(sessionId), (raw) => {
-    const m = raw as StreamedMessage;
-    if (typeof m?.seq !== 'number') return;
-    if (replaying) {
-      held.push(m);
-      return;
-    }
-    if (m.seq === last + 1) deliver(m);
-    else if (m.seq > last + 1) {
-      // A gap (an event published out of order, or a lost message): read it from the store.
-      void catchUp().then(() => deliver(m));
+    for (const m of Array.isArray(raw) ? (raw as Array<StreamedMessage & { stub?: true }>) : []) {
+      if (typeof m?.seq !== 'number') continue;
+      if (m.stub) {
+        // Too large for pub/sub: read it (and anything before it) from the store.
+        if (!replaying) void catchUp();
+        continue;
+      }
+      if (replaying) {
+        held.push(m);
+        continue;
+      }
+      if (m.seq === last + 1) deliver(m);
+      else if (m.seq > last + 1) {
+        // A gap (a batch published out of order, or a lost message): read it from the store.
+        void catchUp().then(() => deliver(m));
+      }
     }
   });
   await catchUp();
