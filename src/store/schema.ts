@@ -818,6 +818,8 @@ export interface MetricSeriesTable {
   service: string | null;
   last_value: number | null;
   last_sample_at: NullableTimestamp;
+  /** OTLP aggregation temporality of counters and histograms (migration 0018). */
+  temporality: 'delta' | 'cumulative' | null;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }
