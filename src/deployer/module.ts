@@ -15,12 +15,17 @@ import { KubernetesTarget } from './kubernetes-target.js';
 import type { ProcessSandbox } from './local-process.js';
 import { LocalTarget } from './local-target.js';
 import { OpsReposService } from './ops-repos.js';
+import { tearDownPreviews } from './previews.js';
 import { Reconciler } from './reconcile.js';
 import { deployerRoutes } from './routes.js';
 import { DeployerService } from './service.js';
 
 /** The scheduler loops of the deployer. */
-export const DEPLOY_LOOPS = { reconcile: 'deploy.reconcile', opsSync: 'deploy.ops-sync' } as const;
+export const DEPLOY_LOOPS = {
+  reconcile: 'deploy.reconcile',
+  opsSync: 'deploy.ops-sync',
+  previewTtl: 'deploy.preview-ttl',
+} as const;
 
 /** What the deployer needs from the modules above it (app.ts wires them). */
 export interface DeployerDeps {
@@ -150,7 +155,28 @@ export function createDeployerModule(
     local,
     routes: deployerRoutes(service, ops, local),
     start: async () => {
-      unsubscribe = ctx.events.on('deployment.changed', () => service.onChanged());
+      const offChanged = ctx.events.on('deployment.changed', () => service.onChanged());
+      // A merge request that ends takes its preview environments with it.
+      const teardown = (e: { mergeRequestId: string }) =>
+        tearDownPreviews(db, { mrId: e.mergeRequestId })
+          .then((n) => {
+            if (n > 0) service.onChanged();
+          })
+          .catch((err: unknown) => log.error({ err }, 'preview teardown failed'));
+      const offMerged = ctx.events.on('mr.merged', teardown);
+      const offClosed = ctx.events.on('mr.closed', teardown);
+      unsubscribe = () => {
+        offChanged();
+        offMerged();
+        offClosed();
+      };
+      ctx.scheduler.add({
+        name: DEPLOY_LOOPS.previewTtl,
+        intervalMs: 60_000,
+        run: async () => {
+          if ((await tearDownPreviews(db, { expired: true })) > 0) service.onChanged();
+        },
+      });
       ctx.scheduler.add({
         name: DEPLOY_LOOPS.reconcile,
         intervalMs: options.reconcileIntervalMs,

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DbOrTx } from '../store/db.js';
+import { resolvePreview, upsertPreview } from './previews.js';
 
 /** What a successful `publish` step hands to the deployer: an image or a stored artifact for an environment. */
 export interface Publication {
@@ -24,11 +25,13 @@ export interface RecordedDeployment {
  * rolls it out. Called in the transaction that finishes the publishing pipeline.
  */
 export async function recordPublication(trx: DbOrTx, p: Publication): Promise<RecordedDeployment> {
-  return trx
+  // A publish to `preview` is this branch's (or merge request's) preview-<slug> environment.
+  const { environment, preview } = await resolvePreview(trx, p);
+  const recorded = await trx
     .insertInto('deployments')
     .values({
       project_id: p.projectId,
-      environment: p.environment,
+      environment,
       image_ref: p.imageRef,
       artifact_id: p.artifactId,
       pipeline_id: p.pipelineId,
@@ -36,6 +39,7 @@ export async function recordPublication(trx: DbOrTx, p: Publication): Promise<Re
       desired_status: 'active',
       deployed_by: p.deployedBy,
       deployed_at: sql<Date>`now()`,
+      requested_by: p.deployedBy,
     })
     .onConflict((oc) =>
       oc.columns(['project_id', 'environment']).doUpdateSet((eb) => ({
@@ -46,9 +50,12 @@ export async function recordPublication(trx: DbOrTx, p: Publication): Promise<Re
         desired_status: 'active',
         generation: eb(eb.ref('deployments.generation'), '+', 1),
         deployed_by: eb.ref('excluded.deployed_by'),
+        requested_by: eb.ref('excluded.requested_by'),
         deployed_at: eb.ref('excluded.deployed_at'),
       })),
     )
     .returning(['id', 'environment', 'current_status'])
     .executeTakeFirstOrThrow();
+  if (preview) await upsertPreview(trx, { projectId: p.projectId, environment, ...preview });
+  return recorded;
 }

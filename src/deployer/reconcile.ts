@@ -1,62 +1,29 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
-import { parseAllDocuments } from 'yaml';
 import type { EventBus } from '../core/events.js';
-import type { Db, DbOrTx } from '../store/db.js';
-import type { DeploymentAction, DeploymentResult, JsonObject } from '../store/schema.js';
+import type { Db } from '../store/db.js';
+import {
+  type Applied,
+  type HistoryEntry,
+  type HistoryInput,
+  insertHistory,
+  previousSuccess,
+  refsOf,
+} from './history.js';
 import type { KubernetesTarget } from './kubernetes-target.js';
 import { type LocalProcessSpec, localProcessOf } from './local-process.js';
 import type { LocalTarget } from './local-target.js';
-import {
-  mergeValues,
-  parseValues,
-  RenderError,
-  type RenderedDocument,
-  renderAll,
-  toYamlStream,
-} from './render.js';
-import { type ManifestSource, readManifestDir, SourceError } from './sources.js';
+import { DeployFailure, type ManifestDeps, parseStream, type Refs, renderDeployment } from './manifests.js';
 import { beginReconcile, type DeploymentRow, finishReconcile } from './transitions.js';
 
-export interface ProjectInfo {
-  id: string;
-  name: string;
-  owner_name: string;
-  owner_id: string;
-}
-
-export interface ReconcilerDeps {
+export interface ReconcilerDeps extends ManifestDeps {
   db: Db;
   log: Logger;
   events: EventBus;
   instanceId: string;
   local: LocalTarget;
   kubernetes: KubernetesTarget | null;
-  project(id: string): Promise<ProjectInfo & { repoDir: string }>;
-  /** Syncs the ops repo (on its interval, or now) and answers its mirror and commit. */
-  opsRepo(id: string): Promise<{ gitDir: string; sha: string; path: string }>;
   leaseSeconds: number;
-}
-
-/** What one apply produced: the rendered manifests and where they run. */
-interface Applied {
-  manifests: string;
-  opsSha: string | null;
-  runtime: JsonObject;
-}
-
-type Refs = Pick<
-  DeploymentRow,
-  'image_ref' | 'artifact_id' | 'pipeline_id' | 'commit_sha' | 'values_override'
->;
-
-export class DeployFailure extends Error {
-  constructor(
-    message: string,
-    readonly healthFailure: boolean,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -132,7 +99,8 @@ export class Reconciler {
   }
 
   private actor(row: DeploymentRow): string | null {
-    return row.requested_by ?? row.deployed_by;
+    // Null: the system asked (preview teardown, TTL).
+    return row.requested_by;
   }
 
   private async deploy(row: DeploymentRow, restart: boolean): Promise<void> {
@@ -189,7 +157,7 @@ export class Reconciler {
       message,
       started,
     });
-    const previous = row.auto_rollback ? await this.previousSuccess(row, null) : null;
+    const previous = row.auto_rollback ? await previousSuccess(this.d.db, row, null) : null;
     if (!previous) {
       await this.finish(
         row,
@@ -255,7 +223,7 @@ export class Reconciler {
     const started = Date.now();
     const begun = await this.begin(row, 'rolling back');
     if (!begun) return;
-    const target = await this.previousSuccess(begun, begun.rollback_to);
+    const target = await previousSuccess(this.d.db, begun, begun.rollback_to);
     if (!target) {
       await this.history(begun, {
         action: 'rollback',
@@ -472,57 +440,6 @@ export class Reconciler {
     return a ? { objectKey: a.object_key, contentType: a.content_type } : null;
   }
 
-  /** The successful deploy/rollback to go back to: the chosen entry, or the newest one with other refs. */
-  private async previousSuccess(row: DeploymentRow, chosen: string | null): Promise<HistoryEntry | null> {
-    let q = this.d.db
-      .selectFrom('deployment_history')
-      .selectAll()
-      .where('deployment_id', '=', row.id)
-      .where('result', '=', 'success')
-      .where('action', 'in', ['deploy', 'rollback'])
-      .where('manifests', 'is not', null);
-    if (chosen) q = q.where('id', '=', chosen);
-    else {
-      const current = (row.runtime.history_id as string | undefined) ?? null;
-      // What serves now is the newest success; the one before it is the rollback target.
-      const serving = await this.d.db
-        .selectFrom('deployment_history')
-        .select(['id', 'created_at'])
-        .where('deployment_id', '=', row.id)
-        .where('result', '=', 'success')
-        .where('action', 'in', ['deploy', 'rollback'])
-        .$if(current !== null, (b) => b.where('id', '=', current!))
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      if (row.desired_status === 'rollback' && serving) {
-        q = q.where((eb) =>
-          eb.or([
-            eb('created_at', '<', serving.created_at),
-            eb.and([eb('created_at', '=', serving.created_at), eb('id', '<', serving.id)]),
-          ]),
-        );
-        // Not the same version again.
-        const s = await this.d.db
-          .selectFrom('deployment_history')
-          .selectAll()
-          .where('id', '=', serving.id)
-          .executeTakeFirstOrThrow();
-        q = q.where((eb) =>
-          eb.or([
-            eb('artifact_id', 'is distinct from', s.artifact_id),
-            eb('image_ref', 'is distinct from', s.image_ref),
-            eb('commit_sha', 'is distinct from', s.commit_sha),
-            eb('manifests', 'is distinct from', s.manifests),
-          ]),
-        );
-      } else if (serving) q = q.where('id', '=', serving.id);
-    }
-    const entry = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
-    return entry ?? null;
-  }
-
   private async finish(
     row: DeploymentRow,
     to: 'healthy' | 'failed' | 'stopped',
@@ -582,132 +499,4 @@ export class Reconciler {
       )
       .catch(() => {});
   }
-}
-
-interface HistoryEntry {
-  id: string;
-  image_ref: string | null;
-  artifact_id: string | null;
-  pipeline_id: string | null;
-  commit_sha: string | null;
-  ops_sha: string | null;
-  manifests: string | null;
-  values_override: JsonObject;
-  created_at: Date;
-}
-
-interface HistoryInput {
-  action: DeploymentAction;
-  result: DeploymentResult;
-  refs: Refs;
-  applied: Applied | null;
-  actor: string | null;
-  message: string;
-  started: number;
-}
-
-function refsOf(e: Refs | HistoryEntry): Refs & { values_override: string } {
-  return {
-    image_ref: e.image_ref,
-    artifact_id: e.artifact_id,
-    pipeline_id: e.pipeline_id,
-    commit_sha: e.commit_sha,
-    values_override: JSON.stringify(e.values_override ?? {}),
-  } as never;
-}
-
-async function insertHistory(db: DbOrTx, row: DeploymentRow, h: HistoryInput): Promise<string> {
-  const values =
-    typeof h.refs.values_override === 'string'
-      ? h.refs.values_override
-      : JSON.stringify(h.refs.values_override ?? {});
-  const inserted = await db
-    .insertInto('deployment_history')
-    .values({
-      deployment_id: row.id,
-      project_id: row.project_id,
-      environment: row.environment,
-      action: h.action,
-      result: h.result,
-      image_ref: h.refs.image_ref,
-      artifact_id: h.refs.artifact_id,
-      pipeline_id: h.refs.pipeline_id,
-      commit_sha: h.refs.commit_sha,
-      ops_sha: h.applied?.opsSha ?? null,
-      actor_id: h.actor,
-      message: h.message.slice(0, 2000),
-      duration_ms: Date.now() - h.started,
-      manifests: h.applied?.manifests ?? null,
-      values_override: values,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return inserted.id;
-}
-
-/**
- * The manifests a deployment would apply at its refs: the ops repo (synced) at `apps/<project>/`,
- * or the project's own `deploy/` at the deployed commit; values merged; templates rendered.
- */
-export async function renderDeployment(
-  d: Pick<ReconcilerDeps, 'project' | 'opsRepo'>,
-  row: Pick<DeploymentRow, 'project_id' | 'environment' | 'ops_repo_id' | 'commit_sha'>,
-  refs: Refs,
-): Promise<{ manifests: string; opsSha: string }> {
-  const project = await d.project(row.project_id);
-  let source: ManifestSource;
-  try {
-    if (row.ops_repo_id) {
-      const ops = await d.opsRepo(row.ops_repo_id);
-      const base = ops.path.replace(/^\/+|\/+$/g, '');
-      source = await readManifestDir(
-        ops.gitDir,
-        ops.sha,
-        `${base ? `${base}/` : ''}apps/${project.name}`,
-        row.environment,
-        'ops_repo',
-      );
-    } else {
-      if (!row.commit_sha) throw new SourceError('no ops repo and no commit to read deploy/ from');
-      source = await readManifestDir(project.repoDir, row.commit_sha, 'deploy', row.environment, 'project');
-    }
-  } catch (err) {
-    throw new DeployFailure(err instanceof Error ? err.message : String(err), false);
-  }
-  const docs = renderSource(source, row, refs, project.name);
-  return { manifests: toYamlStream(docs), opsSha: source.sha };
-}
-
-/** sync → values → render, for a deployment at its refs. */
-export function renderSource(
-  source: ManifestSource,
-  row: Pick<DeploymentRow, 'environment'>,
-  refs: Refs,
-  projectName: string,
-): RenderedDocument[] {
-  try {
-    const values = mergeValues(
-      source.values ? parseValues(source.values) : {},
-      source.environmentValues ? parseValues(source.environmentValues) : {},
-      (typeof refs.values_override === 'string'
-        ? JSON.parse(refs.values_override)
-        : refs.values_override) as JsonObject,
-    );
-    return renderAll(source.templates, {
-      image_ref: refs.image_ref,
-      artifact: refs.artifact_id,
-      environment: row.environment,
-      project: projectName,
-      values,
-    });
-  } catch (err) {
-    if (err instanceof RenderError) throw new DeployFailure(`template error: ${err.message}`, false);
-    throw err;
-  }
-}
-
-function parseStream(text: string): JsonObject[] {
-  return parseAllDocuments(text)
-    .map((d) => d.toJS() as unknown)
-    .filter((o): o is JsonObject => o !== null && typeof o === 'object' && !Array.isArray(o));
 }

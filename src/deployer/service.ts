@@ -8,8 +8,8 @@ import type { Actor } from '../core/http.js';
 import { type Page, pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { DeploymentDesiredStatus, JsonObject } from '../store/schema.js';
+import { type ManifestDeps, renderDeployment } from './manifests.js';
 import { DEPLOY_REASONS } from './reasons.js';
-import { type ReconcilerDeps, renderDeployment } from './reconcile.js';
 import type { DeploymentHistoryView, DeploymentView } from './schemas.js';
 import { type DeploymentRow, desiredSources, requestDesired } from './transitions.js';
 
@@ -67,7 +67,7 @@ export class DeployerService {
 
   constructor(
     private readonly db: Db,
-    private readonly render: Pick<ReconcilerDeps, 'project' | 'opsRepo'>,
+    private readonly render: ManifestDeps,
     private readonly publicUrl: string,
   ) {}
 

@@ -122,3 +122,16 @@ export async function finishReconcile(
   const row = await q.returningAll().executeTakeFirst();
   return row ?? null;
 }
+
+/** active/rollback → stopped for an environment the system tears down (previews). */
+export async function requestStop(trx: DbOrTx, projectId: string, environment: string): Promise<boolean> {
+  const row = await trx
+    .updateTable('deployments')
+    .set({ desired_status: 'stopped', requested_by: null, generation: sql<number>`generation + 1` })
+    .where('project_id', '=', projectId)
+    .where('environment', '=', environment)
+    .where('desired_status', 'in', DESIRED.stop)
+    .returning('id')
+    .executeTakeFirst();
+  return row !== undefined;
+}
