@@ -23,6 +23,8 @@ interface Run {
   stderr: string;
 }
 
+/** The stand-in for Claude Code the agent tests use (it speaks its stream-json transcript). */
+const fakeClaude = path.join(repoRoot, 'test/fixtures/fake-claude.mjs');
 const tsx = pathToFileURL(path.join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href;
 
 /** `platform <args>` as a user runs it: in `cwd`, with `env` (plus PATH/HOME), `input` on stdin. */
@@ -97,7 +99,18 @@ describe.skipIf(servicesMissing)('CLI client against a live platform', () => {
   const asUser = (token: string) => ({ PLATFORM_URL: t.baseUrl, PLATFORM_TOKEN: token });
 
   beforeAll(async () => {
-    t = await createTestPlatform({ listen: true, config: { PLATFORM_PIPELINE_CONCURRENCY: '2' } });
+    t = await createTestPlatform({
+      listen: true,
+      config: {
+        PLATFORM_PIPELINE_CONCURRENCY: '2',
+        PLATFORM_RUNNER_READONLY_PATHS: path.dirname(fakeClaude),
+      },
+    });
+    const agents = await t.request('PATCH', '/api/agent-settings', {
+      token: t.adminToken,
+      body: { claude_command: fakeClaude },
+    });
+    expect(agents.status, agents.text).toBe(200);
     t.platform.startBackground();
     dev = await t.createUser('dana', ['developer']);
     rob = await t.createUser('rob', ['developer']);
@@ -386,7 +399,33 @@ describe.skipIf(servicesMissing)('CLI client against a live platform', () => {
     expect(rollback.stderr).toMatch(/deploy\.\w+/);
   });
 
-  it('exit codes (docs/cli.md): usage 2, forbidden 4, not found 5, unreachable or not offered 7; --help for each command', async () => {
+  it('sessions: start "<prompt>" --follow prints the agent\'s messages until the session ends; ls and show', async () => {
+    const crashed = await client(
+      ['sessions', 'start', '[scenario:crash] look around', '-R', 'dana/tool', '--follow'],
+      {
+        env: loggedIn,
+      },
+    );
+    expect(crashed.code, crashed.stderr).toBe(8);
+    const id = /started session ([0-9a-f-]{36})/.exec(crashed.stderr)?.[1];
+    expect(id, crashed.stderr).toBeDefined();
+    expect(crashed.stderr).toMatch(/status:\s+failed/);
+    const api = await t.request('GET', `/api/projects/dana/tool/sessions/${id}?limit=1000`, {
+      token: dev.token,
+    });
+    expect(api.body.status).toBe('failed');
+    // Every stored message was printed, in order.
+    const printed = crashed.stdout.split('\n').filter(Boolean);
+    expect(printed).toHaveLength(api.body.messages.length);
+    expect(api.body.messages.length).toBeGreaterThan(0);
+    const ls = await client(['sessions', 'ls', '-R', 'dana/tool', '--json'], { env: loggedIn });
+    const list = await t.request('GET', '/api/projects/dana/tool/sessions', { token: dev.token });
+    expect(JSON.parse(ls.stdout)).toEqual(list.body);
+    const shown = await client(['sessions', 'show', id!, '-R', 'dana/tool'], { env: loggedIn });
+    expect(shown.stdout).toMatch(new RegExp(`session:\\s+${id}`));
+  }, 120_000);
+
+  it('exit codes (docs/cli.md): usage 2, forbidden 4, not found 5, unreachable 7; --help for each command', async () => {
     const usage = await client(['issues', 'frobnicate', '-R', 'dana/tool'], { env: loggedIn });
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('unknown issues command');
@@ -401,11 +440,6 @@ describe.skipIf(servicesMissing)('CLI client against a live platform', () => {
     expect(forbidden.stderr).toContain('project:write');
     const missing = await client(['issues', 'ls', '-R', 'dana/nothing'], { env: loggedIn });
     expect(missing.code).toBe(5);
-    const sessions = await client(['sessions', 'start', 'fix the flaky test', '-R', 'dana/tool'], {
-      env: loggedIn,
-    });
-    expect(sessions.code, sessions.stderr).toBe(7);
-    expect(sessions.stderr).toContain('not available on this server');
     const unreachable = await client(['projects', 'ls', '--url', 'http://127.0.0.1:9'], {
       env: { PLATFORM_TOKEN: dev.token },
     });

@@ -257,6 +257,15 @@ describe.skipIf(servicesMissing)('MCP server', () => {
         'deploy_rollback',
       ]),
     );
+    expect(await toolNames(await overHttp(maria.token, '?toolsets=sessions'))).toEqual(
+      expect.arrayContaining([
+        'session_start',
+        'session_list',
+        'session_get',
+        'session_message',
+        'session_stop',
+      ]),
+    );
     const observe = await toolNames(await overHttp(maria.token, '?toolsets=observe'));
     expect(observe).toEqual(
       expect.arrayContaining(['log_search', 'trace_get', 'metric_query', 'session_timeline', 'alert_list']),

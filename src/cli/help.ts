@@ -178,8 +178,14 @@ export const commands = {
     options: clientOptions,
   },
   sessions: {
-    summary: 'client: start an agent session and follow it (when the server offers agents)',
-    usage: ['platform sessions start "<prompt>" [-R owner/name] [--follow]'],
+    summary: 'client: start an agent session and follow it; list and show sessions',
+    usage: [
+      'platform sessions start "<prompt>" [-R owner/name] [--provider P] [--follow]',
+      'platform sessions ls [--status S]',
+      'platform sessions show <session id>',
+    ],
+    description:
+      'With --follow the agent’s messages are printed as they come until the session ends; exit 8 unless it completed.',
     options: clientOptions,
   },
   version: { summary: 'print the version', usage: ['platform version'] },

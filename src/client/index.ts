@@ -7,9 +7,9 @@ import { deploy } from './deploy.js';
 import type { Output } from './format.js';
 import { login } from './login.js';
 import { logs } from './logs.js';
-import { notOffered } from './ops.js';
 import { pipelines } from './pipelines.js';
 import { issues, mergeRequests, projects } from './resources.js';
+import { sessions } from './sessions.js';
 
 export { ApiClient, ClientError, EXIT } from './api.js';
 export { credentialsFile, readLogin } from './credentials.js';
@@ -71,10 +71,7 @@ const COMMANDS = {
     },
     run: logs,
   },
-  sessions: {
-    options: { follow: 'boolean' },
-    run: (ctx: CommandContext) => notOffered(ctx, { method: 'POST', path: '/api/sessions' }),
-  },
+  sessions: { options: { ...list, follow: 'boolean', provider: 'string', status: 'string' }, run: sessions },
 } satisfies Record<
   string,
   { options: Record<string, OptionKind>; run(ctx: CommandContext): Promise<number> }

@@ -293,6 +293,50 @@ export const TOOL_SPECS: readonly ToolSpec[] = [
   },
 
   {
+    name: 'session_start',
+    toolset: 'sessions',
+    description: 'Start an agent session on a project.',
+    route: `POST ${P}/sessions`,
+    optional: true,
+  },
+  {
+    name: 'session_start_on_issue',
+    toolset: 'sessions',
+    description: 'Start an agent session on an issue.',
+    route: `POST ${P}/issues/:number/sessions`,
+    optional: true,
+  },
+  {
+    name: 'session_list',
+    toolset: 'sessions',
+    description: 'List agent sessions.',
+    route: `GET ${P}/sessions`,
+    budget: { kind: 'list' },
+    optional: true,
+  },
+  {
+    name: 'session_get',
+    toolset: 'sessions',
+    description: 'A session: status, totals, what it produced, messages after `after`.',
+    route: `GET ${P}/sessions/:sid`,
+    optional: true,
+  },
+  {
+    name: 'session_message',
+    toolset: 'sessions',
+    description: 'Send a message to a running session.',
+    route: `POST ${P}/sessions/:sid/message`,
+    optional: true,
+  },
+  {
+    name: 'session_stop',
+    toolset: 'sessions',
+    description: 'Stop a session.',
+    route: `POST ${P}/sessions/:sid/stop`,
+    optional: true,
+  },
+
+  {
     name: 'notification_list',
     toolset: 'notifications',
     description: 'Your notifications.',
