@@ -214,7 +214,12 @@ describe('web UI in Chromium', () => {
     const box = page.getByRole('checkbox', { name: 'auditor: observe:read' });
     await box.waitFor();
     expect(await box.isChecked()).toBe(false);
-    await box.check();
+    await Promise.all([
+      page.waitForResponse(
+        (r) => r.url().endsWith('/permissions') && r.request().method() === 'PUT' && r.ok(),
+      ),
+      box.check(),
+    ]);
     await page.reload();
     await page.getByRole('checkbox', { name: 'auditor: observe:read' }).waitFor();
     expect(await page.getByRole('checkbox', { name: 'auditor: observe:read' }).isChecked()).toBe(true);

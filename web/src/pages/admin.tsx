@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, type S } from '../api/client';
 import { href, navigate, useLocation } from '../router';
-import { ActionButton, Field, Form, Link, Page, Select, Tabs, Time, useApi, View } from '../ui';
+import { ActionButton, ErrorBox, Field, Form, Link, Page, Select, Tabs, Time, useApi, View } from '../ui';
 
 const PERMISSIONS: S['Role']['permissions'] = [
   'project:read',
@@ -222,8 +222,13 @@ function UserRoles({ user, roles }: { user: S['User']; roles: S['Role'][] }) {
 function Roles() {
   const roles = useApi(() => api('get', '/api/admin/roles'), []);
   const [name, setName] = useState('');
+  // What a click asked for, shown at once (not the old state until the server answers); a refused
+  // change is dropped again and its error shown.
+  const [wanted, setWanted] = useState<Record<string, boolean>>({});
+  const [error, setError] = useState<Error | undefined>();
   return (
     <>
+      {error ? <ErrorBox error={error} /> : null}
       <View state={roles} empty={(r) => r.items.length === 0}>
         {(r) => (
           <div class="scroll-x">
@@ -251,18 +256,24 @@ function Roles() {
                         <input
                           type="checkbox"
                           aria-label={`${role.name}: ${p}`}
-                          checked={role.permissions.includes(p)}
+                          checked={wanted[`${role.id} ${p}`] ?? role.permissions.includes(p)}
                           disabled={role.is_system}
                           onChange={async (e) => {
+                            const key = `${role.id} ${p}`;
                             const on = e.currentTarget.checked;
-                            const permissions = on
-                              ? [...role.permissions, p]
-                              : role.permissions.filter((x) => x !== p);
+                            const current = PERMISSIONS.filter((x) =>
+                              x === p ? on : (wanted[`${role.id} ${x}`] ?? role.permissions.includes(x)),
+                            );
+                            setWanted((w) => ({ ...w, [key]: on }));
+                            setError(undefined);
                             try {
                               await api('put', '/api/admin/roles/{id}/permissions', {
                                 path: { id: role.id },
-                                body: { permissions },
+                                body: { permissions: current },
                               });
+                            } catch (err) {
+                              setWanted(({ [key]: _dropped, ...rest }) => rest);
+                              setError(err as Error);
                             } finally {
                               roles.reload();
                             }

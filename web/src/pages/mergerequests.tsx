@@ -124,8 +124,9 @@ export function MrDetail({ project, base, item }: ProjectProps) {
             !{m.number} {m.title} <Status s={m.status} />
           </h2>
           <p class="muted">
-            {m.author.name} wants to merge <code>{m.source_branch}</code> into <code>{m.target_branch}</code>{' '}
-            · opened <Time at={m.created_at} />
+            {m.author.name} {m.status === 'open' ? 'wants to merge' : 'asked to merge'}{' '}
+            <code>{m.source_branch}</code> into <code>{m.target_branch}</code> · opened{' '}
+            <Time at={m.created_at} />
           </p>
           <div class="tabs" role="tablist" aria-label="Merge request">
             <button
@@ -179,7 +180,7 @@ export function MrDetail({ project, base, item }: ProjectProps) {
                     ))}
                   </div>
                 ) : null}
-                {m.blockers.length ? (
+                {m.status === 'open' && m.blockers.length ? (
                   <ul class="blockers" aria-label="What blocks the merge">
                     {m.blockers.map((b) => (
                       <li key={b.reason}>
