@@ -155,6 +155,15 @@ describe.skipIf(servicesMissing)('deployer: ops repos', () => {
       'the first deploy to fail',
     );
     expect(failed.status_message).toMatch(/^deploy\/ does not exist at [0-9a-f]{12}$/);
+    // deployment.changed reaches the notifications of whoever published.
+    await eventually(
+      async () => {
+        const n = await t.request('GET', '/api/notifications?type=deployment.failed', { token: dev.token });
+        return n.body.items.some((i: { subject: string }) => i.subject === 'Deployment to staging: failed');
+      },
+      30_000,
+      'the deployment.failed notification',
+    );
 
     const patched = await t.request('PATCH', base, { token: dev.token, body: { ops_repo_id: opsRepoId } });
     expect(patched.status).toBe(200);
