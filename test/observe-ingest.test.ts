@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OTLP_TYPES } from '../src/observe/proto/otlp.js';
 import { createTestPlatform, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { eventually } from './helpers/wait.js';
@@ -51,6 +51,11 @@ describe.skipIf(servicesMissing)('observe ingest: bad input, partial success, ba
   }, 120_000);
   afterAll(async () => {
     await t?.close();
+  });
+  // The logs buffer holds 10 records here, and the platform's own lines ("request rejected") use it
+  // too: each test starts with it flushed.
+  beforeEach(async () => {
+    await eventually(() => t.platform.services.observe.ingest.buffers.logs.size === 0, 10_000, 'an empty buffer');
   });
 
   const count = async () =>

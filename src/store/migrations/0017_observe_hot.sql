@@ -12,7 +12,8 @@
 -- schema (the tests isolate themselves in schemas) finds its operator class under one name.
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
-DROP TABLE log_entries;
+ALTER TABLE log_entries RENAME TO log_entries_unpartitioned;
+DROP TABLE log_entries_unpartitioned;
 CREATE TABLE log_entries (
   id uuid NOT NULL DEFAULT gen_random_uuid(),
   timestamp timestamptz NOT NULL,
@@ -41,7 +42,8 @@ CREATE INDEX log_entries_session_timestamp_idx ON log_entries (session_id, times
 CREATE INDEX log_entries_trace_id_idx ON log_entries (trace_id) WHERE trace_id IS NOT NULL;
 CREATE INDEX log_entries_message_trgm_idx ON log_entries USING gin (message public.gin_trgm_ops);
 
-DROP TABLE spans;
+ALTER TABLE spans RENAME TO spans_unpartitioned;
+DROP TABLE spans_unpartitioned;
 CREATE TABLE spans (
   id uuid NOT NULL DEFAULT gen_random_uuid(),
   trace_id text NOT NULL CONSTRAINT spans_trace_id_check CHECK (trace_id ~ '^[0-9a-f]{32}$'),
@@ -75,7 +77,8 @@ CREATE INDEX spans_session_start_idx ON spans (session_id, start_time) WHERE ses
 CREATE INDEX spans_service_start_idx ON spans (service, start_time DESC);
 CREATE INDEX spans_trace_id_idx ON spans (trace_id);
 
-DROP TABLE metric_samples;
+ALTER TABLE metric_samples RENAME TO metric_samples_unpartitioned;
+DROP TABLE metric_samples_unpartitioned;
 CREATE TABLE metric_samples (
   series_id uuid NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
   timestamp timestamptz NOT NULL,

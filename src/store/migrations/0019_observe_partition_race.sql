@@ -15,8 +15,8 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('observe.partition.' || part));
   BEGIN
     EXECUTE format(
-      'CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-      part, parent,
+      'CREATE TABLE %s %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+      'IF NOT EXISTS', part, parent,
       (day::timestamp AT TIME ZONE 'UTC'),
       ((day + 1)::timestamp AT TIME ZONE 'UTC')
     );
