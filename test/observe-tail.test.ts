@@ -73,7 +73,7 @@ describe.skipIf(servicesMissing)(`observe live tail (${storeMode})`, () => {
 
   it('SSE: entries ingested after the tail opened that match the filters and the query', async () => {
     const sse = await openSse(
-      tailUrl({ project_id: projectId, query: '{level>="warn", service=~"api|web"}' }),
+      tailUrl({ project_id: projectId, query: '{level>="warn", service=~"api|web"}', limit: '2' }),
       t.adminToken,
     );
     await eventually(() => sse.events.some((e) => e.event === 'ready'), 10_000, 'ready');
@@ -98,7 +98,9 @@ describe.skipIf(servicesMissing)(`observe live tail (${storeMode})`, () => {
       level: 'error',
       service: 'api',
     });
-    sse.close();
+    // limit=2: the server ends the stream after the second entry.
+    await sse.done;
+    expect(sse.events.at(-1)).toMatchObject({ event: 'end' });
   });
 
   it('WebSocket: one JSON message per entry, same filters', async () => {

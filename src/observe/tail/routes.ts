@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import { z } from 'zod';
 import { AppError } from '../../core/errors.js';
 import { type AnyRouteDef, websocketRoute } from '../../core/http.js';
 import { type EventStream, openEventStream } from '../../core/sse.js';
@@ -17,16 +18,27 @@ import type { LiveTailHub, TailClient } from './hub.js';
 import { TAIL_REASONS } from './reasons.js';
 
 /** The log search's filters and `query`, without the time range (a tail starts now). */
-export const tailQuery = logFilterQuery.omit({ from: true, to: true }).superRefine((q, ctx) => {
-  // Checked with the request (before a WebSocket upgrade), so a bad query is a 400, not a closed socket.
-  if (!q.query) return;
-  try {
-    compileLogFilter(parseLogFilter(q.query), { projectId: null });
-  } catch (err) {
-    if (!(err instanceof QueryError)) throw err;
-    ctx.addIssue({ code: 'custom', path: ['query'], message: err.message });
-  }
-});
+export const tailQuery = logFilterQuery
+  .omit({ from: true, to: true })
+  .extend({
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .optional()
+      .describe('end the tail after this many entries (a bounded answer); default: until the client leaves'),
+  })
+  .superRefine((q, ctx) => {
+    // Checked with the request (before a WebSocket upgrade), so a bad query is a 400, not a closed socket.
+    if (!q.query) return;
+    try {
+      compileLogFilter(parseLogFilter(q.query), { projectId: null });
+    } catch (err) {
+      if (!(err instanceof QueryError)) throw err;
+      ctx.addIssue({ code: 'custom', path: ['query'], message: err.message });
+    }
+  });
 
 /** WebSocket close code of a dropped slow consumer (4000–4999: the application's range). */
 export const WS_SLOW_CONSUMER = 4008;
@@ -59,14 +71,14 @@ export function tailRoutes(db: Db, hub: LiveTailHub, streams: Set<() => void>): 
         status: 101,
         contentType: 'text/event-stream',
         description:
-          'WebSocket: `{"type":"ready"}`, then `{"type":"log","entry":{…LogEntry}}` per entry; close 4008 when the client does not keep up. Plain GET: SSE `ready`, `log` (data: LogEntry), `dropped` (data: {kind, reason})',
+          'WebSocket: `{"type":"ready"}`, then `{"type":"log","entry":{…LogEntry}}` per entry; close 4008 when the client does not keep up. Plain GET: SSE `ready`, `log` (data: LogEntry), `dropped` (data: {kind, reason}), `end` when `limit` entries were sent',
       },
       websocket: {
         recheck: (ctx) => ctx.can('observe:read', ctx.query.project_id ?? null),
         open: async (ctx) => {
           await ctx.authorize('observe:read', ctx.query.project_id ?? null);
           const matches = await liveFilter(db, logFilterOf(ctx.query), ctx.query.query);
-          const client = webSocketClient(ctx.socket, matches);
+          const client = webSocketClient(ctx.socket, matches, entryBudget(ctx.query.limit));
           if (!hub.add(client)) {
             ctx.socket.close(1013, 'too many live tails on this instance');
             return;
@@ -79,13 +91,19 @@ export function tailRoutes(db: Db, hub: LiveTailHub, streams: Set<() => void>): 
           const matches = await liveFilter(db, logFilterOf(query), query.query);
           if (hub.size >= hub.options.maxClients) throw full();
           let stream: EventStream | undefined;
+          const budget = entryBudget(query.limit);
           const client: TailClient = {
             matches,
             backlog: () => reply.raw.writableLength,
             send: (entries) => {
+              const take = budget.take(entries);
               let chunk = '';
-              for (const e of entries) chunk += `event: log\ndata: ${JSON.stringify(e)}\n\n`;
+              for (const e of take) chunk += `event: log\ndata: ${JSON.stringify(e)}\n\n`;
               stream?.write(chunk);
+              if (budget.spent()) {
+                stream?.write('event: end\ndata: {"reason":"limit reached"}\n\n');
+                stream?.end();
+              }
             },
             drop: (kind, reason) => {
               stream?.write(`event: dropped\ndata: ${JSON.stringify({ kind, reason })}\n\n`);
@@ -109,13 +127,31 @@ export function tailRoutes(db: Db, hub: LiveTailHub, streams: Set<() => void>): 
   ];
 }
 
-function webSocketClient(socket: WebSocket, matches: (e: LiveLogEntry) => boolean): TailClient {
+/** How many more entries a tail with `?limit=` may send. */
+function entryBudget(limit: number | undefined) {
+  let left = limit ?? Number.POSITIVE_INFINITY;
+  return {
+    take<T>(entries: T[]): T[] {
+      const taken = entries.length <= left ? entries : entries.slice(0, left);
+      left -= taken.length;
+      return taken;
+    },
+    spent: () => left <= 0,
+  };
+}
+
+function webSocketClient(
+  socket: WebSocket,
+  matches: (e: LiveLogEntry) => boolean,
+  budget: ReturnType<typeof entryBudget>,
+): TailClient {
   return {
     matches,
     backlog: () => socket.bufferedAmount,
     send: (entries) => {
       if (socket.readyState !== socket.OPEN) return;
-      for (const entry of entries) socket.send(JSON.stringify({ type: 'log', entry }));
+      for (const entry of budget.take(entries)) socket.send(JSON.stringify({ type: 'log', entry }));
+      if (budget.spent()) socket.close(1000, 'limit reached');
     },
     drop: (kind, reason) => {
       const code = kind === 'slow_consumer' ? WS_SLOW_CONSUMER : kind === 'shutdown' ? 1001 : 1011;
