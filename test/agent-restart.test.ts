@@ -140,6 +140,7 @@ describe.skipIf(servicesMissing)(`agent session interrupted by a crash (${storeM
       60_000,
       'the session to leave running',
     );
+    if (!recovered) throw new Error('unreachable: eventually returns a truthy value');
     expect(recovered).toMatchObject({ status: 'failed' });
     expect(String(recovered.error)).toContain('runner vanished');
     await eventually(

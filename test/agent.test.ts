@@ -431,6 +431,7 @@ describe.skipIf(servicesMissing)('agent sessions (local runner, fake claude-code
       30_000,
       'a session from the comment',
     );
+    if (!started) throw new Error('unreachable: eventually returns a truthy value');
     expect(started.branch).toBe(mr.source_branch);
     const done = await untilEnded(started.id);
     expect(done.status).toBe('completed');
