@@ -262,8 +262,7 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
       query: timelineQuery,
       response: timeline,
       handler: async (ctx) => {
-        const projectId = await ctx.params.sid;
-        const project = await service.sessionProject(projectId);
+        const project = await service.sessionProject(ctx.params.sid);
         await authorizeRead(ctx, project ?? null);
         return service.sessionTimeline(ctx.params.sid, ctx.query.cursor, ctx.query.limit);
       },
