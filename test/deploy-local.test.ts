@@ -19,7 +19,7 @@ http.createServer((req, res) => {
   req.on('data', (c) => { body += c; });
   req.on('end', () => {
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ version, path: req.url, method: req.method, body, uid: process.getuid() }));
+    res.end(JSON.stringify({ version, path: req.url, method: req.method, body, uid: process.getuid(), cookie: req.headers.cookie, auth: req.headers.authorization ?? null }));
   });
 }).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening ' + version));
 `;
@@ -167,10 +167,29 @@ describe.skipIf(servicesMissing)('deployer: local target end to end', () => {
     const echo = await fetch(`${appUrl}some/path?x=1`, {
       method: 'POST',
       body: 'hello body',
-      headers: { 'content-type': 'application/octet-stream' },
+      headers: {
+        'content-type': 'application/octet-stream',
+        cookie: 'platform_session=secret-session; app=1',
+        authorization: `Bearer ${dev.token}`,
+      },
     });
-    const echoed = (await echo.json()) as { path: string; method: string; body: string; uid: number };
-    expect(echoed).toMatchObject({ path: '/some/path?x=1', method: 'POST', body: 'hello body' });
+    expect(echo.headers.get('content-security-policy')).toMatch(/^sandbox /);
+    const echoed = (await echo.json()) as {
+      path: string;
+      method: string;
+      body: string;
+      uid: number;
+      cookie: string;
+      auth: string | null;
+    };
+    // The visitor's platform session and token never reach the app.
+    expect(echoed).toMatchObject({
+      path: '/some/path?x=1',
+      method: 'POST',
+      body: 'hello body',
+      cookie: 'app=1',
+      auth: null,
+    });
     if (process.getuid?.() === 0) expect(echoed.uid).not.toBe(0);
 
     const poll = poller();

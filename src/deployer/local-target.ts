@@ -303,6 +303,7 @@ export class LocalTarget {
     const streamed = !!body && typeof (body as NodeJS.ReadableStream).pipe === 'function';
     // A JSON body Fastify already parsed is sent re-serialised: its length is no longer the client's.
     if (!streamed) delete headers['content-length'];
+    stripPlatformCredentials(headers);
     headers['x-forwarded-for'] = req.ip;
     headers['x-forwarded-prefix'] = `/apps/${routeKey}`;
     const upstream = http.request({
@@ -316,6 +317,11 @@ export class LocalTarget {
     upstream.on('response', (up) => {
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+      // The app is served on the platform's origin: its pages run in an opaque origin (no access to
+      // the platform's API with the visitor's session), and it cannot set the platform's cookies.
+      out['content-security-policy'] = APP_CSP;
+      const cookies = out['set-cookie'];
+      if (Array.isArray(cookies)) out['set-cookie'] = cookies.filter((c) => !PLATFORM_COOKIE.test(c));
       res.writeHead(up.statusCode ?? 502, out);
       up.pipe(res);
       up.on('error', () => res.destroy());
@@ -349,6 +355,26 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+
+const APP_CSP = 'sandbox allow-scripts allow-forms allow-popups allow-downloads allow-modals';
+/** The platform's own cookies (`platform_session`, …): never handed to or set by a deployed app. */
+const PLATFORM_COOKIE = /^\s*platform_/;
+
+/** The visitor's platform session and platform tokens stay with the platform, not the app. */
+function stripPlatformCredentials(headers: http.OutgoingHttpHeaders): void {
+  const cookie = headers.cookie;
+  if (typeof cookie === 'string') {
+    const kept = cookie.split(';').filter((c) => !PLATFORM_COOKIE.test(c));
+    if (kept.length > 0) headers.cookie = kept.join(';').trim();
+    else delete headers.cookie;
+  }
+  const auth = headers.authorization;
+  if (typeof auth === 'string') {
+    const [scheme, value = ''] = auth.split(' ', 2);
+    const basic = scheme?.toLowerCase() === 'basic' ? Buffer.from(value, 'base64').toString('utf8') : '';
+    if (value.startsWith('plat_') || basic.includes(':plat_')) delete headers.authorization;
+  }
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
