@@ -299,6 +299,40 @@ describe.skipIf(servicesMissing)('MCP server', () => {
     expect(anonymous.status).toBe(401);
   });
 
+  it('the configuration agent sessions get (type http, Bearer of a project-bound scoped token) works, within its project only', async () => {
+    const own = await project();
+    const other = await project();
+    const ownId = (await t.request('GET', `/api/projects/${own}`, { token: maria.token })).body.id;
+    const minted = await t.request('POST', '/api/tokens', {
+      token: maria.token,
+      body: { name: 'session-like', scopes: ['project:read', 'project:write'], project_id: ownId },
+    });
+    expect(minted.status, minted.text).toBe(201);
+    const config = {
+      mcpServers: {
+        platform: {
+          type: 'http',
+          url: `${t.baseUrl}/mcp`,
+          headers: { Authorization: `Bearer ${minted.body.token}` },
+        },
+      },
+    };
+    const server = config.mcpServers.platform;
+    const client = new Client({ name: 'agent', version: '1' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: server.headers } }),
+    );
+    clients.push(client);
+    expect(await toolNames(client)).toContain('issue_create');
+    const issue = await call<{ number: number }>(client, 'issue_create', {
+      project: own,
+      title: 'from the agent',
+    });
+    expect(issue.number).toBe(1);
+    const elsewhere = await refused(client, 'issue_create', { project: other, title: 'outside' });
+    expect(['forbidden', 'not_found']).toContain(elsewhere.code);
+  });
+
   it('a list tool answers a bounded page with a cursor that fetches the rest', async () => {
     const repo = await project();
     for (let i = 1; i <= 25; i++) {
