@@ -123,6 +123,7 @@ export async function buildApp(
   const deployer = createDeployerModule(ctx, {
     projects: projects.service,
     secret: (name) => secrets.service.resolve(null, name, 'deploy', { kind: 'ops_repo', id: name }),
+    logs: observe.service.logs,
   });
   const pipeline = createPipelineModule(ctx, {
     projects: projects.service,

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPlatform, eventually, servicesMissing, type TestPlatform } from './helpers/app.js';
 import { authUrl, gitOk, tempDir } from './helpers/git.js';
@@ -191,6 +192,20 @@ describe.skipIf(servicesMissing)('deployer: local target end to end', () => {
       auth: null,
     });
     if (process.getuid?.() === 0) expect(echoed.uid).not.toBe(0);
+
+    // The process's output is stored as log entries of service <project>-<env>.
+    await eventually(
+      async () => {
+        const rows = await sql<{
+          body: string;
+        }>`select message as body from log_entries where service = 'webapp-staging'`.execute(
+          t.platform.drivers.db.db,
+        );
+        return rows.rows.some((r) => r.body === 'listening v1');
+      },
+      60_000,
+      'the app log line in the log store',
+    );
 
     const poll = poller();
     const sha2 = await release('version: v2\nhealthy: "yes"\ntimeout: 30\n', 'v2');
