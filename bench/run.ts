@@ -21,6 +21,7 @@ import { deploy } from './scenarios/deploy.js';
 import { footprint } from './scenarios/footprint.js';
 import { git } from './scenarios/git.js';
 import { mcp } from './scenarios/mcp.js';
+import { observe } from './scenarios/observe.js';
 import { observeAlerts } from './scenarios/observe-alerts.js';
 import { pipeline } from './scenarios/pipeline.js';
 import { web } from './scenarios/web.js';
@@ -364,7 +365,7 @@ function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
 }
 
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint, web, deploy, mcp, observeAlerts, agent];
+const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint, web, deploy, mcp, observe, observeAlerts, agent];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));
