@@ -9,7 +9,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { parseAnsi } from './ansi';
 
 const LINE = 18;
-const CHUNK = 20;
+const CHUNK = 40;
 
 class Line extends Component<{ n: number; text: string }> {
   override shouldComponentUpdate(next: { n: number; text: string }): boolean {
