@@ -55,7 +55,11 @@ describe.skipIf(servicesMissing)('observe ingest: bad input, partial success, ba
   // The logs buffer holds 10 records here, and the platform's own lines ("request rejected") use it
   // too: each test starts with it flushed.
   beforeEach(async () => {
-    await eventually(() => t.platform.services.observe.ingest.buffers.logs.size === 0, 10_000, 'an empty buffer');
+    await eventually(
+      () => t.platform.services.observe.ingest.buffers.logs.size === 0,
+      10_000,
+      'an empty buffer',
+    );
   });
 
   const count = async () =>
