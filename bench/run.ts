@@ -365,7 +365,18 @@ function formatResult(scenario: Scenario, result: AnyScenarioResult): string {
 }
 
 /** Every scenario, in the order `npm run bench` runs them. */
-const scenarios: Scenario[] = [apiAuth, git, pipeline, footprint, web, deploy, mcp, observe, observeAlerts, agent];
+const scenarios: Scenario[] = [
+  apiAuth,
+  git,
+  pipeline,
+  footprint,
+  web,
+  deploy,
+  mcp,
+  observe,
+  observeAlerts,
+  agent,
+];
 
 async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((name) => !scenarios.some((s) => s.name === name));

@@ -204,7 +204,10 @@ const settings = {
     schema: int(10, 10_000_000).default(100_000),
     help: 'telemetry records buffered per signal before ingest answers 429',
   },
-  observe_flush_ms: { schema: int(1, 10_000).default(200), help: 'longest wait before buffered telemetry is written' },
+  observe_flush_ms: {
+    schema: int(1, 10_000).default(200),
+    help: 'longest wait before buffered telemetry is written',
+  },
   dev: { schema: bool.default(false), help: 'development conveniences (pretty logs)' },
 } as const;
 

@@ -92,6 +92,7 @@ function validParamValue(r: AnyRouteDef, name: string): string {
     'some-name',
     'name',
     '0123456789abcdef0123456789abcdef01234567',
+    '0123456789abcdef0123456789abcdef',
     'main',
     'a',
     '1',
@@ -204,8 +205,16 @@ describe.skipIf(servicesMissing)('every route rejects bad input with a 4xx and t
               'a%20b',
               "1'%20or%20'1'='1",
             ]) {
-              const res = await send(r.method, fillUrl(r, { [name]: bad }), validBody);
+              const url = fillUrl(r, { [name]: bad });
+              const res = await send(r.method, url, validBody);
               const what = `${label} with ${name}=${bad}`;
+              // Raw dot segments are resolved before routing: a URL that leaves /api/ asks for a
+              // page of the web UI (its HTML), which is not this route's answer to check.
+              if (!new URL(url, 'http://x').pathname.startsWith('/api/')) {
+                if (res.status === 200) expect(res.headers['content-type'], what).toMatch(/^text\/html/);
+                else expectClientError(res, what);
+                continue;
+              }
               expect([400, 403, 404], `${what}: ${res.text.slice(0, 200)}`).toContain(res.status);
               const error = expectClientError(res, what);
               const schema = paramSchema(r, name);
@@ -311,7 +320,9 @@ describe.skipIf(servicesMissing)('every route rejects bad input with a 4xx and t
         }
       }
 
-      if (!r.raw || r.query) {
+      // An open query (a record: passed on to a deployed app, or read by the web UI's router) has no
+      // unknown parameters.
+      if (!r.raw || (r.query && !(r.query instanceof z.ZodRecord))) {
         it('an unknown query parameter answers 400 naming it', async () => {
           const res = await send(r.method, `${fillUrl(r)}?page=2`, validBody);
           // Access is checked first: a caller who may not call the route learns nothing about its parameters.

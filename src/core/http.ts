@@ -498,7 +498,12 @@ export class RouteRegistry {
       url,
       config,
       preHandler: async (req) => {
-        if (!req.ws) return; // the plain GET: the handler answers 426
+        // A plain GET: `plain` routes check in their own handler; otherwise the same checks as the
+        // upgrade run first (a caller who may not see the resource gets its 401/404, not the 426).
+        if (!req.ws) {
+          if (!spec.plain) await this.prepare(def, req, alias);
+          return;
+        }
         (req as WsRequest)[WS_PREPARED] = await this.prepare(def, req, alias);
       },
       // A plain GET: the route's `plain` handler as any raw route (e.g. the same stream over SSE), else 426.

@@ -258,6 +258,12 @@ export class LocalTarget {
     if (exit.code !== 0) throw new Error(`tar: ${stderr.trim().split('\n')[0] ?? `exit ${exit.code}`}`);
   }
 
+  /** Whether a version serves this route key on this instance now. */
+  serves(routeKey: string): boolean {
+    const id = this.routes.get(routeKey);
+    return id !== undefined && this.current.has(id);
+  }
+
   /**
    * The reverse proxy: `/apps/<owner>/<name>/<env>/<rest>` to the serving release, bodies streamed
    * both ways. A request counts as in flight until its answer is fully sent (draining waits for it).

@@ -106,6 +106,8 @@ export function createDeployerModule(
   });
   const kubernetes = config.kubeconfig ? new KubernetesTarget(config.kubeconfig) : null;
   const outbound = new OutboundClient({ allow: config.outbound_allow_list });
+  const projectIdByName = async (owner: string, name: string) =>
+    (await deps.projects.findByName(owner, name))?.project.id ?? null;
   const project = async (id: string) => {
     const p = await deps.projects.get(id);
     return {
@@ -125,7 +127,7 @@ export function createDeployerModule(
       credential: (name) => deps.secret(name),
       projectRepoDir: async (id) => (await project(id)).repoDir,
     },
-    async (owner, name) => (await deps.projects.findByName(owner, name))?.project.id ?? null,
+    projectIdByName,
   );
   const reconciler = new Reconciler({
     db,
@@ -153,7 +155,7 @@ export function createDeployerModule(
     service,
     reconciler,
     local,
-    routes: deployerRoutes(service, ops, local),
+    routes: deployerRoutes(service, ops, local, projectIdByName),
     start: async () => {
       const offChanged = ctx.events.on('deployment.changed', () => service.onChanged());
       // A merge request that ends takes its preview environments with it.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { notFound } from '../core/errors.js';
 import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
 import type { LocalTarget } from './local-target.js';
 import type { OpsReposService } from './ops-repos.js';
@@ -77,6 +78,7 @@ export function deployerRoutes(
   service: DeployerService,
   ops: OpsReposService,
   local: LocalTarget,
+  projectIdByName: (owner: string, name: string) => Promise<string | null>,
 ): AnyRouteDef[] {
   const tags = ['deployments'];
   const proxyParams = z.object({
@@ -99,8 +101,18 @@ export function deployerRoutes(
         raw: true,
         bodyLimit: 100 * 1024 * 1024,
         produces: { description: "the app's own answer; 503 when no healthy version serves" },
-        handler: async ({ req, reply, params }) =>
-          local.proxy(req, reply, `${params.owner}/${params.name}/${params.env}`, params['*'] ?? ''),
+        reasons: [DEPLOY_REASONS.notFound],
+        handler: async ({ req, reply, params }) => {
+          const key = `${params.owner}/${params.name}/${params.env}`;
+          if (!local.serves(key)) {
+            // A path that names no deployment is a 404; a known one that does not serve here now
+            // (stopped, between versions) is the proxy's 503.
+            const projectId = await projectIdByName(params.owner, params.name);
+            if (!projectId) throw notFound('deployment').because(DEPLOY_REASONS.notFound);
+            await service.find(projectId, params.env);
+          }
+          return local.proxy(req, reply, key, params['*'] ?? '');
+        },
       }),
     ),
   );

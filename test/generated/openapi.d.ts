@@ -294,6 +294,302 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/v1/traces': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** OTLP/HTTP export of traces (protobuf or JSON, gzip allowed) */
+    post: operations['postV1Traces'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/logs': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** OTLP/HTTP export of logs (protobuf or JSON, gzip allowed) */
+    post: operations['postV1Logs'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/v1/metrics': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** OTLP/HTTP export of metrics (protobuf or JSON, gzip allowed) */
+    post: operations['postV1Metrics'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/logs': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Search log entries (newest first) */
+    get: operations['getApiObserveLogs'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/logs/summary': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Counts of the matching log entries by level and by service, without the rows */
+    get: operations['getApiObserveLogsSummary'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/traces': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Trace summaries (newest first) */
+    get: operations['getApiObserveTraces'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/traces/{traceId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One trace: its spans as a tree with timings (waterfall) and its log entries */
+    get: operations['getApiObserveTracesTraceId'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/metrics/names': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Metric names with their type, unit and label values */
+    get: operations['getApiObserveMetricsNames'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/metrics': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A metric over time: label matchers, step, aggregation (avg/sum/min/max/count/rate, histogram p50–p99), group by labels */
+    get: operations['getApiObserveMetrics'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/sessions/{sid}/timeline': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A session's logs, spans and agent events merged by time (oldest first) */
+    get: operations['getApiObserveSessionsSidTimeline'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/alerts': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A project's alert rules (project_id), or the platform-wide ones; newest first */
+    get: operations['getApiObserveAlerts'];
+    put?: never;
+    /** Create an alert rule (query in the observe query language, e.g. `count(logs{level="error"}[10m]) > 5`) */
+    post: operations['postApiObserveAlerts'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/alerts/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An alert rule with its evaluation state */
+    get: operations['getApiObserveAlertsId'];
+    put?: never;
+    post?: never;
+    /** Delete an alert rule and its events */
+    delete: operations['deleteApiObserveAlertsId'];
+    options?: never;
+    head?: never;
+    /** Change an alert rule (its state is kept; a changed query is checked first) */
+    patch: operations['patchApiObserveAlertsId'];
+    trace?: never;
+  };
+  '/api/observe/alerts/{id}/events': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The rule's transitions (firing, resolved), newest first */
+    get: operations['getApiObserveAlertsIdEvents'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/alerts/{id}/silence': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Silence a rule until a time: it is still evaluated and its events recorded, nobody is notified */
+    put: operations['putApiObserveAlertsIdSilence'];
+    post?: never;
+    /** End the silence of a rule */
+    delete: operations['deleteApiObserveAlertsIdSilence'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/saved-searches': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Your saved searches, or a project's (yours and the shared ones), newest first */
+    get: operations['getApiObserveSavedSearches'];
+    put?: never;
+    /** Save a search (private, or shared with everyone who can read its project) */
+    post: operations['postApiObserveSavedSearches'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/observe/saved-searches/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A saved search (the shareable link: opens for its owner and, when shared, the project readers) */
+    get: operations['getApiObserveSavedSearchesId'];
+    put?: never;
+    post?: never;
+    /** Delete a saved search (its owner) */
+    delete: operations['deleteApiObserveSavedSearchesId'];
+    options?: never;
+    head?: never;
+    /** Change a saved search (its owner) */
+    patch: operations['patchApiObserveSavedSearchesId'];
+    trace?: never;
+  };
+  '/api/observe/logs/tail': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Live tail of log entries (WebSocket; a plain GET answers server-sent events); same filters as the search, plus `query` */
+    get: operations['getApiObserveLogsTail'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/healthz': {
     parameters: {
       query?: never;
@@ -1141,6 +1437,206 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/projects/{id}/deployments': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The project's environments: what should run and what runs
+     * @description Also answers under `/api/projects/{owner}/{name}/deployments` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdDeployments'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/deployments/{env}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * One environment with its recent history and live status
+     * @description Also answers under `/api/projects/{owner}/{name}/deployments/{env}` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdDeploymentsEnv'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /**
+     * Change what should run (refs, desired status, values override); an unknown environment is created when refs are given
+     * @description Also answers under `/api/projects/{owner}/{name}/deployments/{env}` (owner and project name instead of the id).
+     */
+    patch: operations['patchApiProjectsIdDeploymentsEnv'];
+    trace?: never;
+  };
+  '/api/projects/{id}/deployments/{env}/rollback': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Roll back to the previous successful version, or to a chosen history entry
+     * @description Also answers under `/api/projects/{owner}/{name}/deployments/{env}/rollback` (owner and project name instead of the id).
+     */
+    post: operations['postApiProjectsIdDeploymentsEnvRollback'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/deployments/{env}/history': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Every deploy, rollback and stop of the environment, newest first, with actor
+     * @description Also answers under `/api/projects/{owner}/{name}/deployments/{env}/history` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdDeploymentsEnvHistory'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/deployments/{env}/diff': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The manifests the next apply would apply, rendered now, against what runs
+     * @description Also answers under `/api/projects/{owner}/{name}/deployments/{env}/diff` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdDeploymentsEnvDiff'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/admin/ops-repos': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Registered ops repositories */
+    get: operations['getApiAdminOpsRepos'];
+    put?: never;
+    /** Register an ops repository (a project here, or an external http(s) git URL) */
+    post: operations['postApiAdminOpsRepos'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/admin/ops-repos/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One ops repository with its last sync */
+    get: operations['getApiAdminOpsReposId'];
+    put?: never;
+    post?: never;
+    /** Remove an ops repository (deployments using it fall back to their project deploy/ directory) */
+    delete: operations['deleteApiAdminOpsReposId'];
+    options?: never;
+    head?: never;
+    /** Change an ops repository */
+    patch: operations['patchApiAdminOpsReposId'];
+    trace?: never;
+  };
+  '/api/admin/ops-repos/{id}/sync': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Sync now (a new commit rolls out to the deployments using it); the answer carries the outcome */
+    post: operations['postApiAdminOpsReposIdSync'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/apps/{owner}/{name}/{env}/{key}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    get: operations['getAppsOwnerNameEnvKey'];
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    put: operations['putAppsOwnerNameEnvKey'];
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    post: operations['postAppsOwnerNameEnvKey'];
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    delete: operations['deleteAppsOwnerNameEnvKey'];
+    options?: never;
+    head?: never;
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    patch: operations['patchAppsOwnerNameEnvKey'];
+    trace?: never;
+  };
+  '/apps/{owner}/{name}/{env}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    get: operations['getAppsOwnerNameEnv'];
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    put: operations['putAppsOwnerNameEnv'];
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    post: operations['postAppsOwnerNameEnv'];
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    delete: operations['deleteAppsOwnerNameEnv'];
+    options?: never;
+    head?: never;
+    /** Reverse proxy to the serving version of a locally deployed app (bodies streamed) */
+    patch: operations['patchAppsOwnerNameEnv'];
+    trace?: never;
+  };
   '/api/projects/{id}/pipelines': {
     parameters: {
       query?: never;
@@ -1541,10 +2037,486 @@ export interface paths {
     patch: operations['patchApiProjectsIdMergeRequestsNumberCommentsCommentId'];
     trace?: never;
   };
+  '/api/projects/{id}/sessions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * List agent sessions (newest first)
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdSessions'];
+    put?: never;
+    /**
+     * Start an agent session (its own identity with the delegated permissions, on its own branch)
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions` (owner and project name instead of the id).
+     */
+    post: operations['postApiProjectsIdSessions'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/issues/{number}/sessions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Start an agent session on an issue (the prompt is built from the issue)
+     * @description Also answers under `/api/projects/{owner}/{name}/issues/{number}/sessions` (owner and project name instead of the id).
+     */
+    post: operations['postApiProjectsIdIssuesNumberSessions'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/sessions/{sid}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * An agent session: metadata, totals, what it produced, its messages (paginated by sequence)
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions/{sid}` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdSessionsSid'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/sessions/{sid}/stop': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Stop a session (its process group or pod is killed; its identity retired)
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions/{sid}/stop` (owner and project name instead of the id).
+     */
+    post: operations['postApiProjectsIdSessionsSidStop'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/sessions/{sid}/message': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Send a message to the running agent (written to its stdin, stored as role user)
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions/{sid}/message` (owner and project name instead of the id).
+     */
+    post: operations['postApiProjectsIdSessionsSidMessage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/sessions/{sid}/events': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The session’s events as server-sent events (replay after Last-Event-ID or ?after, then live)
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions/{sid}/events` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdSessionsSidEvents'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/projects/{id}/sessions/{sid}/ws': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The session over a WebSocket: replays stored events after ?after, then live; accepts {"type":"message","content"}
+     * @description Also answers under `/api/projects/{owner}/{name}/sessions/{sid}/ws` (owner and project name instead of the id).
+     */
+    get: operations['getApiProjectsIdSessionsSidWs'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/agent-settings': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The platform’s agent settings (caps, claude command, command providers) */
+    get: operations['getApiAgentSettings'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** Change the platform’s agent settings (admins) */
+    patch: operations['patchApiAgentSettings'];
+    trace?: never;
+  };
+  '/api/projects/{id}/agent-settings': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * The project’s cap on running sessions and its daily agent cost budget
+     * @description Also answers under `/api/projects/{owner}/{name}/agent-settings` (owner and project name instead of the id).
+     */
+    put: operations['putApiProjectsIdAgentSettings'];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/mcp': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Not offered: the MCP endpoint is stateless (no server-initiated stream) */
+    get: operations['getMcp'];
+    put?: never;
+    /** MCP (Streamable HTTP, stateless, JSON answers) with a bearer token; ?toolsets= adds toolsets, ?read_only=true removes write tools */
+    post: operations['postMcp'];
+    /** Not offered: the MCP endpoint keeps no sessions */
+    delete: operations['deleteMcp'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The web UI (index.html of the single-page app; 503 with a hint while it is not built) */
+    get: operations['get'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/assets/{file}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A built file of the web UI (content-hashed name, cached for a year) */
+    get: operations['getAssetsFile'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/{key}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A page of the web UI: answers index.html for any other GET outside the API, git, OTLP, app and system paths (those answer a JSON 404) */
+    get: operations['getKey'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    __schema0:
+      | string
+      | number
+      | boolean
+      | null
+      | components['schemas']['__schema0'][]
+      | {
+          [key: string]: components['schemas']['__schema0'];
+        };
+    AgentMessage: {
+      seq: number;
+      role: string;
+      kind: string;
+      content: string;
+      metadata: {
+        [key: string]: unknown;
+      };
+      /** @description ISO 8601 */
+      created_at: string;
+    };
+    AgentProjectSettings: {
+      max_running: number | null;
+      daily_cost_usd: number | null;
+    };
+    AgentSession: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      project_id: string;
+      /** Format: uuid */
+      user_id: string;
+      agent_user_id: string | null;
+      /** @enum {string} */
+      status: 'pending' | 'running' | 'completed' | 'failed' | 'stopped';
+      stop_reason:
+        | (
+            | 'user'
+            | 'cost_limit'
+            | 'token_limit'
+            | 'turn_limit'
+            | 'wall_clock'
+            | 'daily_budget'
+            | 'access_lost'
+          )
+        | null;
+      provider: string;
+      provider_config: {
+        [key: string]: unknown;
+      };
+      branch: string | null;
+      base_sha: string | null;
+      permissions: string[];
+      limits: {
+        [key: string]: number;
+      };
+      runner: string | null;
+      exit_code: number | null;
+      error: string | null;
+      issue_number: number | null;
+      merge_request_number: number | null;
+      totals: {
+        input_tokens: number;
+        output_tokens: number;
+        cache_read_tokens: number;
+        cache_write_tokens: number;
+        cost_usd: number;
+        num_turns: number;
+      };
+      last_seq: number;
+      /** @description ISO 8601 */
+      created_at: string;
+      started_at: string | null;
+      finished_at: string | null;
+    };
+    AgentSessionDetail: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      project_id: string;
+      /** Format: uuid */
+      user_id: string;
+      agent_user_id: string | null;
+      /** @enum {string} */
+      status: 'pending' | 'running' | 'completed' | 'failed' | 'stopped';
+      stop_reason:
+        | (
+            | 'user'
+            | 'cost_limit'
+            | 'token_limit'
+            | 'turn_limit'
+            | 'wall_clock'
+            | 'daily_budget'
+            | 'access_lost'
+          )
+        | null;
+      provider: string;
+      provider_config: {
+        [key: string]: unknown;
+      };
+      branch: string | null;
+      base_sha: string | null;
+      permissions: string[];
+      limits: {
+        [key: string]: number;
+      };
+      runner: string | null;
+      exit_code: number | null;
+      error: string | null;
+      issue_number: number | null;
+      merge_request_number: number | null;
+      totals: {
+        input_tokens: number;
+        output_tokens: number;
+        cache_read_tokens: number;
+        cache_write_tokens: number;
+        cost_usd: number;
+        num_turns: number;
+      };
+      last_seq: number;
+      /** @description ISO 8601 */
+      created_at: string;
+      started_at: string | null;
+      finished_at: string | null;
+      produced: {
+        commits: string[];
+        merge_requests: number[];
+        pipelines: {
+          /** Format: uuid */
+          id: string;
+          number: number | null;
+          status: string;
+          commit_sha: string | null;
+        }[];
+      };
+      messages: components['schemas']['AgentMessage'][];
+      next_after: number | null;
+    };
+    AgentSessionLimits: {
+      max_cost_usd?: number;
+      max_tokens?: number;
+      max_turns?: number;
+      max_wall_seconds?: number;
+    };
+    AgentSettings: {
+      max_running_total: number;
+      max_running_per_project: number;
+      sessions_per_user_per_hour: number;
+      timeout_seconds: number;
+      claude_command: string;
+      image: string;
+      providers: {
+        [key: string]: {
+          command: string[];
+          /**
+           * @default env
+           * @enum {string}
+           */
+          prompt: 'stdin' | 'env' | 'arg';
+          image?: string;
+        };
+      };
+    };
+    AlertEvent: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      rule_id: string;
+      project_id: string | null;
+      /** @enum {string} */
+      status: 'firing' | 'resolved';
+      value: number | null;
+      threshold: number | null;
+      message: string;
+      /** @description when the condition of the episode first held (same for its firing and resolved rows) */
+      started_at: string;
+      /** @description the transition was not announced: the rule was silenced */
+      silenced: boolean;
+      /** @description ISO 8601 */
+      created_at: string;
+    };
+    AlertEventList: {
+      items: components['schemas']['AlertEvent'][];
+      next_cursor: string | null;
+    };
+    AlertRule: {
+      /** Format: uuid */
+      id: string;
+      project_id: string | null;
+      name: string;
+      description: string;
+      query: string;
+      /**
+       * @description parsed from the query
+       * @enum {string}
+       */
+      condition: 'gt' | 'gte' | 'lt' | 'lte' | 'eq' | 'ne' | 'absent';
+      /** @description parsed from the query; null for absent */
+      threshold: number | null;
+      for_seconds: number;
+      resolve_seconds: number;
+      /** @enum {string} */
+      severity: 'info' | 'warning' | 'critical';
+      channels: string[];
+      recipient_ids: string[];
+      is_enabled: boolean;
+      /** @enum {string} */
+      state: 'ok' | 'pending' | 'firing' | 'resolved';
+      /** @description when the condition of the current episode first held */
+      pending_since: string | null;
+      last_evaluated_at: string | null;
+      last_value: number | null;
+      last_error: string | null;
+      silenced_until: string | null;
+      silence_comment: string;
+      created_by: string | null;
+      /** @description ISO 8601 */
+      created_at: string;
+      /** @description ISO 8601 */
+      updated_at: string;
+    };
+    AlertRuleList: {
+      items: components['schemas']['AlertRule'][];
+      next_cursor: string | null;
+    };
     Artifact: {
       /** Format: uuid */
       id: string;
@@ -1708,6 +2680,110 @@ export interface components {
       /** @description ISO 8601 */
       created_at: string;
     };
+    Deployment: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      project_id: string;
+      environment: string;
+      ops_repo_id: string | null;
+      image_ref: string | null;
+      artifact_id: string | null;
+      pipeline_id: string | null;
+      commit_sha: string | null;
+      values_override: {
+        [key: string]: unknown;
+      };
+      namespace: string | null;
+      auto_rollback: boolean;
+      /** @enum {string} */
+      desired_status: 'active' | 'stopped' | 'rollback';
+      /** @enum {string} */
+      current_status: 'pending' | 'syncing' | 'healthy' | 'degraded' | 'failed' | 'stopped';
+      status_message: string | null;
+      generation: number;
+      observed_generation: number;
+      current_ops_sha: string | null;
+      /** @description where the serving version runs; null before the first apply */
+      target: ('local' | 'kubernetes') | null;
+      /** @description local target: the reverse-proxy route of the app */
+      url: string | null;
+      deployed_by: string | null;
+      deployed_at: string | null;
+      /** @description ISO 8601 */
+      updated_at: string;
+    };
+    DeploymentDetail: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      project_id: string;
+      environment: string;
+      ops_repo_id: string | null;
+      image_ref: string | null;
+      artifact_id: string | null;
+      pipeline_id: string | null;
+      commit_sha: string | null;
+      values_override: {
+        [key: string]: unknown;
+      };
+      namespace: string | null;
+      auto_rollback: boolean;
+      /** @enum {string} */
+      desired_status: 'active' | 'stopped' | 'rollback';
+      /** @enum {string} */
+      current_status: 'pending' | 'syncing' | 'healthy' | 'degraded' | 'failed' | 'stopped';
+      status_message: string | null;
+      generation: number;
+      observed_generation: number;
+      current_ops_sha: string | null;
+      /** @description where the serving version runs; null before the first apply */
+      target: ('local' | 'kubernetes') | null;
+      /** @description local target: the reverse-proxy route of the app */
+      url: string | null;
+      deployed_by: string | null;
+      deployed_at: string | null;
+      /** @description ISO 8601 */
+      updated_at: string;
+      live: {
+        /** @description local target: whether this instance serves a release of it */
+        serving_here: boolean;
+        port: number | null;
+      };
+      /** @description the 10 newest entries */
+      history: components['schemas']['DeploymentHistoryEntry'][];
+    };
+    DeploymentDiff: {
+      /** @description the manifests applied now (YAML stream), null before the first apply */
+      current: string | null;
+      /** @description what the next apply would apply, rendered now */
+      desired: string | null;
+      /** @description why the desired manifests cannot be rendered (file and variable named) */
+      error: string | null;
+      changed: boolean;
+      /** @description unified diff current → desired */
+      diff: string;
+    };
+    DeploymentHistoryEntry: {
+      /** Format: uuid */
+      id: string;
+      /** @enum {string} */
+      action: 'deploy' | 'rollback' | 'stop' | 'scale';
+      /** @enum {string} */
+      result: 'success' | 'failure';
+      image_ref: string | null;
+      artifact_id: string | null;
+      pipeline_id: string | null;
+      commit_sha: string | null;
+      ops_sha: string | null;
+      /** @description null: the reconciler acting on its own (automatic rollback, restart) */
+      actor_id: string | null;
+      actor_name: string | null;
+      message: string;
+      duration_ms: number | null;
+      /** @description ISO 8601 */
+      created_at: string;
+    };
     DiffFile: {
       path: string;
       additions: number;
@@ -1791,10 +2867,42 @@ export interface components {
       items: components['schemas']['Issue'][];
       next_cursor: string | null;
     };
+    LogEntry: {
+      /** Format: uuid */
+      id: string;
+      /** @description ISO 8601, UTC, microseconds */
+      timestamp: string;
+      trace_id: string | null;
+      span_id: string | null;
+      project_id: string | null;
+      session_id: string | null;
+      user_id: string | null;
+      service: string;
+      /** @enum {string} */
+      level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+      message: string;
+      attributes: {
+        [key: string]: unknown;
+      };
+    };
     LoginResult: {
       user: components['schemas']['User'];
       /** @description ISO 8601 */
       expires_at: string;
+    };
+    LogPage: {
+      items: components['schemas']['LogEntry'][];
+      next_cursor: string | null;
+    };
+    LogSummary: {
+      total: number;
+      by_level: {
+        [key: string]: number;
+      };
+      by_service: {
+        service: string;
+        count: number;
+      }[];
     };
     Me: {
       user: components['schemas']['User'];
@@ -2000,6 +3108,36 @@ export interface components {
       /** @description ISO 8601 */
       created_at: string;
     };
+    MetricNames: {
+      items: {
+        name: string;
+        type: string;
+        unit: string;
+        description: string;
+        series_count: number;
+        labels: {
+          [key: string]: string[];
+        };
+      }[];
+    };
+    MetricResult: {
+      name: string;
+      type: string;
+      unit: string;
+      /** @enum {string} */
+      aggregation: 'avg' | 'sum' | 'min' | 'max' | 'count' | 'rate' | 'p50' | 'p90' | 'p95' | 'p99';
+      step_seconds: number;
+      series: {
+        labels: {
+          [key: string]: string;
+        };
+        points: {
+          /** @description ISO 8601, UTC, microseconds */
+          t: string;
+          v: number;
+        }[];
+      }[];
+    };
     Notification: {
       /** Format: uuid */
       id: string;
@@ -2044,6 +3182,26 @@ export interface components {
       has_secret: boolean;
       /** @description ISO 8601 */
       created_at: string;
+    };
+    OpsRepo: {
+      /** Format: uuid */
+      id: string;
+      name: string;
+      repo_url: string;
+      project_id: string | null;
+      branch: string;
+      path: string;
+      /** @description name of the global secret holding credentials (never the value) */
+      credentials_secret: string | null;
+      sync_interval_seconds: number;
+      last_sync_status: ('success' | 'failure') | null;
+      last_synced_at: string | null;
+      last_sync_sha: string | null;
+      last_sync_error: string | null;
+      /** @description ISO 8601 */
+      created_at: string;
+      /** @description ISO 8601 */
+      updated_at: string;
     };
     Pipeline: {
       /** Format: uuid */
@@ -2251,6 +3409,34 @@ export interface components {
         | 'admin:delegate'
       )[];
     };
+    SavedSearch: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      user_id: string;
+      owner: string;
+      project_id: string | null;
+      name: string;
+      description: string;
+      /** @enum {string} */
+      signal: 'logs' | 'traces' | 'metrics';
+      query: string;
+      filters: {
+        [key: string]: unknown;
+      };
+      /** @enum {string} */
+      visibility: 'private' | 'project';
+      /** @description the shareable link (opens for whoever may see the search) */
+      link: string;
+      /** @description ISO 8601 */
+      created_at: string;
+      /** @description ISO 8601 */
+      updated_at: string;
+    };
+    SavedSearchList: {
+      items: components['schemas']['SavedSearch'][];
+      next_cursor: string | null;
+    };
     SecretMetadata: {
       name: string;
       /** @description null: a global secret */
@@ -2264,6 +3450,44 @@ export interface components {
       updated_at: string;
       created_by: string | null;
       updated_by: string | null;
+    };
+    SessionTimeline: {
+      items: {
+        /** @enum {string} */
+        kind: 'log' | 'span' | 'agent_event';
+        /** @description ISO 8601, UTC, microseconds */
+        time: string;
+        id: string;
+        title: string;
+        service: string | null;
+        level: string | null;
+        duration_ms: number | null;
+        detail: {
+          [key: string]: unknown;
+        };
+      }[];
+      next_cursor: string | null;
+    };
+    Span: {
+      span_id: string;
+      parent_span_id: string | null;
+      name: string;
+      kind: string;
+      service: string | null;
+      status_code: string;
+      status_message: string | null;
+      /** @description ISO 8601, UTC, microseconds */
+      start_time: string;
+      /** @description ISO 8601, UTC, microseconds */
+      end_time: string;
+      duration_ms: number;
+      offset_ms: number;
+      depth: number;
+      attributes: {
+        [key: string]: unknown;
+      };
+      events: unknown[];
+      links: unknown[];
     };
     Tag: {
       name: string;
@@ -2303,6 +3527,41 @@ export interface components {
       created_at: string;
       /** @description the raw token; shown once, store it now */
       token: string;
+    };
+    Trace: {
+      trace_id: string;
+      project_id: string | null;
+      session_id: string | null;
+      /** @description ISO 8601, UTC, microseconds */
+      start_time: string;
+      /** @description ISO 8601, UTC, microseconds */
+      end_time: string;
+      duration_ms: number;
+      span_count: number;
+      error_count: number;
+      /** @description depth-first, children by start time */
+      spans: components['schemas']['Span'][];
+      /** @description the newest 200 log entries of the trace */
+      logs: components['schemas']['LogEntry'][];
+    };
+    TracePage: {
+      items: components['schemas']['TraceSummary'][];
+      next_cursor: string | null;
+    };
+    TraceSummary: {
+      trace_id: string;
+      project_id: string | null;
+      session_id: string | null;
+      user_id: string | null;
+      root_service: string | null;
+      root_name: string | null;
+      /** @description ISO 8601, UTC, microseconds */
+      start_time: string;
+      /** @description ISO 8601, UTC, microseconds */
+      end_time: string;
+      duration_ms: number;
+      span_count: number;
+      error_count: number;
     };
     Tree: {
       ref: string;
@@ -3542,6 +4801,1119 @@ export interface operations {
         content?: never;
       };
       /** @description client error (the Error body); `error.reason` may be: `auth.token_already_revoked` (the token is already revoked) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postV1Traces: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the OTLP ExportTraceServiceResponse in the request's encoding, with partial_success counting rejected records */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/x-protobuf': string;
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.unsupported_content_type` (the OTLP body must be application/x-protobuf or application/json), `observe.unsupported_encoding` (the Content-Encoding must be gzip or identity), `observe.body_too_large` (the OTLP body (sent or decompressed) exceeds the ingest limit), `observe.bad_gzip` (the gzip body is truncated or corrupt), `observe.malformed_protobuf` (the body is not a valid OTLP protobuf export request), `observe.malformed_json` (the body is not a valid OTLP/JSON export request), `observe.buffer_full` (the ingest buffer is full; retry after the Retry-After seconds), `observe.store_unavailable` (the telemetry could not be written; retry later), `observe.project_not_permitted` (no record of the request may be written by this credential (observe:write on its project)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postV1Logs: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the OTLP ExportLogsServiceResponse in the request's encoding, with partial_success counting rejected records */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/x-protobuf': string;
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.unsupported_content_type` (the OTLP body must be application/x-protobuf or application/json), `observe.unsupported_encoding` (the Content-Encoding must be gzip or identity), `observe.body_too_large` (the OTLP body (sent or decompressed) exceeds the ingest limit), `observe.bad_gzip` (the gzip body is truncated or corrupt), `observe.malformed_protobuf` (the body is not a valid OTLP protobuf export request), `observe.malformed_json` (the body is not a valid OTLP/JSON export request), `observe.buffer_full` (the ingest buffer is full; retry after the Retry-After seconds), `observe.store_unavailable` (the telemetry could not be written; retry later), `observe.project_not_permitted` (no record of the request may be written by this credential (observe:write on its project)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postV1Metrics: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the OTLP ExportMetricsServiceResponse in the request's encoding, with partial_success counting rejected records */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/x-protobuf': string;
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.unsupported_content_type` (the OTLP body must be application/x-protobuf or application/json), `observe.unsupported_encoding` (the Content-Encoding must be gzip or identity), `observe.body_too_large` (the OTLP body (sent or decompressed) exceeds the ingest limit), `observe.bad_gzip` (the gzip body is truncated or corrupt), `observe.malformed_protobuf` (the body is not a valid OTLP protobuf export request), `observe.malformed_json` (the body is not a valid OTLP/JSON export request), `observe.buffer_full` (the ingest buffer is full; retry after the Retry-After seconds), `observe.store_unavailable` (the telemetry could not be written; retry later), `observe.project_not_permitted` (no record of the request may be written by this credential (observe:write on its project)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveLogs: {
+    parameters: {
+      query?: {
+        project_id?: string;
+        session_id?: string;
+        trace_id?: string;
+        service?: string;
+        /** @description level ≥ this one */
+        level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+        from?: string;
+        to?: string;
+        /** @description case-insensitive substring of the message */
+        q?: string;
+        /** @description attribute filter `key=value` (repeatable; all must match) */
+        attr?: string | string[];
+        /** @description a filter in the observe query language (docs/observe-query.md), e.g. `{level>="warn", service=~"api|web"}` */
+        query?: string;
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['LogPage'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.bad_time_range` (the time range is empty or too large for the step), `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveLogsSummary: {
+    parameters: {
+      query?: {
+        project_id?: string;
+        session_id?: string;
+        trace_id?: string;
+        service?: string;
+        /** @description level ≥ this one */
+        level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+        from?: string;
+        to?: string;
+        /** @description case-insensitive substring of the message */
+        q?: string;
+        /** @description attribute filter `key=value` (repeatable; all must match) */
+        attr?: string | string[];
+        /** @description a filter in the observe query language (docs/observe-query.md), e.g. `{level>="warn", service=~"api|web"}` */
+        query?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['LogSummary'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.bad_time_range` (the time range is empty or too large for the step), `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveTraces: {
+    parameters: {
+      query?: {
+        project_id?: string;
+        session_id?: string;
+        service?: string;
+        from?: string;
+        to?: string;
+        min_duration_ms?: number;
+        /** @description only traces with an error span */
+        errors?: 'true' | 'false';
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['TracePage'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveTracesTraceId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        traceId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Trace'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.trace_not_found` (no trace with this id) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveMetricsNames: {
+    parameters: {
+      query?: {
+        project_id?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MetricNames'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveMetrics: {
+    parameters: {
+      query: {
+        name: string;
+        project_id?: string;
+        /** @description label matcher `key=value`, `key!=value`, `key=~regex`, `key!~regex` (repeatable) */
+        match?: string | string[];
+        from: string;
+        to?: string;
+        /** @description seconds */
+        step?: number;
+        agg?: 'avg' | 'sum' | 'min' | 'max' | 'count' | 'rate' | 'p50' | 'p90' | 'p95' | 'p99';
+        group_by?: string | string[];
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MetricResult'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.bad_time_range` (the time range is empty or too large for the step), `observe.unknown_metric` (no metric series of this name matches) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveSessionsSidTimeline: {
+    parameters: {
+      query?: {
+        limit?: number;
+        /** @description the next_cursor of the previous page */
+        cursor?: string;
+      };
+      header?: never;
+      path: {
+        sid: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SessionTimeline'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveAlerts: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+        /** @description omitted: the platform-wide rules */
+        project_id?: string;
+        state?: 'ok' | 'pending' | 'firing' | 'resolved';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertRuleList'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiObserveAlerts: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @description the project whose data the rule reads; omitted: platform-wide (admins) */
+          project_id?: string | null;
+          name: string;
+          description?: string;
+          /** @description an alert expression (docs/observe-query.md), e.g. `avg(http_server_duration_ms{service="api"}[5m]) > 300` */
+          query: string;
+          /** @description the condition must hold this long before firing */
+          for_seconds?: number;
+          /** @description anti-flapping: a firing alert resolves once the condition has been clear this long (default 60) */
+          resolve_seconds?: number;
+          /** @enum {string} */
+          severity?: 'info' | 'warning' | 'critical';
+          /** @description in_app and email notify the recipients; webhook: project webhooks */
+          channels?: ('in_app' | 'email' | 'webhook')[];
+          /** @description told besides the creator and the project owner */
+          recipient_ids?: string[];
+          is_enabled?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertRule'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)), `observe.alert_recipient_unknown` (a recipient does not exist or is deactivated (422)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveAlertsId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertRule'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteApiObserveAlertsId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No Content */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchApiObserveAlertsId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          description?: string;
+          /** @description an alert expression (docs/observe-query.md), e.g. `avg(http_server_duration_ms{service="api"}[5m]) > 300` */
+          query?: string;
+          /** @description the condition must hold this long before firing */
+          for_seconds?: number;
+          /** @description anti-flapping: a firing alert resolves once the condition has been clear this long (default 60) */
+          resolve_seconds?: number;
+          /** @enum {string} */
+          severity?: 'info' | 'warning' | 'critical';
+          /** @description in_app and email notify the recipients; webhook: project webhooks */
+          channels?: ('in_app' | 'email' | 'webhook')[];
+          /** @description told besides the creator and the project owner */
+          recipient_ids?: string[];
+          is_enabled?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertRule'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)), `observe.alert_recipient_unknown` (a recipient does not exist or is deactivated (422)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveAlertsIdEvents: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertEventList'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putApiObserveAlertsIdSilence: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /**
+           * Format: date-time
+           * @description notifications stay muted until then
+           */
+          until: string;
+          comment?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertRule'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.silence_in_past` (a silence must end in the future (422)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteApiObserveAlertsIdSilence: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AlertRule'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveSavedSearches: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+        /** @description that project's searches you may see (yours and shared ones); omitted: yours */
+        project_id?: string;
+        signal?: 'logs' | 'traces' | 'metrics';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SavedSearchList'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiObserveSavedSearches: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name: string;
+          description?: string;
+          /** @description the project searched; required to share */
+          project_id?: string | null;
+          /** @enum {string} */
+          signal: 'logs' | 'traces' | 'metrics';
+          /** @description logs/traces: a filter such as `{level>="warn"}`; metrics: an aggregation such as `rate(x[1m])` */
+          query: string;
+          /** @description the search parameters besides the query (level, service, time range, …) as the UI keeps them */
+          filters?: {
+            [key: string]: string | number | boolean | null | string[];
+          };
+          /**
+           * @description private (default): only you; project: everyone who can read the project, by link or in the list
+           * @enum {string}
+           */
+          visibility?: 'private' | 'project';
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SavedSearch'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)), `observe.saved_search_name_taken` (you already have a saved search of this name (409)), `observe.saved_search_share_needs_project` (only a search of a project can be shared with it (422)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveSavedSearchesId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SavedSearch'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteApiObserveSavedSearchesId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No Content */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.saved_search_not_owner` (only the owner changes or deletes a saved search (403)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchApiObserveSavedSearchesId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          description?: string;
+          /** @description logs/traces: a filter such as `{level>="warn"}`; metrics: an aggregation such as `rate(x[1m])` */
+          query?: string;
+          /** @description the search parameters besides the query (level, service, time range, …) as the UI keeps them */
+          filters?: {
+            [key: string]: string | number | boolean | null | string[];
+          };
+          /**
+           * @description private (default): only you; project: everyone who can read the project, by link or in the list
+           * @enum {string}
+           */
+          visibility?: 'private' | 'project';
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SavedSearch'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)), `observe.saved_search_name_taken` (you already have a saved search of this name (409)), `observe.saved_search_share_needs_project` (only a search of a project can be shared with it (422)), `observe.saved_search_not_owner` (only the owner changes or deletes a saved search (403)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiObserveLogsTail: {
+    parameters: {
+      query?: {
+        project_id?: string;
+        session_id?: string;
+        trace_id?: string;
+        service?: string;
+        /** @description level ≥ this one */
+        level?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+        /** @description case-insensitive substring of the message */
+        q?: string;
+        /** @description attribute filter `key=value` (repeatable; all must match) */
+        attr?: string | string[];
+        /** @description a filter in the observe query language (docs/observe-query.md), e.g. `{level>="warn", service=~"api|web"}` */
+        query?: string;
+        /** @description end the tail after this many entries (a bounded answer); default: until the client leaves */
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description WebSocket: `{"type":"ready"}`, then `{"type":"log","entry":{…LogEntry}}` per entry; close 4008 when the client does not keep up. Plain GET: SSE `ready`, `log` (data: LogEntry), `dropped` (data: {kind, reason}), `end` when `limit` entries were sent */
+      101: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': string;
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `observe.invalid_query` (the query does not parse or does not make sense; the message gives the line:column, details the position (400)), `observe.too_many_tails` (this instance serves its maximum of live tails; retry later (503)) */
       '4XX': {
         headers: {
           [name: string]: unknown;
@@ -6119,6 +8491,955 @@ export interface operations {
       };
     };
   };
+  getApiProjectsIdDeployments: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: components['schemas']['Deployment'][];
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdDeploymentsEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DeploymentDetail'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchApiProjectsIdDeploymentsEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          image_ref?: string | null;
+          artifact_id?: string | null;
+          commit_sha?: string | null;
+          /** @enum {string} */
+          desired_status?: 'active' | 'stopped';
+          values_override?: {
+            [key: string]: components['schemas']['__schema0'];
+          };
+          ops_repo_id?: string | null;
+          auto_rollback?: boolean;
+          namespace?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Deployment'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment), `deploy.state_conflict` (the deployment is in a state that does not allow this change (it changed meanwhile); the answer carries the current state), `deploy.artifact_not_found` (the artifact does not exist in this project), `deploy.ops_repo_not_found` (no ops repository with this id) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiProjectsIdDeploymentsEnvRollback: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** Format: uuid */
+          history_id?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Accepted */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Deployment'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment), `deploy.state_conflict` (the deployment is in a state that does not allow this change (it changed meanwhile); the answer carries the current state), `deploy.no_previous_version` (there is no earlier successful version to roll back to), `deploy.history_not_found` (the history entry does not exist or belongs to another deployment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdDeploymentsEnvHistory: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: components['schemas']['DeploymentHistoryEntry'][];
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdDeploymentsEnvDiff: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DeploymentDiff'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiAdminOpsRepos: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: components['schemas']['OpsRepo'][];
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAdminOpsRepos: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name: string;
+          repo_url: string;
+          branch?: string;
+          path?: string;
+          credentials_secret?: string | null;
+          sync_interval_seconds?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OpsRepo'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.ops_repo_exists` (an ops repository with this name exists), `deploy.ops_repo_url_refused` (the ops repository URL is neither a project on this platform nor an allowed external http(s) URL without credentials) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiAdminOpsReposId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OpsRepo'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.ops_repo_not_found` (no ops repository with this id) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteApiAdminOpsReposId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No Content */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.ops_repo_not_found` (no ops repository with this id) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchApiAdminOpsReposId: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          repo_url?: string;
+          branch?: string;
+          path?: string;
+          credentials_secret?: string | null;
+          sync_interval_seconds?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OpsRepo'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.ops_repo_not_found` (no ops repository with this id), `deploy.ops_repo_exists` (an ops repository with this name exists), `deploy.ops_repo_url_refused` (the ops repository URL is neither a project on this platform nor an allowed external http(s) URL without credentials) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiAdminOpsReposIdSync: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OpsRepo'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.ops_repo_not_found` (no ops repository with this id) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getAppsOwnerNameEnvKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description the object key (may contain "/") */
+        key: string;
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putAppsOwnerNameEnvKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description the object key (may contain "/") */
+        key: string;
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postAppsOwnerNameEnvKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description the object key (may contain "/") */
+        key: string;
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteAppsOwnerNameEnvKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description the object key (may contain "/") */
+        key: string;
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchAppsOwnerNameEnvKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description the object key (may contain "/") */
+        key: string;
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getAppsOwnerNameEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putAppsOwnerNameEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postAppsOwnerNameEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteAppsOwnerNameEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchAppsOwnerNameEnv: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        owner: string;
+        name: string;
+        env: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app's own answer; 503 when no healthy version serves */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body); `error.reason` may be: `deploy.not_found` (the project has no deployment for this environment) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
   getApiProjectsIdPipelines: {
     parameters: {
       query?: {
@@ -7355,6 +10676,801 @@ export interface operations {
         };
       };
       /** @description client error (the Error body); `error.reason` may be: `issue.not_comment_author` (only the comment’s author or an admin may change it (403)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdSessions: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+        status?: 'pending' | 'running' | 'completed' | 'failed' | 'stopped';
+        user?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: components['schemas']['AgentSession'][];
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiProjectsIdSessions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          prompt: string;
+          provider?: string;
+          /** @description provider options (model, max_turns); never a command, never secrets */
+          provider_config?: {
+            [key: string]: string | number | boolean;
+          };
+          branch?: string;
+          permissions?: (
+            | 'project:read'
+            | 'project:write'
+            | 'project:delete'
+            | 'agent:run'
+            | 'deploy:read'
+            | 'deploy:promote'
+            | 'observe:read'
+            | 'observe:write'
+            | 'alert:manage'
+            | 'secret:read'
+            | 'secret:write'
+            | 'admin:users'
+            | 'admin:delegate'
+          )[];
+          limits?: components['schemas']['AgentSessionLimits'];
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentSession'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `agent.concurrency_limit` (the cap on running sessions (of this project or of the platform) is reached (429)), `agent.rate_limited` (you started too many sessions in the last hour (429)), `agent.agent_cannot_start` (an agent identity cannot start sessions (403)), `agent.permission_not_held` (a permission to delegate is not one you hold on this project (403)), `agent.unknown_provider` (no such provider (claude-code, or one an admin defined) (422)), `agent.branch_invalid` (the branch name is not a valid git branch name (422)), `agent.daily_budget` (the project’s daily agent cost budget is spent (429)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiProjectsIdIssuesNumberSessions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        number: number;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          provider?: string;
+          /** @description provider options (model, max_turns); never a command, never secrets */
+          provider_config?: {
+            [key: string]: string | number | boolean;
+          };
+          branch?: string;
+          permissions?: (
+            | 'project:read'
+            | 'project:write'
+            | 'project:delete'
+            | 'agent:run'
+            | 'deploy:read'
+            | 'deploy:promote'
+            | 'observe:read'
+            | 'observe:write'
+            | 'alert:manage'
+            | 'secret:read'
+            | 'secret:write'
+            | 'admin:users'
+            | 'admin:delegate'
+          )[];
+          limits?: components['schemas']['AgentSessionLimits'];
+          /** @description added to the prompt built from the issue */
+          prompt?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentSession'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `agent.concurrency_limit` (the cap on running sessions (of this project or of the platform) is reached (429)), `agent.rate_limited` (you started too many sessions in the last hour (429)), `agent.agent_cannot_start` (an agent identity cannot start sessions (403)), `agent.permission_not_held` (a permission to delegate is not one you hold on this project (403)), `agent.unknown_provider` (no such provider (claude-code, or one an admin defined) (422)), `agent.branch_invalid` (the branch name is not a valid git branch name (422)), `agent.daily_budget` (the project’s daily agent cost budget is spent (429)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdSessionsSid: {
+    parameters: {
+      query?: {
+        /** @description sequence number to start after */
+        after?: number;
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+        sid: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentSessionDetail'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiProjectsIdSessionsSidStop: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        sid: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentSession'];
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `agent.not_running` (the session has ended (or not started yet); details carry its status (409)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postApiProjectsIdSessionsSidMessage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        sid: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          content: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Accepted */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            seq: number;
+          };
+        };
+      };
+      /** @description client error (the Error body); `error.reason` may be: `agent.not_running` (the session has ended (or not started yet); details carry its status (409)), `agent.no_stdin` (this session’s runner cannot take messages (kubernetes pods) (409)) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdSessionsSidEvents: {
+    parameters: {
+      query?: {
+        /** @description replay events after this sequence number */
+        after?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+        sid: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description one `message` event per session event; id = seq */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/event-stream': string;
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiProjectsIdSessionsSidWs: {
+    parameters: {
+      query?: {
+        /** @description replay events after this sequence number */
+        after?: number;
+      };
+      header?: never;
+      path: {
+        id: string;
+        sid: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Switching Protocols: the WebSocket stream */
+      101: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getApiAgentSettings: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentSettings'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  patchApiAgentSettings: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          max_running_total?: number;
+          max_running_per_project?: number;
+          sessions_per_user_per_hour?: number;
+          timeout_seconds?: number;
+          claude_command?: string;
+          image?: string;
+          providers?: {
+            [key: string]: {
+              command: string[];
+              /**
+               * @default env
+               * @enum {string}
+               */
+              prompt?: 'stdin' | 'env' | 'arg';
+              image?: string;
+            };
+          };
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentSettings'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  putApiProjectsIdAgentSettings: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          max_running?: number | null;
+          daily_cost_usd?: number | null;
+        };
+      };
+    };
+    responses: {
+      /** @description OK */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AgentProjectSettings'];
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getMcp: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No Content */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  postMcp: {
+    parameters: {
+      query?: {
+        toolsets?: string;
+        read_only?: '0' | '1' | 'true' | 'false';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @constant */
+          jsonrpc: '2.0';
+          method?: string;
+          id?: (string | number) | null;
+        } & {
+          [key: string]: unknown;
+        };
+      };
+    };
+    responses: {
+      /** @description the JSON-RPC answer (202 for notifications) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': string;
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  deleteMcp: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description No Content */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  get: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app shell */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getAssetsFile: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        file: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the file */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/octet-stream': string;
+        };
+      };
+      /** @description client error (the Error body) */
+      '4XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+      /** @description server error or a dependency unavailable (the Error body) */
+      '5XX': {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Error'];
+        };
+      };
+    };
+  };
+  getKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description the object key (may contain "/") */
+        key: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description the app shell */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+        };
+      };
+      /** @description client error (the Error body) */
       '4XX': {
         headers: {
           [name: string]: unknown;
