@@ -254,7 +254,7 @@ describe.skipIf(servicesMissing)('system routes', () => {
       const missing = await t.request('GET', '/api/no/such/route');
       expect(missing.status).toBe(404);
       expectSecurityHeaders(missing);
-      // The web UI's page (or its 503 "not built" page) carries them too.
+      // The web UI's page (or its "not built" page) carries them too.
       expectSecurityHeaders(await t.request('GET', '/projects'));
       expectSecurityHeaders(await t.request('GET', '/api/auth/me'));
       expectSecurityHeaders(

@@ -14,6 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -276,6 +277,27 @@ describe('local runner: steps', () => {
         '$ cat hello.txt\nhello from the repo\n' +
         `$ pwd\n${workspace.dir}\n`,
     );
+    await workspace.dispose();
+  });
+
+  it('shows an extra read-only path even under /tmp (the private /tmp is mounted first), not writable', async () => {
+    const extra = mkdtempSync(path.join(tmpdir(), 'platform-ro-'));
+    cleanups.push(() => rmSync(extra, { recursive: true, force: true }));
+    writeFileSync(path.join(extra, 'tool.txt'), 'a toolchain file\n');
+    chmodSync(extra, 0o755);
+    const { runner } = runnerWith({ readOnlyPaths: [extra] });
+    const { pipelineId, workspace } = await workspaceFor(runner);
+    const file = path.join(extra, 'tool.txt');
+    const { result, output } = await run(
+      runner,
+      stepRequest(workspace, pipelineId, 'ro', [
+        `cat ${file}`,
+        `touch ${file} 2>/dev/null || echo read-only`,
+      ]),
+    );
+    expect(result).toMatchObject({ outcome: 'success', exitCode: 0 });
+    expect(output).toContain('a toolchain file\n');
+    expect(output).toContain('\nread-only\n');
     await workspace.dispose();
   });
 

@@ -57,17 +57,18 @@ export function bwrapArgs(view: SandboxView): string[] {
     'ALL',
   ];
   const mounted: string[] = [];
-  for (const p of [...SYSTEM_PATHS, ...(view.readOnly ?? []).map((r) => path.resolve(r))]) {
+  const bindReadOnly = (p: string) => {
     const info = lstatOrNull(p);
-    if (!info) continue;
+    if (!info) return;
     if (info.isSymbolicLink()) {
       // Merged-/usr hosts: /bin → usr/bin stays a symlink inside.
       args.push('--symlink', readlinkSync(p), p);
-      continue;
+      return;
     }
     args.push('--ro-bind', p, p);
     mounted.push(p);
-  }
+  };
+  for (const p of SYSTEM_PATHS) bindReadOnly(p);
   // /etc/resolv.conf is often a symlink into /run (systemd-resolved): its target is exposed read-only.
   const resolv = realpathOrNull('/etc/resolv.conf');
   if (resolv && !mounted.some((m) => isInside(resolv, m))) {
@@ -75,6 +76,8 @@ export function bwrapArgs(view: SandboxView): string[] {
     mounted.push(resolv);
   }
   args.push('--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  // Extra read-only paths after the private /tmp: one under /tmp (a checkout there) stays visible.
+  for (const p of view.readOnly ?? []) bindReadOnly(path.resolve(p));
   for (const hidden of (view.hidden ?? []).map((h) => path.resolve(h))) {
     if (!mounted.some((m) => isInside(hidden, m))) continue;
     const info = statOrNull(hidden);

@@ -84,9 +84,10 @@ describe('web module', () => {
     }
   });
 
-  it('without a build, pages answer 503 with how to build it (the API is unaffected)', async () => {
+  it('without a build, pages answer a page saying how to build it (the API is unaffected)', async () => {
     const res = await missing.inject({ method: 'GET', url: '/projects' });
-    expect(res.statusCode).toBe(503);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-cache');
     expect(res.body).toContain('npm run build:web');
     expect((await missing.inject({ method: 'GET', url: '/api/x' })).statusCode).toBe(404);
   });

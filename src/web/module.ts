@@ -27,7 +27,9 @@ export function createWebModule(ctx: ModuleContext, opts: { assetDir?: string } 
   const index = async (reply: import('fastify').FastifyReply) => {
     const body = await assets.read('index.html');
     reply.header('cache-control', 'no-cache');
-    if (!body) return reply.code(503).type('text/html; charset=utf-8').send(NOT_BUILT);
+    // Not built is an installation step still to do, not an outage: the hint page answers 200
+    // (readiness is /readyz; the API works without the UI).
+    if (!body) return reply.type('text/html; charset=utf-8').send(NOT_BUILT);
     return reply.type('text/html; charset=utf-8').send(body);
   };
 
@@ -35,7 +37,7 @@ export function createWebModule(ctx: ModuleContext, opts: { assetDir?: string } 
     route({
       method: 'GET',
       url: '/',
-      summary: 'The web UI (index.html of the single-page app; 503 with a hint while it is not built)',
+      summary: 'The web UI (index.html of the single-page app; a page saying how to build it while it is not built)',
       tags: ['web'],
       access: 'public',
       query: z.record(z.string(), z.string()),

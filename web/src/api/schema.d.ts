@@ -2245,7 +2245,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The web UI (index.html of the single-page app; 503 with a hint while it is not built) */
+    /** The web UI (index.html of the single-page app; a page saying how to build it while it is not built) */
     get: operations['get'];
     put?: never;
     post?: never;
