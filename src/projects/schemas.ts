@@ -22,6 +22,7 @@ export type ViewOf<T> = {
  * modules to come. A test checks that every registered project sub-resource is in the list.
  */
 export const RESERVED_PROJECT_NAMES: ReadonlySet<string> = new Set([
+  'agent-settings',
   'alerts',
   'artifacts',
   'blob',
