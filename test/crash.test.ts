@@ -30,13 +30,17 @@ import {
 const ADMIN_PASSWORD = 'crash-test-admin-password';
 const migrations = loadMigrations();
 const allVersions = migrations.map((m) => m.version);
-/** The tables each migration creates: they must exist exactly when the migration is recorded. */
+/**
+ * The tables each migration creates: they must exist exactly when the migration is recorded. A table
+ * a later migration re-creates (0017 rebuilds the observe tables partitioned) belongs to the first.
+ */
+const created = new Set<string>();
 const tablesOf = new Map(
   migrations.map((m) => [
     m.version,
-    [...m.sql.matchAll(/create table\s+(?:if not exists\s+)?(\w+)/gi)].map((match) =>
-      match[1]!.toLowerCase(),
-    ),
+    [...m.sql.matchAll(/create table\s+(?:if not exists\s+)?(\w+)/gi)]
+      .map((match) => match[1]!.toLowerCase())
+      .filter((table) => !created.has(table) && created.add(table)),
   ]),
 );
 
