@@ -37,7 +37,8 @@ export function createWebModule(ctx: ModuleContext, opts: { assetDir?: string } 
     route({
       method: 'GET',
       url: '/',
-      summary: 'The web UI (index.html of the single-page app; a page saying how to build it while it is not built)',
+      summary:
+        'The web UI (index.html of the single-page app; a page saying how to build it while it is not built)',
       tags: ['web'],
       access: 'public',
       query: z.record(z.string(), z.string()),
