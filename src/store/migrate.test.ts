@@ -46,7 +46,11 @@ async function constraintsAndIndexes(db: Db): Promise<string[]> {
     select tablename || ' ' || indexname || ' ' || indexdef as d
     from pg_indexes where schemaname = current_schema()`.execute(db);
   const schema = (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]!.s;
-  return [...constraints.rows, ...indexes.rows].map((r) => r.d.replaceAll(`${schema}.`, '')).sort();
+  // Objects of extensions live in `public` (pg_trgm's operator class); pg_get_indexdef qualifies
+  // them only when `public` is not on the connection's search_path, which differs between the two.
+  return [...constraints.rows, ...indexes.rows]
+    .map((r) => r.d.replaceAll(`${schema}.`, '').replaceAll('public.', ''))
+    .sort();
 }
 
 async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
