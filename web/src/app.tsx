@@ -2,11 +2,13 @@ import type { ComponentType } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, type S, session } from './api/client';
 import { Bell } from './bell';
+import { lazyPage } from './lazy';
 import { MeContext } from './me';
 import { Admin } from './pages/admin';
 import { Dashboard } from './pages/dashboard';
 import { Login } from './pages/login';
 import { Notifications } from './pages/notifications';
+import type { ObserveProps } from './pages/observe/index';
 import { Personal } from './pages/personal';
 import { ProjectPage } from './pages/project';
 import { Projects } from './pages/projects';
@@ -14,17 +16,25 @@ import { href, match, navigate, useLocation } from './router';
 import { Link } from './ui';
 
 type Params = Record<string, string>;
+const ObservePage = lazyPage<ObserveProps>(() => import('./pages/observe/index'), 'Observe');
+function InstanceObserve({ params }: { params: Params }) {
+  return <ObservePage base="/observe" section={params.section} item={params.item} />;
+}
 const ROUTES: [string, ComponentType<{ params: Params }>][] = [
   ['/', Dashboard],
   ['/projects', Projects],
   ['/projects/:owner/:name', ProjectPage],
   ['/projects/:owner/:name/:section', ProjectPage],
   ['/projects/:owner/:name/:section/:item', ProjectPage],
+  ['/projects/:owner/:name/:section/:item/:sub', ProjectPage],
   ['/admin', Admin],
   ['/admin/:section', Admin],
   ['/me', Personal],
   ['/me/:section', Personal],
   ['/notifications', Notifications],
+  ['/observe', InstanceObserve],
+  ['/observe/:section', InstanceObserve],
+  ['/observe/:section/:item', InstanceObserve],
 ];
 
 function toLogin() {
@@ -105,6 +115,9 @@ function Shell({ me, path }: { me: S['Me']; path: string }) {
         </Link>
         <Link href="/projects" aria-current={current('/projects') && 'page'}>
           Projects
+        </Link>
+        <Link href="/observe/logs" aria-current={current('/observe') && 'page'}>
+          Observe
         </Link>
         {isAdmin ? (
           <Link href="/admin/users" aria-current={current('/admin') && 'page'}>

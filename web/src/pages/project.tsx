@@ -1,12 +1,19 @@
 import { api, type S } from '../api/client';
 import { Diff, DiffStats } from '../diff';
 import { CodeView } from '../highlight';
+import { lazyPage } from '../lazy';
 import { href, navigate, useLocation } from '../router';
 import { Link, Page, Tabs, Time, useApi, View } from '../ui';
 import { IssueDetail, IssueList, NewIssue } from './issues';
 import { MrDetail, MrList, NewMr } from './mergerequests';
+import type { ObserveProps } from './observe/index';
 import { PipelineDetail, PipelineList } from './pipelines';
 import { Settings } from './settings';
+
+// Loaded on first visit (own chunks): the first-load JS budget holds as these pages grow.
+const Deployments = lazyPage<ProjectProps>(() => import('./deployments'), 'Deployments');
+const Sessions = lazyPage<ProjectProps>(() => import('./sessions'), 'Sessions');
+const Observe = lazyPage<ObserveProps>(() => import('./observe/index'), 'Observe');
 
 export interface ProjectProps {
   project: S['Project'];
@@ -20,6 +27,9 @@ const SECTIONS: [string, string][] = [
   ['Issues', 'issues'],
   ['Merge requests', 'merge-requests'],
   ['Pipelines', 'pipelines'],
+  ['Deployments', 'deployments'],
+  ['Sessions', 'sessions'],
+  ['Observe', 'observe'],
   ['Settings', 'settings'],
 ];
 
@@ -70,6 +80,11 @@ export function ProjectPage({ params }: { params: Record<string, string> }) {
               ) : (
                 <PipelineList {...props} />
               )
+            ) : null}
+            {section === 'deployments' ? <Deployments {...props} /> : null}
+            {section === 'sessions' ? <Sessions {...props} /> : null}
+            {section === 'observe' ? (
+              <Observe project={p} base={`${base}/observe`} section={props.item} item={params.sub} />
             ) : null}
             {section === 'settings' ? <Settings {...props} /> : null}
             {!current ? <p class="empty">No such section.</p> : null}
