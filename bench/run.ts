@@ -21,6 +21,7 @@ import { deploy } from './scenarios/deploy.js';
 import { footprint } from './scenarios/footprint.js';
 import { git } from './scenarios/git.js';
 import { mcp } from './scenarios/mcp.js';
+import { mix } from './scenarios/mix.js';
 import { observe } from './scenarios/observe.js';
 import { observeAlerts } from './scenarios/observe-alerts.js';
 import { pipeline } from './scenarios/pipeline.js';
@@ -376,6 +377,7 @@ const scenarios: Scenario[] = [
   observe,
   observeAlerts,
   agent,
+  mix,
 ];
 
 async function main(argv: string[]): Promise<number> {
