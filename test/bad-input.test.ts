@@ -3,17 +3,20 @@
  * bodies and query strings, answers a 4xx with the stable error body — never a 5xx, never a success.
  * New routes are covered by registering them; nothing here names a route.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { AnyRouteDef } from '../src/core/http.js';
+import { createTestPlatform, insertProject, servicesMissing, type TestPlatform } from './helpers/app.js';
 import {
-  type ApiResponse,
-  createTestPlatform,
-  insertProject,
-  servicesMissing,
-  type TestPlatform,
-} from './helpers/app.js';
+  expectClientError,
+  expectDetailFor,
+  fillUrl as fillRouteUrl,
+  innerType,
+  jsonSchema,
+  paramNames,
+  paramSchema,
+  wrongValues,
+} from './helpers/bad-input.js';
 
 // The route list is needed while collecting tests, so the platform is built at module load.
 const t: TestPlatform | undefined = servicesMissing ? undefined : await createTestPlatform();
@@ -24,127 +27,8 @@ afterAll(() => t?.close());
 const ELEVEN_MB = 11 * 1024 * 1024;
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-type JsonSchema = {
-  type?: string;
-  enum?: unknown[];
-  format?: string;
-  pattern?: string;
-  minLength?: number;
-  maxLength?: number;
-  minimum?: number;
-  maximum?: number;
-  items?: JsonSchema;
-  anyOf?: JsonSchema[];
-  properties?: Record<string, JsonSchema>;
-};
-
-function jsonSchema(schema: z.ZodType): JsonSchema {
-  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-}
-
-/** The zod type under optional/nullable/default wrappers (to recognise what JSON Schema cannot say, e.g. dates). */
-function innerType(schema: z.ZodType): string {
-  let def = (schema as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod.def;
-  while (def.innerType && ['optional', 'nullable', 'default', 'prefault', 'readonly'].includes(def.type)) {
-    def = (def.innerType as unknown as { _zod: { def: typeof def } })._zod.def;
-  }
-  return def.type;
-}
-
-/** Values that violate a property's schema. `asQuery`: only values that stay wrong as query strings. */
-function wrongValues(prop: JsonSchema, zodType: string, asQuery: boolean): unknown[] {
-  const p = prop.anyOf?.find((b) => b.type !== 'null') ?? prop;
-  const out: unknown[] = [];
-  if (p.enum) out.push('no_such_value', 'UPPER_CASE_NOPE');
-  else if (p.type === 'array') {
-    out.push('not-an-array');
-    if (p.items?.enum) out.push(['no_such_value']);
-    if (p.items?.type === 'string') out.push([{}]);
-  } else if (p.type === 'string') {
-    if (!asQuery) out.push(123, {}, true);
-    if (p.format === 'uuid') out.push('nope', 'not-a-uuid', '../../etc', "1' or '1'='1");
-    if (p.format === 'email') out.push('not-an-email');
-    if (p.pattern) out.push('!! Not Matching !!');
-    if (p.minLength && p.minLength > 0) out.push('');
-    if (p.maxLength !== undefined && p.maxLength < 100_000) out.push('x'.repeat(p.maxLength + 1));
-  } else if (p.type === 'integer' || p.type === 'number') {
-    out.push('abc');
-    if (p.type === 'integer') out.push(asQuery ? '1.5' : 1.5);
-    if (p.minimum !== undefined) out.push(asQuery ? String(p.minimum - 1) : p.minimum - 1);
-    if (p.maximum !== undefined) out.push(asQuery ? String(p.maximum + 1) : p.maximum + 1);
-  } else if (p.type === 'boolean') {
-    out.push('maybe', 1);
-  } else if (zodType === 'date') {
-    out.push('notadate', 'yesterday', '2024-13-45');
-  }
-  return out;
-}
-
-/** A value the route's params schema accepts for this parameter (a UUID for ids, a name, a commit sha…). */
-const paramSchema = (r: AnyRouteDef, name: string) =>
-  (r.params as z.ZodObject | undefined)?.shape?.[name] as z.ZodType | undefined;
-
-function validParamValue(r: AnyRouteDef, name: string): string {
-  const schema = paramSchema(r, name);
-  const candidates = [
-    randomUUID(),
-    'some_name',
-    'some-name',
-    'name',
-    '0123456789abcdef0123456789abcdef01234567',
-    '0123456789abcdef0123456789abcdef',
-    'main',
-    'a',
-    '1',
-  ];
-  return candidates.find((c) => !schema || schema.safeParse(c).success) ?? candidates[0]!;
-}
-
-/** A request URL with valid values in every path parameter except the overridden ones. */
-function fillUrl(r: AnyRouteDef, overrides: Record<string, string> = {}): string {
-  const projectParam =
-    typeof r.access === 'object' && 'permission' in r.access ? r.access.projectParam : undefined;
-  return r.url
-    .replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) =>
-      name in overrides ? overrides[name]! : name === projectParam ? projectId : validParamValue(r, name),
-    )
-    .replace(/\*$/, () => overrides['*'] ?? 'some/object.txt');
-}
-
-function paramNames(r: AnyRouteDef): string[] {
-  const names = [...r.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
-  if (r.url.endsWith('*')) names.push('*');
-  return names;
-}
-
-/** Status 4xx and exactly the stable error body. */
-function expectClientError(res: ApiResponse, what: string): { code: string; details: { path?: string }[] } {
-  expect(res.status, `${what}: ${res.status} ${res.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
-  expect(res.status, `${what}: ${res.status} ${res.text.slice(0, 300)}`).toBeLessThan(500);
-  const body = res.body as { error?: { code?: unknown; message?: unknown; details?: unknown } };
-  expect(body && typeof body === 'object' ? Object.keys(body) : body, `${what}: body`).toEqual(['error']);
-  // `reason` is there when a declared refusal reason applies (errors.ts).
-  expect(
-    Object.keys(body.error!)
-      .filter((k) => k !== 'reason')
-      .sort(),
-    `${what}: error keys`,
-  ).toEqual(['code', 'details', 'message']);
-  const reason = (body.error as { reason?: unknown }).reason;
-  if (reason !== undefined) expect(reason, `${what}: reason`).toMatch(/^[a-z_]+\.[a-z0-9_]+$/);
-  expect(typeof body.error!.code, `${what}: code`).toBe('string');
-  expect(typeof body.error!.message, `${what}: message`).toBe('string');
-  expect(Array.isArray(body.error!.details), `${what}: details`).toBe(true);
-  return body.error as { code: string; details: { path?: string }[] };
-}
-
-function expectDetailFor(error: { details: { path?: string }[] }, path: string, what: string): void {
-  const paths = error.details.map((d) => d.path);
-  expect(
-    paths.some((p) => p === path || p?.startsWith(`${path}.`)),
-    `${what}: details name ${path} (got ${JSON.stringify(paths)})`,
-  ).toBe(true);
-}
+const fillUrl = (r: AnyRouteDef, overrides: Record<string, string> = {}) =>
+  fillRouteUrl(r, projectId, overrides);
 
 const send = (method: string, url: string, body?: string) =>
   t!.request(method, url, {
