@@ -90,10 +90,19 @@ export async function readBody(
 /** Fields OTLP/JSON carries as hex strings where protobuf has bytes (everything else follows ProtoJSON). */
 const HEX_ID_FIELDS = new Set(['traceId', 'spanId', 'parentSpanId']);
 
+const MAX_JSON_DEPTH = 128;
+
 /** OTLP/JSON's hex ids become bytes, so protobufjs' fromObject (which reads base64 for bytes) gets them as such. */
-function hexIdsToBytes(value: unknown, path: string): unknown {
-  if (Array.isArray(value)) return value.map((v, i) => hexIdsToBytes(v, `${path}[${i}]`));
+function hexIdsToBytes(value: unknown, path: string, depth = 0): unknown {
   if (value === null || typeof value !== 'object') return value;
+  // OTLP nests a few levels (AnyValue kvlists a few more); a body nested thousands deep would
+  // overflow the stack here (a 500) instead of being refused.
+  if (depth > MAX_JSON_DEPTH) {
+    throw badRequest(`the OTLP/JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`).because(
+      OBSERVE_REASONS.malformedJson,
+    );
+  }
+  if (Array.isArray(value)) return value.map((v, i) => hexIdsToBytes(v, `${path}[${i}]`, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     if (HEX_ID_FIELDS.has(key) && typeof v === 'string') {
@@ -104,7 +113,7 @@ function hexIdsToBytes(value: unknown, path: string): unknown {
       }
       out[key] = Buffer.from(v, 'hex');
     } else {
-      out[key] = hexIdsToBytes(v, `${path}.${key}`);
+      out[key] = hexIdsToBytes(v, `${path}.${key}`, depth + 1);
     }
   }
   return out;
