@@ -266,7 +266,7 @@ describe.skipIf(servicesMissing)('background loops on two instances', () => {
             'PATCH',
             `/api/projects/${projectId}/deployments/${env}`,
             {
-              token: i % 2 ? owner.token : owner.token,
+              token: owner.token,
               body: { image_ref: `registry.test/loops:${i}` },
             },
           );
