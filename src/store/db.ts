@@ -62,6 +62,10 @@ export async function openPostgres(options: PostgresOptions): Promise<DbHandle> 
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
+  // The pool's own listener covers idle clients only: a checked-out one (a transaction, a held
+  // advisory lock) whose server goes away (restart: 57P01) would otherwise emit an unhandled 'error'
+  // and end the process. Its query in flight rejects anyway, and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {
     await sql`select 1`.execute(db);
