@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError, fromDatabaseError, rateLimited } from './errors.js';
+import { AppError, fromDatabaseError, fromUnavailableDependency, rateLimited } from './errors.js';
 import { decodeCursor, encodeCursor, toPage } from './pagination.js';
 
 describe('database error mapping', () => {
@@ -24,6 +24,46 @@ describe('database error mapping', () => {
   it('rate limit errors carry Retry-After', () => {
     expect(rateLimited(42).headers).toEqual({ 'retry-after': '42' });
     expect(rateLimited(42).toBody().error.code).toBe('rate_limited');
+  });
+});
+
+describe('unreachable backing service mapping', () => {
+  it.each([
+    [
+      'a refused socket',
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), {
+        code: 'ECONNREFUSED',
+        syscall: 'connect',
+      }),
+    ],
+    [
+      'a missing unix socket',
+      Object.assign(new Error('connect ENOENT /x/.s.PGSQL.5432'), { code: 'ENOENT', syscall: 'connect' }),
+    ],
+    ['an administrator shutdown', Object.assign(new Error('terminating connection'), { code: '57P01' })],
+    ['a connection exception', Object.assign(new Error('x'), { code: '08006' })],
+    ['a lost pg connection', new Error('Connection terminated unexpectedly')],
+    ['a pool timeout', new Error('timeout exceeded when trying to connect')],
+    ['a closed Valkey connection', new Error('Connection is closed.')],
+    [
+      'Valkey retries exhausted',
+      Object.assign(new Error('Reached the max retries'), { name: 'MaxRetriesPerRequestError' }),
+    ],
+  ])('%s → 503 unavailable with Retry-After', (_, err) => {
+    const mapped = fromUnavailableDependency(err);
+    expect(mapped?.status).toBe(503);
+    expect(mapped?.code).toBe('unavailable');
+    expect(mapped?.headers).toEqual({ 'retry-after': '1' });
+  });
+
+  it('leaves other errors alone', () => {
+    expect(fromUnavailableDependency(new Error('x'))).toBeUndefined();
+    expect(
+      fromUnavailableDependency(
+        Object.assign(new Error('no such file'), { code: 'ENOENT', syscall: 'open' }),
+      ),
+    ).toBeUndefined();
+    expect(fromUnavailableDependency({ code: '23505' })).toBeUndefined();
   });
 });
 

@@ -112,6 +112,38 @@ export const rateLimited = (retryAfterSeconds: number) =>
 export const unavailable = (message: string, details: ErrorDetail[] = []) =>
   new AppError(503, 'unavailable', message, details);
 
+/** Socket errors of a connection to a store (PostgreSQL, Valkey/Redis, S3) that is down or restarting. */
+const UNREACHABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+]);
+
+/**
+ * A request that failed because a store is unreachable (the database restarting, Valkey killed) is
+ * the server's temporary condition, not a bug: 503 `unavailable` with Retry-After, like /readyz.
+ * Recognises node's socket errors on connect/read/write, PostgreSQL's shutdown and connection
+ * classes (57P01–57P03, 08xxx), node-postgres' and iovalkey's lost-connection errors.
+ */
+export function fromUnavailableDependency(err: unknown): AppError | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const e = err as { code?: unknown; syscall?: unknown; message?: unknown; name?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  const unreachable =
+    (UNREACHABLE_ERRNOS.has(code) && ['connect', 'read', 'write'].includes(String(e.syscall))) ||
+    /^(57P0[123]|08[0-9A-Z]{3})$/.test(code) ||
+    e.name === 'MaxRetriesPerRequestError' ||
+    /^(Connection terminated|timeout exceeded when trying to connect|Connection is closed)/.test(message);
+  if (!unreachable) return undefined;
+  return new AppError(503, 'unavailable', 'a backing service is unreachable; retry shortly', [], {
+    'retry-after': '1',
+  });
+}
+
 interface PgLikeError {
   code?: unknown;
   constraint?: unknown;

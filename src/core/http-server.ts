@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { InvalidObjectKeyError, ObjectIntegrityError } from '../store/objects/errors.js';
-import { AppError, forbidden, fromDatabaseError, notFound } from './errors.js';
+import { AppError, forbidden, fromDatabaseError, fromUnavailableDependency, notFound } from './errors.js';
 import type { Principal } from './http.js';
 import type { Metrics } from './metrics.js';
 import { cookieMutationAllowed, loggableUrl, trustedOrigins } from './origin.js';
@@ -85,7 +85,7 @@ function toAppError(err: unknown): AppError {
   }
   if (err instanceof InvalidObjectKeyError) return new AppError(400, 'bad_request', err.message);
   if (err instanceof ObjectIntegrityError) return new AppError(422, 'unprocessable', err.message);
-  const db = fromDatabaseError(err);
+  const db = fromDatabaseError(err) ?? fromUnavailableDependency(err);
   if (db) return db;
   const fe = err as FastifyError;
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
