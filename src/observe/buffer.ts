@@ -6,9 +6,20 @@ export interface BufferOptions {
   maxRecords: number;
   /** A flush starts once this many records wait… */
   batchRecords: number;
-  /** …or this long after the first record arrived. */
+  /** …or this long after the first record arrived… */
   lingerMs: number;
+  /**
+   * …or at once when at least this many wait and a flush slot is free (default 256, at most
+   * batchRecords): an OTLP exporter's batch is written without waiting for the linger, while single
+   * lines of the platform's own logs still gather for lingerMs.
+   */
+  eagerRecords?: number;
+  /** Flushes of separate batches in flight at once, each its own transaction (default 2). */
+  concurrency?: number;
 }
+
+const DEFAULT_EAGER_RECORDS = 256;
+const DEFAULT_CONCURRENCY = 1;
 
 interface Waiter<R> {
   rows: R[];
@@ -30,7 +41,7 @@ export function bufferFull(retryAfterSeconds: number): AppError {
 }
 
 /**
- * One signal's write buffer: records queue in memory (bounded) and are written by one flush at a time
+ * One signal's write buffer: records queue in memory (bounded) and are written by up to `concurrency` flushes at a time
  * (group commit: everything that arrived while a flush ran goes into the next). `add` resolves only
  * after the flush holding its records committed — the ingest acknowledges durable data only.
  */
@@ -38,14 +49,19 @@ export class SignalBuffer<R> {
   private queue: Waiter<R>[] = [];
   private queued = 0;
   private inFlight = 0;
-  private flushing: Promise<void> | null = null;
+  private readonly flushes = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly eager: number;
+  private readonly concurrency: number;
 
   constructor(
     private readonly options: BufferOptions,
     private readonly write: (rows: R[]) => Promise<void>,
-  ) {}
+  ) {
+    this.eager = Math.max(1, Math.min(options.eagerRecords ?? DEFAULT_EAGER_RECORDS, options.batchRecords));
+    this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
+  }
 
   /** Records held now (queued and being written). */
   get size(): number {
@@ -66,8 +82,9 @@ export class SignalBuffer<R> {
   }
 
   private schedule(): void {
-    if (this.flushing) return;
-    if (this.queued >= this.options.batchRecords) {
+    if (this.queue.length === 0) return;
+    if (this.flushes.size >= this.concurrency) return; // the next free slot schedules again
+    if (this.queued >= this.eager) {
       this.flushNow();
       return;
     }
@@ -81,7 +98,7 @@ export class SignalBuffer<R> {
   }
 
   private flushNow(): void {
-    if (this.flushing || this.queue.length === 0) return;
+    if (this.flushes.size >= this.concurrency || this.queue.length === 0) return;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -97,8 +114,8 @@ export class SignalBuffer<R> {
       count += w.rows.length;
     }
     this.queued -= count;
-    this.inFlight = count;
-    this.flushing = this.write(batch.flatMap((w) => w.rows)).then(
+    this.inFlight += count;
+    const flush = this.write(batch.flatMap((w) => w.rows)).then(
       () => {
         for (const w of batch) w.resolve();
       },
@@ -106,18 +123,19 @@ export class SignalBuffer<R> {
         for (const w of batch) w.reject(err);
       },
     );
-    void this.flushing.finally(() => {
-      this.flushing = null;
-      this.inFlight = 0;
-      if (this.queue.length > 0) this.schedule();
+    this.flushes.add(flush);
+    void flush.finally(() => {
+      this.flushes.delete(flush);
+      this.inFlight -= count;
+      this.schedule();
     });
   }
 
   /** Writes everything queued (stop, tests). */
   async drain(): Promise<void> {
-    while (this.flushing || this.queue.length > 0) {
-      if (!this.flushing) this.flushNow();
-      await this.flushing?.catch(() => {});
+    while (this.flushes.size > 0 || this.queue.length > 0) {
+      while (this.queue.length > 0 && this.flushes.size < this.concurrency) this.flushNow();
+      await Promise.race([...this.flushes].map((f) => f.catch(() => {})));
     }
   }
 
