@@ -1,6 +1,7 @@
 import { api, type S } from '../api/client';
 import { useMe } from '../me';
 import { ErrorBox, Link, Page, Status, Time, useApi, View } from '../ui';
+import { Badge, versionText } from './deploy-badges';
 
 type Pipe = S['PipelineSummary'] & { project: S['Project'] };
 type Mr = S['MergeRequest'] & { project: S['Project'] };
@@ -46,10 +47,55 @@ async function loadOverview(me: S['Me']) {
 
 const projectUrl = (p: S['Project']) => `/projects/${p.full_name}`;
 
+type Sess = S['AgentSession'] & { project: S['Project'] };
+type Dep = S['Deployment'] & { project: S['Project'] };
+type Alert = S['AlertRule'] & { project: S['Project'] | null };
+
+/** Running sessions, deployment health and firing alerts of the newest projects (and platform-wide alerts). */
+async function loadOperations(projects: S['Project'][]) {
+  const none = { items: [] };
+  const per = await Promise.all(
+    projects.map(async (project) => {
+      const path = { id: project.id };
+      const [sessions, deployments, alerts] = await Promise.all([
+        api('get', '/api/projects/{id}/sessions', { path, query: { status: 'running', limit: 20 } }).catch(
+          () => none,
+        ),
+        api('get', '/api/projects/{id}/deployments', { path }).catch(() => none),
+        api('get', '/api/observe/alerts', { query: { project_id: project.id, state: 'firing' } }).catch(
+          () => none,
+        ),
+      ]);
+      return {
+        sessions: sessions.items.map((x) => ({ ...x, project }) as Sess),
+        deployments: deployments.items.map((x) => ({ ...x, project }) as Dep),
+        alerts: alerts.items.map((x) => ({ ...x, project }) as Alert),
+      };
+    }),
+  );
+  const platform = await api('get', '/api/observe/alerts', { query: { state: 'firing' } }).catch(() => none);
+  return {
+    sessions: per.flatMap((p) => p.sessions),
+    deployments: per
+      .flatMap((p) => p.deployments)
+      .sort(
+        (a, b) =>
+          a.project.full_name.localeCompare(b.project.full_name) ||
+          a.environment.localeCompare(b.environment),
+      ),
+    alerts: [
+      ...platform.items.map((x) => ({ ...x, project: null }) as Alert),
+      ...per.flatMap((p) => p.alerts),
+    ],
+  };
+}
+
 export function Dashboard() {
   const { me } = useMe();
   const overview = useApi(() => loadOverview(me!), [me?.user.id]);
   const audit = useApi(() => api('get', '/api/audit', { query: { limit: 15 } }), []);
+  const projects = overview.data?.projects;
+  const ops = useApi(() => (projects ? loadOperations(projects) : new Promise<never>(() => {})), [projects]);
   return (
     <Page title="Dashboard">
       <div class="grid">
@@ -140,12 +186,69 @@ export function Dashboard() {
             </View>
           )}
         </section>
-        {['Deployments', 'Agent sessions', 'Firing alerts'].map((t) => (
-          <section class="card placeholder" key={t} aria-label={t}>
-            <h2>{t}</h2>
-            <p class="muted">Appears here once the {t.toLowerCase()} API lands on this server.</p>
-          </section>
-        ))}
+        <section class="card" aria-labelledby="d-sessions">
+          <h2 id="d-sessions">Running agent sessions</h2>
+          <View state={ops} empty={(d) => d.sessions.length === 0} emptyText="No agent session is running.">
+            {(d) => (
+              <ul class="list">
+                {d.sessions.map((x) => (
+                  <li key={x.id}>
+                    <Badge s={x.status} />{' '}
+                    <Link href={`${projectUrl(x.project)}/sessions/${x.id}`}>
+                      {x.project.full_name} session {x.id.slice(0, 8)}
+                    </Link>{' '}
+                    <span class="muted">
+                      ${x.totals.cost_usd.toFixed(2)} · <Time at={x.started_at ?? x.created_at} />
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            )}
+          </View>
+        </section>
+        <section class="card" aria-labelledby="d-deploys">
+          <h2 id="d-deploys">Deployment health</h2>
+          <View state={ops} empty={(d) => d.deployments.length === 0} emptyText="Nothing is deployed yet.">
+            {(d) => (
+              <ul class="list">
+                {d.deployments.map((x) => (
+                  <li key={x.id}>
+                    <Badge s={x.current_status} />{' '}
+                    <Link href={`${projectUrl(x.project)}/deployments/${x.environment}`}>
+                      {x.project.full_name} · {x.environment}
+                    </Link>{' '}
+                    <span class="muted">
+                      <code>{versionText(x)}</code> · <Time at={x.deployed_at} />
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            )}
+          </View>
+        </section>
+        <section class="card" aria-labelledby="d-alerts">
+          <h2 id="d-alerts">Firing alerts</h2>
+          <View state={ops} empty={(d) => d.alerts.length === 0} emptyText="No alert is firing.">
+            {(d) => (
+              <ul class="list">
+                {d.alerts.map((x) => (
+                  <li key={x.id}>
+                    <Badge s={x.severity} />{' '}
+                    <Link href={x.project ? `${projectUrl(x.project)}/observe/alerts` : '/observe/alerts'}>
+                      {x.project ? `${x.project.full_name}: ` : ''}
+                      {x.name}
+                    </Link>{' '}
+                    <span class="muted">
+                      {x.last_value !== null ? `value ${x.last_value} · ` : ''}
+                      <Time at={x.pending_since} />
+                      {x.silenced_until ? ' · silenced' : ''}
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            )}
+          </View>
+        </section>
       </div>
       {overview.error && overview.data ? <ErrorBox error={overview.error} /> : null}
     </Page>
