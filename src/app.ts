@@ -117,7 +117,11 @@ export async function buildApp(
     projects: projects.service,
     ...identity,
     // Lazy: the pipeline module is composed below (its push subscription must stay after this one's).
-    checks: { latestForCommit: (projectId, sha) => pipeline.service.latestForCommit(projectId, sha) },
+    checks: {
+      latestForCommit: (projectId, sha) => pipeline.service.latestForCommit(projectId, sha),
+      // The deployer's deploy/diff check (composed below, like the pipeline).
+      forMergeRequest: (mrId, headSha) => deployer.service.mergeRequestChecks(mrId, headSha),
+    },
   });
   const notify = createNotifyModule(ctx);
   const deployer = createDeployerModule(ctx, {

@@ -165,7 +165,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
       reason: null,
     });
     expect(d.body.approvals).toEqual({ required: 0, given: 0, approved_by: [], changes_requested_by: [] });
-    expect(d.body.checks).toEqual({ required: false, latest_pipeline: null });
+    expect(d.body.checks).toEqual({ required: false, latest_pipeline: null, runs: [] });
     expect(d.body).toMatchObject({ mergeable: true, blockers: [] });
   });
 

@@ -14,6 +14,7 @@ import {
 import { KubernetesTarget } from './kubernetes-target.js';
 import type { ProcessSandbox } from './local-process.js';
 import { LocalTarget } from './local-target.js';
+import { DeployMrChecks } from './mr-checks.js';
 import { OpsReposService } from './ops-repos.js';
 import { tearDownPreviews } from './previews.js';
 import { Reconciler } from './reconcile.js';
@@ -148,6 +149,8 @@ export function createDeployerModule(
   service.onChanged = () => setTimeout(() => pass.kick(), 10).unref();
   ops.onRollout = () => pass.kick();
   service.live = (id) => ({ serving_here: local.isRunning(id), port: local.runningPort(id) });
+  const mrChecks = new DeployMrChecks(db, { project }, log);
+  service.mergeRequestChecks = (mrId, headSha) => mrChecks.forMergeRequest(mrId, headSha);
   let unsubscribe: (() => void) | null = null;
 
   return {
@@ -167,10 +170,17 @@ export function createDeployerModule(
           .catch((err: unknown) => log.error({ err }, 'preview teardown failed'));
       const offMerged = ctx.events.on('mr.merged', teardown);
       const offClosed = ctx.events.on('mr.closed', teardown);
+      // The deploy/diff check of a merge request's head (opened, or new commits pushed).
+      const offOpened = ctx.events.on('mr.opened', (e) => mrChecks.schedule(e));
+      const offUpdated = ctx.events.on('mr.updated', (e) => {
+        if (e.reason === 'push') return mrChecks.schedule(e);
+      });
       unsubscribe = () => {
         offChanged();
         offMerged();
         offClosed();
+        offOpened();
+        offUpdated();
       };
       ctx.scheduler.add({
         name: DEPLOY_LOOPS.previewTtl,
@@ -191,8 +201,10 @@ export function createDeployerModule(
         run: () => ops.syncDue(),
       });
     },
+    settle: () => mrChecks.settle(),
     stop: async () => {
       unsubscribe?.();
+      await mrChecks.settle();
       await pass.stop();
       await reconciler.stop();
       await local.close();

@@ -1,14 +1,12 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { writeAudit } from '../core/audit.js';
 import { type AppError, conflict, notFound } from '../core/errors.js';
-import { runGit } from '../core/git.js';
 import type { Actor } from '../core/http.js';
 import { type Page, pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { DeploymentDesiredStatus, JsonObject } from '../store/schema.js';
+import { unifiedDiff } from './diff.js';
 import { type ManifestDeps, renderDeployment } from './manifests.js';
+import type { DeployMrCheckView } from './mr-checks.js';
 import { DEPLOY_REASONS } from './reasons.js';
 import type { DeploymentHistoryView, DeploymentView } from './schemas.js';
 import { type DeploymentRow, desiredSources, requestDesired } from './transitions.js';
@@ -64,6 +62,10 @@ export class DeployerService {
     serving_here: false,
     port: null,
   });
+
+  /** The deploy/diff check posted on a merge request's head (the merge request module shows it). */
+  mergeRequestChecks: (mergeRequestId: string, headSha: string) => Promise<DeployMrCheckView[]> =
+    async () => [];
 
   constructor(
     private readonly db: Db,
@@ -307,25 +309,3 @@ export class DeployerService {
 }
 
 export type { DeploymentDesiredStatus };
-
-/** `git diff --no-index` of two texts (labels current/desired). */
-export async function unifiedDiff(a: string, b: string, label: string): Promise<string> {
-  if (a === b) return '';
-  const dir = await mkdtemp(path.join(tmpdir(), 'platform-deploy-diff-'));
-  try {
-    await writeFile(path.join(dir, 'current'), a);
-    await writeFile(path.join(dir, 'desired'), b);
-    const res = await runGit(['diff', '--no-index', '--no-color', '--', 'current', 'desired'], {
-      cwd: dir,
-      okExitCodes: [0, 1],
-      maxOutputBytes: 1024 * 1024,
-    });
-    return res.stdout
-      .toString('utf8')
-      .replace(/^diff --git .*\n/m, '')
-      .replace(/^--- a\/current$/m, `--- ${label} (running)`)
-      .replace(/^\+\+\+ b\/desired$/m, `+++ ${label} (desired)`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}

@@ -11,6 +11,22 @@ import type { Db } from '../store/db.js';
  */
 export interface CommitChecks {
   latestForCommit(projectId: string, sha: string): Promise<{ id: string; status: string } | null>;
+  /**
+   * Named checks other modules post on a merge request for its head (the deployer's `deploy/diff`);
+   * a `failure` blocks the merge (`mr.check_failed`). Absent → none.
+   */
+  forMergeRequest?(mergeRequestId: string, headSha: string): Promise<MergeRequestCheck[]>;
+}
+
+/** A named check on a merge request's head. */
+export interface MergeRequestCheck {
+  name: string;
+  conclusion: 'success' | 'neutral' | 'failure';
+  summary: string;
+  head_sha: string;
+  /** Free text the check shows (the deployer: a unified diff per environment). */
+  text: string;
+  updated_at: string;
 }
 
 /** Everything the use cases of this module share; built once by the service. */

@@ -64,7 +64,7 @@ export async function mergeRequestDetail(c: MrContext, projectId: string, number
       approved_by: m.approvals.approved_by,
       changes_requested_by: m.approvals.changes_requested_by,
     },
-    checks: { required: m.protection.require_pipeline, latest_pipeline: m.pipeline },
+    checks: { required: m.protection.require_pipeline, latest_pipeline: m.pipeline, runs: m.runs },
     mergeable,
     blockers: m.blockers,
   };

@@ -1,4 +1,4 @@
-export type { CommitChecks } from './context.js';
+export type { CommitChecks, MergeRequestCheck } from './context.js';
 export type * from './events.js';
 export { createMergeRequestsModule } from './module.js';
 export { MR_REASONS } from './reasons.js';

@@ -6,7 +6,7 @@ import {
   type ProtectionBlocker,
   type ProtectionVerdict,
 } from '../projects/index.js';
-import type { MrContext } from './context.js';
+import type { MergeRequestCheck, MrContext } from './context.js';
 import { branchSha, isAncestor, type MergeStrategy, mergeTree } from './git.js';
 import { type Approvals, currentApprovals, type MrRow } from './queries.js';
 import { MR_REASONS } from './reasons.js';
@@ -35,6 +35,8 @@ export interface Mergeability {
   protection: ProtectionVerdict;
   approvals: Approvals;
   pipeline: { pipeline_id: string; status: string } | null;
+  /** Named checks posted on the head (the deployer's deploy/diff). */
+  runs: MergeRequestCheck[];
 }
 
 function protectionBlocker(b: ProtectionBlocker, mr: MrRow, head: string | null): Blocker {
@@ -93,10 +95,11 @@ export async function checkMergeable(
     branchSha(dir, mr.target_branch),
   ]);
   const head = open ? (sourceTip ?? mr.head_sha) : mr.head_sha;
-  const [approvals, latest, rules] = await Promise.all([
+  const [approvals, latest, rules, runs] = await Promise.all([
     currentApprovals(c.db, mr.id, mr.author_id, head),
     head ? c.checks.latestForCommit(project.id, head) : Promise.resolve(null),
     loadProtectionRules(c.db, project.id),
+    head && c.checks.forMergeRequest ? c.checks.forMergeRequest(mr.id, head) : Promise.resolve([]),
   ]);
   const pipeline = latest ? { pipeline_id: latest.id, status: latest.status } : null;
   const protection = evaluateProtection(rules, {
@@ -134,6 +137,13 @@ export async function checkMergeable(
       });
     }
     blockers.push(...protection.blockers.map((b) => protectionBlocker(b, mr, head)));
+    for (const run of runs.filter((r) => r.conclusion === 'failure')) {
+      blockers.push({
+        reason: MR_REASONS.checkFailed,
+        message: `check ${run.name} failed: ${run.summary}`,
+        details: [{ path: `checks.runs.${run.name}`, message: run.summary }],
+      });
+    }
     git = await gitMergeability(dir, sourceTip, targetTip);
     if (!targetTip) {
       blockers.push({
@@ -155,7 +165,7 @@ export async function checkMergeable(
       }
     }
   }
-  return { blockers, head, sourceTip, targetTip, git, protection, approvals, pipeline };
+  return { blockers, head, sourceTip, targetTip, git, protection, approvals, pipeline, runs };
 }
 
 export function mergeConflict(files: string[]): Blocker {

@@ -20,6 +20,10 @@ export const MR_REASONS = declareReasons('mr', {
     'the head pipeline required by the target branch has not finished',
   ],
   pipelineFailed: ['mr.pipeline_failed', 'the head pipeline required by the target branch did not succeed'],
+  checkFailed: [
+    'mr.check_failed',
+    'a check posted on the head failed (e.g. deploy/diff: a manifest does not render)',
+  ],
   protectedBranch: ['mr.protected_branch', 'another rule of the protected target branch refuses the merge'],
   mergeConflict: ['mr.merge_conflict', 'source and target change the same lines (the files are listed)'],
   notFastForward: ['mr.not_fast_forward', 'fast_forward: the target has commits the source does not have'],

@@ -118,6 +118,7 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
         R.pipelineRequired,
         R.pipelinePending,
         R.pipelineFailed,
+        R.checkFailed,
         R.protectedBranch,
         R.targetBranchMissing,
         R.nothingToMerge,

@@ -111,6 +111,18 @@ export const MergeRequestDetailSchema = MergeRequestSchema.extend({
   checks: z.object({
     required: z.boolean(),
     latest_pipeline: z.object({ pipeline_id: z.uuid(), status: z.string() }).nullable(),
+    runs: z
+      .array(
+        z.object({
+          name: z.string().describe('e.g. deploy/diff'),
+          conclusion: z.enum(['success', 'neutral', 'failure']),
+          summary: z.string(),
+          head_sha: sha,
+          text: z.string().describe('what the check shows (deploy/diff: a unified diff per environment)'),
+          updated_at: z.string(),
+        }),
+      )
+      .describe('named checks posted on the head by other modules; a failure blocks the merge'),
   }),
   /** True when a merge (default strategy) would be accepted now: `blockers` is empty. */
   mergeable: z.boolean(),

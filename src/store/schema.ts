@@ -727,6 +727,31 @@ export interface PreviewEnvironmentsTable {
   updated_at: DefaultTimestamp;
 }
 
+export const deployMrCheckConclusions = ['success', 'neutral', 'failure'] as const;
+export type DeployMrCheckConclusion = (typeof deployMrCheckConclusions)[number];
+
+/** One affected environment of a `deploy/diff` merge-request check. */
+export interface DeployMrCheckEnvironment {
+  project_id: string;
+  project: string;
+  environment: string;
+  source: 'ops_repo' | 'project';
+  diff: string;
+  error: string | null;
+}
+
+export interface DeployMrChecksTable {
+  merge_request_id: string;
+  project_id: string;
+  head_sha: string;
+  name: Generated<string>;
+  conclusion: DeployMrCheckConclusion;
+  summary: string;
+  environments: Json<DeployMrCheckEnvironment[]>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Observe
 
@@ -1082,6 +1107,7 @@ export interface Database {
   deployments: DeploymentsTable;
   deployment_history: DeploymentHistoryTable;
   preview_environments: PreviewEnvironmentsTable;
+  deploy_mr_checks: DeployMrChecksTable;
   traces: TracesTable;
   spans: SpansTable;
   log_entries: LogEntriesTable;
