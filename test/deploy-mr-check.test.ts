@@ -202,4 +202,60 @@ describe.skipIf(servicesMissing)('deployer: the deploy/diff merge-request check'
       expect(body.mergeable, branch).toBe(true);
     }
   }, 120_000);
+  it("a project's own deploy/ changed by an MR: the check renders it for the project's environments", async () => {
+    const web = await t.request('POST', '/api/projects', { token: t.adminToken, body: { name: 'web' } });
+    expect(web.status).toBe(201);
+    const work = path.join(tmp.dir, 'web');
+    await gitOk(['clone', authUrl(t.baseUrl, 'admin', t.adminToken, '/admin/web.git'), work]);
+    const write = async (branch: string, files: Record<string, string>) => {
+      await gitOk(['checkout', '-q', '-B', branch], { cwd: work });
+      for (const [name, content] of Object.entries(files)) {
+        mkdirSync(path.dirname(path.join(work, name)), { recursive: true });
+        writeFileSync(path.join(work, name), content);
+      }
+      await gitOk(['add', '-A'], { cwd: work });
+      await gitOk(['commit', '-q', '-m', branch], { cwd: work });
+      await gitOk(['push', '-q', 'origin', `HEAD:refs/heads/${branch}`], { cwd: work });
+      return (await gitOk(['rev-parse', 'HEAD'], { cwd: work })).trim();
+    };
+    const main = await write('main', {
+      'deploy/app.yaml': APP_YAML,
+      'deploy/values.yaml': 'greeting: hey\n',
+    });
+    const patched = await t.request('PATCH', `/api/projects/${web.body.id}/deployments/prod`, {
+      token: t.adminToken,
+      body: { commit_sha: main },
+    });
+    expect(patched.status).toBe(200);
+    await eventually(
+      async () =>
+        (await fetch(`${t.baseUrl}/apps/admin/web/prod/`).then((r) => r.text())) === 'hey from prod',
+      120_000,
+      'web/prod served from deploy/',
+    );
+    const head = await write('ciao', { 'deploy/prod.values.yaml': 'greeting: ciao\n' });
+    const mr = await t.request('POST', `/api/projects/${web.body.id}/merge-requests`, {
+      token: t.adminToken,
+      body: { source_branch: 'ciao', target_branch: 'main', title: 'ciao' },
+    });
+    expect(mr.status).toBe(201);
+    const run = await eventually(
+      async () => {
+        const d = (
+          await t.request('GET', `/api/projects/${web.body.id}/merge-requests/${mr.body.number}`, {
+            token: t.adminToken,
+          })
+        ).body as MrDetail;
+        return d.head_sha === head ? d.checks.runs[0] : undefined;
+      },
+      60_000,
+      'the deploy/ check',
+    );
+    expect(run).toMatchObject({
+      name: 'deploy/diff',
+      conclusion: 'neutral',
+      summary: '1 environment would change: web/prod',
+    });
+    expect(run.text).toContain('+  GREETING: ciao from prod');
+  }, 180_000);
 });
