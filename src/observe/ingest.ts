@@ -32,6 +32,15 @@ import {
 
 /** The PubSub channel every durable batch of log entries is published on (live tail). */
 export const OBSERVE_LOGS_CHANNEL = 'observe.logs';
+/**
+ * Instances with an open live tail say so here (at its opening, then every TAIL_DEMAND_REFRESH_MS):
+ * the ingest publishes its batches only while some instance wants them, so a platform nobody tails
+ * does not serialise every batch to JSON (and parse it back) for nothing.
+ */
+export const tailDemandChannel = (channel: string) => `${channel}.demand`;
+export const TAIL_DEMAND_REFRESH_MS = 10_000;
+/** A demand is forgotten this long after its last refresh (an instance that died, two lost refreshes). */
+export const TAIL_DEMAND_TTL_MS = 3 * TAIL_DEMAND_REFRESH_MS;
 
 export interface IngestOptions {
   buffer: BufferOptions;
@@ -63,6 +72,10 @@ export class ObserveIngest implements LogSink {
   };
   /** Days whose partition is known to exist, per table (a rotation dropping one clears it). */
   private readonly partitions = new Map<PartitionedTable, Set<string>>();
+  /** Until the demand subscription is active every batch is published (no tail can be missed). */
+  private demandKnown = false;
+  private demandUntil = 0;
+  private readonly demand: Promise<(() => Promise<void>) | null>;
 
   constructor(
     private readonly db: Db,
@@ -76,6 +89,25 @@ export class ObserveIngest implements LogSink {
       traces: new SignalBuffer(options.buffer, (rows) => this.flushSpans(rows)),
       metrics: new SignalBuffer(options.buffer, (rows) => this.flushMetrics(rows)),
     };
+    this.demand = pubsub
+      .subscribe(tailDemandChannel(OBSERVE_LOGS_CHANNEL), () => {
+        this.demandUntil = Date.now() + TAIL_DEMAND_TTL_MS;
+      })
+      .then(
+        (unsubscribe) => {
+          this.demandKnown = true;
+          return unsubscribe;
+        },
+        (err) => {
+          log.warn({ err }, 'live tail demand subscription failed; every log batch is published');
+          return null;
+        },
+      );
+  }
+
+  /** Whether a flushed batch of log entries is published for live tails (some instance has one open). */
+  get tailWanted(): boolean {
+    return !this.demandKnown || Date.now() < this.demandUntil;
   }
 
   /** Forgets cached partitions (after a rotation dropped some). */
@@ -111,6 +143,7 @@ export class ObserveIngest implements LogSink {
       () => insertLogRows(this.db, rows),
     );
     // Durable now: live tail subscribers on any instance see the same view objects the query API returns.
+    if (!this.tailWanted) return;
     this.pubsub.publish(OBSERVE_LOGS_CHANNEL, { entries: rows }).catch(() => {
       // Not logged: a log line here would be a log entry about publishing log entries.
     });
@@ -202,6 +235,8 @@ export class ObserveIngest implements LogSink {
 
   async close(): Promise<void> {
     await Promise.all([this.buffers.logs.close(), this.buffers.traces.close(), this.buffers.metrics.close()]);
+    const unsubscribe = await this.demand;
+    await unsubscribe?.().catch(() => {});
   }
 }
 

@@ -22,18 +22,31 @@ export function dayOf(iso: string): string {
 
 const json = (v: unknown) => JSON.stringify(v);
 
-/** One multi-row INSERT (arrays unnested server-side: a fixed number of parameters whatever the batch). */
+/**
+ * A batch of rows as one JSON text PostgreSQL can read back. JSON.stringify writes a lone surrogate
+ * (and NUL) as a `\u` escape PostgreSQL refuses to turn into text, which would fail the whole batch:
+ * they become U+FFFD (what the UTF-8 encoding of a text parameter does with a lone surrogate).
+ * An escaped backslash before `u` (`\\u…`, a literal backslash in the data) is left alone.
+ */
+export function batchJson(rows: unknown[]): string {
+  return JSON.stringify(rows).replace(
+    /(?<!\\)((?:\\\\)*)\\u(?:d[89a-f][0-9a-f]{2}|0000)/g,
+    (_m, pairs: string) => `${pairs}\\ufffd`,
+  );
+}
+
+/**
+ * One INSERT per batch: the rows travel as one JSON parameter (one native JSON.stringify, no
+ * per-element array escaping) and are expanded server-side by json_to_recordset.
+ */
 export async function insertLogRows(db: DbOrTx, rows: LogRow[]): Promise<void> {
   if (rows.length === 0) return;
   await sql`insert into log_entries
       (id, timestamp, trace_id, span_id, project_id, session_id, user_id, service, level, message, attributes)
-    select * from unnest(
-      ${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.timestamp)}::timestamptz[],
-      ${rows.map((r) => r.trace_id)}::text[], ${rows.map((r) => r.span_id)}::text[],
-      ${rows.map((r) => r.project_id)}::uuid[], ${rows.map((r) => r.session_id)}::uuid[],
-      ${rows.map((r) => r.user_id)}::uuid[], ${rows.map((r) => r.service)}::text[],
-      ${rows.map((r) => r.level)}::text[], ${rows.map((r) => r.message)}::text[],
-      ${rows.map((r) => json(r.attributes))}::jsonb[])`.execute(db);
+    select id, timestamp, trace_id, span_id, project_id, session_id, user_id, service, level, message, attributes
+    from json_to_recordset(${batchJson(rows)}::json) as r(
+      id uuid, timestamp timestamptz, trace_id text, span_id text, project_id uuid, session_id uuid,
+      user_id uuid, service text, level text, message text, attributes jsonb)`.execute(db);
 }
 
 /** Inserts spans (a re-sent span is skipped) and returns the ones that are new. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { PubSub } from '../../store/pubsub/index.js';
+import { TAIL_DEMAND_REFRESH_MS, tailDemandChannel } from '../ingest.js';
 import type { LiveLogEntry } from '../query-lang/index.js';
 
 export type DropKind = 'slow_consumer' | 'shutdown' | 'error';
@@ -36,6 +37,7 @@ export const defaultTailOptions: TailOptions = {
 export class LiveTailHub {
   private readonly clients = new Set<TailClient>();
   private unsubscribe: (() => Promise<void>) | null = null;
+  private demandTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly pubsub: PubSub,
@@ -61,6 +63,7 @@ export class LiveTailHub {
     this.unsubscribe = null;
     for (const c of [...this.clients]) c.drop('shutdown', 'server shutting down');
     this.clients.clear();
+    this.stopDemand();
     await unsubscribe?.().catch(() => {});
   }
 
@@ -68,18 +71,37 @@ export class LiveTailHub {
   add(client: TailClient): boolean {
     if (this.clients.size >= this.options.maxClients) return false;
     this.clients.add(client);
+    // Every opening announces itself (the ingest of every instance then publishes its batches), and
+    // the announcement is refreshed while this instance has a tail open.
+    this.announceDemand();
+    if (!this.demandTimer) {
+      this.demandTimer = setInterval(() => this.announceDemand(), TAIL_DEMAND_REFRESH_MS);
+      this.demandTimer.unref();
+    }
     return true;
   }
 
   remove(client: TailClient): void {
     this.clients.delete(client);
+    if (this.clients.size === 0) this.stopDemand();
+  }
+
+  private announceDemand(): void {
+    this.pubsub.publish(tailDemandChannel(this.channel), {}).catch((err) => {
+      this.log.warn({ err }, 'live tail demand could not be announced');
+    });
+  }
+
+  private stopDemand(): void {
+    if (this.demandTimer) clearInterval(this.demandTimer);
+    this.demandTimer = null;
   }
 
   private deliver(entries: LiveLogEntry[]): void {
     for (const client of [...this.clients]) {
       try {
         if (client.backlog() > this.options.maxBacklogBytes) {
-          this.clients.delete(client);
+          this.remove(client);
           client.drop(
             'slow_consumer',
             `slow consumer: more than ${this.options.maxBacklogBytes} bytes unread`,
@@ -90,7 +112,7 @@ export class LiveTailHub {
         if (mine.length) client.send(mine);
       } catch (err) {
         this.log.warn({ err }, 'live tail client failed; dropped');
-        this.clients.delete(client);
+        this.remove(client);
         client.drop('error', 'internal error');
       }
     }
