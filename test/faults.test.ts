@@ -199,12 +199,16 @@ describe.skipIf(servicesMissing)(`faults at random moments (${storeMode})`, () =
             const branch = `push-${run}`;
             await gitOk(['checkout', '-q', '-B', branch, 'origin/main'], { cwd: dir });
             write(dir, {
-              [`blob-${run}.bin`]: randomBytes(between(64, 2048) * 1024),
+              [`blob-${run}.bin`]: randomBytes(between(256, 4096) * 1024),
               [`push-${run}.txt`]: `${run}\n`,
             });
             const sha = await commitAll(dir, `push ${run}`);
-            const delayMs = between(0, 1500);
-            const pushing = git(['push', '-q', 'origin', `HEAD:refs/heads/${branch}`], { cwd: dir });
+            // A push of a few MB takes a few hundred ms here: most kills land before or inside it.
+            const delayMs = between(0, 700);
+            const t0 = Date.now();
+            const pushing = git(['push', '-q', 'origin', `HEAD:refs/heads/${branch}`], { cwd: dir }).then(
+              (r) => ({ ...r, ms: Date.now() - t0 }),
+            );
             await killAfter(delayMs);
             const r = await pushing;
             const acked = r.code === 0;
@@ -214,7 +218,7 @@ describe.skipIf(servicesMissing)(`faults at random moments (${storeMode})`, () =
               activity,
               delayMs,
               acked,
-              detail: acked ? 'push acknowledged' : `push cut (exit ${r.code})`,
+              detail: acked ? `push acknowledged after ${r.ms} ms` : `push cut (exit ${r.code})`,
             };
           }
           case 'merge': {
@@ -232,19 +236,29 @@ describe.skipIf(servicesMissing)(`faults at random moments (${storeMode})`, () =
             });
             expect(mr.status, JSON.stringify(mr.body)).toBe(201);
             const number = mr.body.number as number;
-            const delayMs = between(0, 800);
+            // A merge answers within ~100-200 ms here: the window covers before, inside and just after.
+            const delayMs = between(0, 300);
+            const t0 = Date.now();
             const merging = api(
               'POST',
               `/api/projects/${projects['f-git']}/merge-requests/${number}/merge`,
               {},
-            ).catch((err: Error) => ({ status: 0, body: { error: err.message } }));
+            )
+              .then((r) => ({ ...r, ms: Date.now() - t0 }))
+              .catch((err: Error) => ({ status: 0, body: { error: err.message }, ms: Date.now() - t0 }));
             await killAfter(delayMs);
             const r = await merging;
             const acked = r.status === 200;
             if (!acked && r.status !== 0)
               problems.push(`run ${run}: merge answered ${r.status} ${JSON.stringify(r.body)}`);
             (acked ? merges : unackedMerges).push({ number, source });
-            return { run, activity, delayMs, acked, detail: acked ? 'merge acknowledged' : 'merge cut' };
+            return {
+              run,
+              activity,
+              delayMs,
+              acked,
+              detail: acked ? `merge acknowledged after ${r.ms} ms` : 'merge cut',
+            };
           }
           case 'pipeline': {
             const dir = work['f-ci']!;
