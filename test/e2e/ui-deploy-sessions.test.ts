@@ -192,9 +192,9 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
 
     const { page } = admin;
     await page.goto('/projects/admin/shop/deployments');
-    await page.getByRole('link', { name: 'staging' }).waitFor();
+    await page.getByRole('link', { name: 'staging', exact: true }).waitFor();
     await check(admin, 'deployments-list');
-    await page.getByRole('link', { name: 'staging' }).click();
+    await page.getByRole('link', { name: 'staging', exact: true }).click();
     await heading(page, /Environment staging/);
     const history = page.getByRole('table', { name: 'Deployment history' });
     await history.getByRole('row').nth(2).waitFor();

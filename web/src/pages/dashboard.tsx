@@ -95,7 +95,15 @@ export function Dashboard() {
   const overview = useApi(() => loadOverview(me!), [me?.user.id]);
   const audit = useApi(() => api('get', '/api/audit', { query: { limit: 15 } }), []);
   const projects = overview.data?.projects;
-  const ops = useApi(() => (projects ? loadOperations(projects) : new Promise<never>(() => {})), [projects]);
+  const ops = useApi(
+    () =>
+      projects
+        ? loadOperations(projects)
+        : overview.error
+          ? Promise.reject(overview.error)
+          : new Promise<never>(() => {}),
+    [projects, overview.error],
+  );
   return (
     <Page title="Dashboard">
       <div class="grid">
