@@ -324,17 +324,54 @@ export const observe: Scenario = {
         const day = new Date(now + offset * 86_400_000).toISOString().slice(0, 10);
         await sql`select observe_ensure_partition('log_entries', ${day}::date)`.execute(db);
       }
-      const levels = sql`(array['debug','info','info','warn','error'])[1 + (i % 5)]`;
-      for (let done = 0; done < rows; done += 250_000) {
-        const n = Math.min(250_000, rows - done);
-        await sql`insert into log_entries (id, timestamp, project_id, service, level, message, attributes)
-          select gen_random_uuid(), ${new Date(now).toISOString()}::timestamptz - (random() * 144000) * interval '1 second',
-            (${projects}::uuid[])[1 + (i % ${PROJECTS})], 'svc-' || (i % ${SERVICES}), ${levels},
-            'request ' || (${WORDS}::text[])[1 + (i % 10)] || ' ' || (${WORDS}::text[])[1 + ((i * 7) % 10)] || ' handled in ' || (i % 997) || ' ms for user u' || (i % 5000),
-            jsonb_build_object('http.status_code', 200 + (i % 5))
-          from generate_series(${done + 1}::int, ${done + n}::int) i`.execute(db);
-        ctx.progress(`seeded ${(done + n).toLocaleString('en')}`);
+      // Fast seeding: the parent's indexes and primary key are dropped (definitions kept), the rows
+      // generated server-side in a few big INSERT … SELECT FROM generate_series, then the indexes
+      // rebuilt in bulk on every partition (a GIN build is far cheaper than 10 M GIN insertions).
+      const seedStart = performance.now();
+      const seeder = await pool.connect();
+      try {
+        const indexes = await seeder.query<{ name: string; def: string }>(
+          `select c.relname as name, pg_get_indexdef(i.indexrelid) as def from pg_index i
+             join pg_class c on c.oid = i.indexrelid
+           where i.indrelid = 'log_entries'::regclass
+             and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)`,
+        );
+        const pk = await seeder.query<{ name: string; def: string }>(
+          `select conname as name, pg_get_constraintdef(oid) as def from pg_constraint
+           where conrelid = 'log_entries'::regclass and contype = 'p'`,
+        );
+        for (const ix of indexes.rows) await seeder.query(`drop index ${ix.name}`);
+        for (const k of pk.rows) await seeder.query(`alter table log_entries drop constraint ${k.name}`);
+        const levels = `(array['debug','info','info','warn','error'])[1 + (i % 5)]`;
+        const chunk = 1_000_000;
+        for (let done = 0; done < rows; done += chunk) {
+          const n = Math.min(chunk, rows - done);
+          await seeder.query(
+            `insert into log_entries (id, timestamp, project_id, service, level, message, attributes)
+             select gen_random_uuid(), $1::timestamptz - (random() * 144000) * interval '1 second',
+               ($2::uuid[])[1 + (i % ${PROJECTS})], 'svc-' || (i % ${SERVICES}), ${levels},
+               'request ' || ($3::text[])[1 + (i % 10)] || ' ' || ($3::text[])[1 + ((i * 7) % 10)] || ' handled in ' || (i % 997) || ' ms for user u' || (i % 5000),
+               jsonb_build_object('http.status_code', 200 + (i % 5))
+             from generate_series($4::int, $5::int) i`,
+            [new Date(now).toISOString(), projects, WORDS, done + 1, done + n],
+          );
+          ctx.progress(`seeded ${(done + n).toLocaleString('en')}`);
+        }
+        await seeder.query(`set maintenance_work_mem = '512MB'`);
+        for (const k of pk.rows) {
+          await seeder.query(`alter table log_entries add constraint ${k.name} ${k.def}`);
+          ctx.progress(`rebuilt ${k.name}`);
+        }
+        for (const ix of indexes.rows) {
+          await seeder.query(ix.def.replace(' ON ONLY ', ' ON '));
+          ctx.progress(`rebuilt ${ix.name}`);
+        }
+      } finally {
+        seeder.release();
       }
+      notes.push(
+        `seeding ${rows.toLocaleString('en')} rows (generate_series, indexes rebuilt in bulk): ${((performance.now() - seedStart) / 1000).toFixed(0)} s`,
+      );
       await sql`analyze log_entries`.execute(db);
       const from = new Date(now - 6 * 3_600_000).toISOString();
       const to = new Date(now).toISOString();
