@@ -111,6 +111,32 @@ describe('docs/architecture.md', () => {
     expect(problems).toEqual([]);
   });
 
+  it("deployments' status columns are written only by src/deployer/transitions.ts", () => {
+    const own = path.join(root, 'src/deployer/transitions.ts');
+    const problems: string[] = [];
+    for (const module of modules) {
+      if (module === 'store') continue;
+      for (const file of sourceFiles(path.join(root, 'src', module))) {
+        if (file === own) continue;
+        const text = readFileSync(file, 'utf8');
+        for (const m of text.matchAll(
+          /insertInto\(\s*'deployments'|updateTable\(\s*'deployments'|\bupdate\s+deployments\b/gi,
+        )) {
+          // The statement: from the builder (or the SQL) to its execute.
+          const rest = text.slice(m.index);
+          const end = rest.search(/\.execute/);
+          const statement = end < 0 ? rest : rest.slice(0, end);
+          const kyselyKey = /\b(?:desired_status|current_status)\s*:/.test(statement);
+          const sqlSet =
+            /\bset\b([\s\S]*?)(?:\bwhere\b|\bfrom\b|\breturning\b|`)/i.exec(statement)?.[1] ?? '';
+          if (kyselyKey || /\b(?:desired_status|current_status)\s*=/.test(sqlSet))
+            problems.push(`${path.relative(root, file)} sets a deployment status outside transitions.ts`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
   it("each module's events.ts declares exactly the events listed for it", () => {
     const problems: string[] = [];
     for (const module of modules) {

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { EventBus } from '../core/events.js';
 import type { Db } from '../store/db.js';
+import { emitDeploymentChanged } from './events.js';
 import {
   type Applied,
   type HistoryEntry,
@@ -488,7 +489,7 @@ export class Reconciler {
     void this.d
       .project(row.project_id)
       .then((p) =>
-        this.d.events.emit('deployment.changed', {
+        emitDeploymentChanged(this.d.events, {
           projectId: row.project_id,
           deploymentId: row.id,
           environment: row.environment,

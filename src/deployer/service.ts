@@ -9,7 +9,7 @@ import { type ManifestDeps, renderDeployment } from './manifests.js';
 import type { DeployMrCheckView } from './mr-checks.js';
 import { DEPLOY_REASONS } from './reasons.js';
 import type { DeploymentHistoryView, DeploymentView } from './schemas.js';
-import { type DeploymentRow, desiredSources, requestDesired } from './transitions.js';
+import { createDeployment, type DeploymentRow, desiredSources, requestDesired } from './transitions.js';
 
 export interface DeploymentPatch {
   image_ref?: string | null | undefined;
@@ -194,17 +194,7 @@ export class DeployerService {
       if (!cur) {
         if (!body.image_ref && !body.artifact_id && !body.commit_sha)
           throw notFound('deployment').because(DEPLOY_REASONS.notFound);
-        cur = await trx
-          .insertInto('deployments')
-          .values({
-            project_id: projectId,
-            environment,
-            desired_status: 'stopped',
-            requested_by: actor.id,
-            generation: 0,
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow();
+        cur = await createDeployment(trx, projectId, environment, actor.id);
         if (!body.desired_status) body.desired_status = 'active';
       }
       const to = body.desired_status;

@@ -59,11 +59,38 @@ const DESIRED = {
     ['active', 'stopped'],
     'rollback',
   ),
+  // A publish wins over a stop or a rollback asked earlier (the newest version should run).
+  publish: transitionSources(
+    deploymentDesiredStatusTransitions,
+    'deployment publish',
+    ['stopped', 'rollback'],
+    'active',
+  ),
 } as const;
 
 /** The desired statuses a request may move from, by target (the API answers 409 for the others). */
 export function desiredSources(to: DeploymentDesiredStatus): readonly DeploymentDesiredStatus[] {
   return to === 'stopped' ? DESIRED.stop : to === 'active' ? DESIRED.start : DESIRED.rollback;
+}
+
+/** A new environment asked for by a promotion: born `stopped` (generation 0); the request then moves it. */
+export async function createDeployment(
+  trx: DbOrTx,
+  projectId: string,
+  environment: string,
+  requestedBy: string | null,
+): Promise<DeploymentRow> {
+  return trx
+    .insertInto('deployments')
+    .values({
+      project_id: projectId,
+      environment,
+      desired_status: 'stopped',
+      requested_by: requestedBy,
+      generation: 0,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 /** A change of what should run (desired status and/or spec), guarded on the desired status seen. */
@@ -134,4 +161,59 @@ export async function requestStop(trx: DbOrTx, projectId: string, environment: s
     .returning('id')
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** What a publish asks to run in an environment (the pipeline's hand-off, `recordPublication`). */
+export interface PublishedRefs {
+  projectId: string;
+  environment: string;
+  imageRef: string | null;
+  artifactId: string | null;
+  pipelineId: string;
+  commitSha: string;
+  deployedBy: string | null;
+}
+
+/**
+ * (none) / stopped / rollback / active → active with the published refs: a new row, or the existing
+ * one pointed at the new version with its generation bumped so the reconciler rolls it out.
+ */
+export async function publishDesired(
+  trx: DbOrTx,
+  p: PublishedRefs,
+): Promise<Pick<DeploymentRow, 'id' | 'project_id' | 'environment' | 'current_status' | 'deployed_by'>> {
+  const row = await trx
+    .insertInto('deployments')
+    .values({
+      project_id: p.projectId,
+      environment: p.environment,
+      image_ref: p.imageRef,
+      artifact_id: p.artifactId,
+      pipeline_id: p.pipelineId,
+      commit_sha: p.commitSha,
+      desired_status: 'active',
+      deployed_by: p.deployedBy,
+      deployed_at: sql<Date>`now()`,
+      requested_by: p.deployedBy,
+    })
+    .onConflict((oc) =>
+      oc
+        .columns(['project_id', 'environment'])
+        .doUpdateSet((eb) => ({
+          image_ref: eb.ref('excluded.image_ref'),
+          artifact_id: eb.ref('excluded.artifact_id'),
+          pipeline_id: eb.ref('excluded.pipeline_id'),
+          commit_sha: eb.ref('excluded.commit_sha'),
+          desired_status: 'active',
+          generation: eb(eb.ref('deployments.generation'), '+', 1),
+          deployed_by: eb.ref('excluded.deployed_by'),
+          requested_by: eb.ref('excluded.requested_by'),
+          deployed_at: eb.ref('excluded.deployed_at'),
+        }))
+        .where('deployments.desired_status', 'in', ['active', ...DESIRED.publish]),
+    )
+    .returning(['id', 'project_id', 'environment', 'current_status', 'deployed_by'])
+    .executeTakeFirst();
+  if (!row) throw new Error(`deployment ${p.environment}: the publish transition found no allowed source`);
+  return row;
 }

@@ -1,4 +1,4 @@
-import { type RecordedDeployment, recordPublication } from '../deployer/index.js';
+import { announcePublication, type RecordedDeployment, recordPublication } from '../deployer/index.js';
 import type { PipelineRow } from '../store/schema.js';
 import { toFinishedEvent } from './events.js';
 import type { ExecutorDeps, FinishingRun } from './run-context.js';
@@ -90,14 +90,5 @@ export async function finishRun(
   });
   if (!outcome) return;
   if (outcome.finished) deps.events.emit('pipeline.finished', toFinishedEvent(outcome.finished, project));
-  for (const d of outcome.deployments) {
-    deps.events.emit('deployment.changed', {
-      projectId: row.project_id,
-      deploymentId: d.id,
-      environment: d.environment,
-      status: d.current_status,
-      deployedBy: row.triggered_by,
-      ownerId: project.owner_id,
-    });
-  }
+  for (const d of outcome.deployments) announcePublication(deps.events, d, project.owner_id);
 }
