@@ -19,7 +19,7 @@ export interface BufferOptions {
 }
 
 const DEFAULT_EAGER_RECORDS = 256;
-const DEFAULT_CONCURRENCY = 1;
+const DEFAULT_CONCURRENCY = 2;
 
 interface Waiter<R> {
   rows: R[];
