@@ -278,4 +278,82 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
     await expect.poll(() => page.getByTestId('session-status').textContent()).toContain('user');
     await check(admin, 'session-stopped');
   });
+  it("shows a merge request's preview environment with its link and expiry", async () => {
+    const site = await call('POST', '/api/projects', { name: 'site' });
+    expect(site.status, JSON.stringify(site.body)).toBe(201);
+    const work = path.join(tmp.dir, 'site');
+    await gitOk(['clone', '-q', authUrl(base, 'admin', ADMIN_PASSWORD, '/admin/site.git'), work]);
+    const files: Record<string, string> = {
+      '.platform.yaml':
+        'pipeline:\n  steps:\n    - name: bundle\n      commands: ["tar czf app.tgz -C app ."]\n      publish: { artifact: app.tgz, environment: preview }\n  on:\n    mr: { actions: [opened] }\n',
+      'app/server.js':
+        "require('node:http').createServer((q, s) => { s.writeHead(200); s.end('preview of ' + process.env.ENV); }).listen(Number(process.env.PORT), '127.0.0.1');",
+      'deploy/app.yaml':
+        'kind: LocalProcess\ncommand: node\nargs: [server.js]\nenv: { ENV: "{{ environment }}" }\n',
+    };
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(work, name)), { recursive: true });
+      writeFileSync(path.join(work, name), content);
+    }
+    await gitOk(['checkout', '-q', '-b', 'feature/New_Thing'], { cwd: work });
+    await gitOk(['add', '-A'], { cwd: work });
+    await gitOk(['-c', 'user.name=a', '-c', 'user.email=a@x', 'commit', '-q', '-m', 'preview me'], {
+      cwd: work,
+    });
+    await gitOk(['push', '-q', 'origin', 'HEAD:refs/heads/main'], { cwd: work });
+    await gitOk(['push', '-q', 'origin', 'HEAD:refs/heads/feature/New_Thing'], { cwd: work });
+    const mr = await call('POST', `/api/projects/${site.body.id}/merge-requests`, {
+      source_branch: 'feature/New_Thing',
+      target_branch: 'main',
+      title: 'New thing',
+    });
+    expect(mr.status, JSON.stringify(mr.body)).toBe(201);
+    await waitFor(async () => {
+      const d = (await call('GET', `/api/projects/${site.body.id}/deployments/preview-feature-new-thing`))
+        .body;
+      return d?.current_status === 'healthy';
+    }, 'the preview healthy');
+    const { page } = admin;
+    await page.goto('/projects/admin/site/deployments');
+    const previews = page.getByRole('region', { name: 'Preview environments' });
+    await previews.getByRole('link', { name: 'preview-feature-new-thing', exact: true }).waitFor();
+    const link = previews.getByRole('link', { name: `!${mr.body.number} New thing` });
+    await link.waitFor();
+    expect(await link.getAttribute('href')).toBe(`/projects/admin/site/merge-requests/${mr.body.number}`);
+    await previews.getByRole('cell', { name: /\d{4}/ }).first().waitFor();
+    await page.getByText('No environments other than previews.').waitFor();
+    await check(admin, 'deployments-preview');
+  });
+
+  it('shows the forbidden state to a user who may read but not promote or run agents', async () => {
+    const user = await call('POST', '/api/users', {
+      name: 'vera',
+      email: 'vera@example.test',
+      password: 'vera-password-123',
+    });
+    expect(user.status, JSON.stringify(user.body)).toBe(201);
+    const member = await call('POST', `/api/projects/${projectId}/members`, { user: 'vera', role: 'viewer' });
+    expect(member.status, JSON.stringify(member.body)).toBe(201);
+    const vera = await openTab(browser, base);
+    try {
+      const { page } = vera;
+      await page.goto('/login');
+      await page.getByLabel('User name').fill('vera');
+      await page.getByLabel('Password').fill('vera-password-123');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await heading(page, 'Dashboard');
+      await page.goto('/projects/admin/shop/deployments/staging');
+      await heading(page, /Environment staging/);
+      await page.getByRole('button', { name: 'Roll back', exact: true }).click();
+      await page.getByRole('alert').filter({ hasText: 'Forbidden.' }).waitFor();
+      await check(vera, 'deployment-forbidden');
+      await page.goto('/projects/admin/shop/sessions');
+      await page.getByLabel('Prompt').fill('not allowed');
+      await page.getByRole('button', { name: 'Start session' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Forbidden.' }).waitFor();
+      await check(vera, 'session-start-forbidden');
+    } finally {
+      await vera.context.close();
+    }
+  });
 });
