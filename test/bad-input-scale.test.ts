@@ -42,9 +42,9 @@ import { replyProblem } from './helpers/responses.js';
 
 const REQUESTS = Number(process.env.PLATFORM_BAD_INPUT_REQUESTS ?? 100_000);
 const SEED = Number(process.env.PLATFORM_BAD_INPUT_SEED ?? Math.floor(Math.random() * 2 ** 31));
-// Above the harness pool (5 connections) but not far: on a loaded machine a deep queue waits past the
-// pool's 5 s checkout timeout, and the 503 that follows is overload, not bad input.
-const CONCURRENCY = 8;
+// Below the harness pool (5 connections): on a loaded machine (load 20 on 2 cores) a queue for the
+// pool waits past its 5 s checkout timeout, and the 503 that follows is overload, not bad input.
+const CONCURRENCY = 4;
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /**
  * Tables written without a caller's mutation: the platform's own log lines and accepted OTLP records
@@ -641,7 +641,13 @@ describe.skipIf(servicesMissing)(`bad input at scale (${storeMode})`, () => {
           if (res.statusCode >= 500) {
             serverErrors++;
             failures.push(`${op}: ${res.statusCode} ${res.body.slice(0, 200)} — ${describeRequest(n, g)}`);
-          } else if (g.mustFail && res.statusCode < 400) {
+          } else if (
+            g.mustFail &&
+            res.statusCode < 400 &&
+            // A path the router cannot give to this route (a parameter past its 500-character
+            // limit) is a page of the web UI: not this route's answer.
+            !(g.method === 'GET' && String(res.headers['content-type']).startsWith('text/html'))
+          ) {
             failures.push(`${op}: invalid input accepted with ${res.statusCode} — ${describeRequest(n, g)}`);
           }
           if (Date.now() - lastReport > 10_000) {
