@@ -184,7 +184,7 @@ describe('web UI in Chromium: observability pages', () => {
     await page.waitForFunction(() => {
       const d = (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } })
         .document;
-      return d.querySelectorAll('table.logs tbody tr').length === 1;
+      return d.querySelectorAll('table.logs > tbody > tr').length === 1;
     });
     expect(await page.getByText('cart viewed').count()).toBe(0);
     await page.getByText('payment declined for order o-42').click();
@@ -219,7 +219,10 @@ describe('web UI in Chromium: observability pages', () => {
     const { page } = admin;
     await page.goto(`${root}/logs?trace_id=${traceId}`);
     await page.getByText('payment declined for order o-42').waitFor();
-    await page.getByRole('link', { name: `Trace ${traceId}` }).click();
+    await page
+      .getByRole('link', { name: `${traceId.slice(0, 8)}…` })
+      .first()
+      .click();
     await heading(page, `Trace ${traceId}`);
     const waterfall = page.getByRole('table', { name: 'Waterfall' });
     await waterfall.getByRole('button', { name: 'GET /cart' }).waitFor();
@@ -292,13 +295,11 @@ describe('web UI in Chromium: observability pages', () => {
     const toggle = page.getByRole('checkbox', { name: 'Enabled: checkout warnings' });
     expect(await toggle.isChecked()).toBe(true);
     await toggle.uncheck();
-    await page.waitForFunction(() => {
-      const d = (
-        globalThis as unknown as { document: { querySelector(s: string): { checked: boolean } | null } }
-      ).document;
-      return d.querySelector('input[aria-label="Enabled: checkout warnings"]')?.checked === false;
-    });
-    const rules = await call('GET', `/api/observe/alerts?project_id=${projectId}`);
+    let rules = await call('GET', `/api/observe/alerts?project_id=${projectId}`);
+    for (let i = 0; i < 50 && rules.body.items[0].is_enabled; i++) {
+      await sleep(200);
+      rules = await call('GET', `/api/observe/alerts?project_id=${projectId}`);
+    }
     expect(rules.body.items[0]).toMatchObject({ name: 'checkout warnings', is_enabled: false });
     expect(rules.body.items[0].silenced_until).not.toBeNull();
     await check(admin, 'observe-alerts-list');

@@ -84,25 +84,28 @@ function RuleList(props: ObserveContext) {
 
 function EnableToggle({ rule, onDone }: { rule: Rule; onDone: () => void }) {
   const [busy, setBusy] = useState(false);
+  const [on, setOn] = useState(rule.is_enabled);
   const [error, setError] = useState<Error | undefined>();
   return (
     <>
       <input
         type="checkbox"
         aria-label={`Enabled: ${rule.name}`}
-        checked={rule.is_enabled}
+        checked={on}
         disabled={busy}
         onChange={async (e) => {
-          const on = e.currentTarget.checked;
+          const want = e.currentTarget.checked;
+          setOn(want);
           setBusy(true);
           setError(undefined);
           try {
             await api('patch', '/api/observe/alerts/{id}', {
               path: { id: rule.id },
-              body: { is_enabled: on },
+              body: { is_enabled: want },
             });
             onDone();
           } catch (err) {
+            setOn(!want);
             setError(err as Error);
           } finally {
             setBusy(false);

@@ -239,7 +239,7 @@ export function LogTable({ items, base, label }: { items: Entry[]; base: string;
               </td>
               <td>
                 {e.trace_id ? (
-                  <Link href={`${base}/traces/${e.trace_id}`} aria-label={`Trace ${e.trace_id}`}>
+                  <Link href={`${base}/traces/${e.trace_id}`} title={`Trace ${e.trace_id}`}>
                     {e.trace_id.slice(0, 8)}…
                   </Link>
                 ) : (
