@@ -6,6 +6,7 @@
  */
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tailDemandChannel } from '../src/observe/ingest.js';
 import {
   createTestPlatform,
   createTestStore,
@@ -59,6 +60,16 @@ describe.skipIf(servicesMissing)('observe ingest on two instances', () => {
     const unsubscribe = await b.platform.drivers.pubsub.subscribe('observe.logs', (m) => {
       for (const e of (m as { entries: { message: string }[] }).entries) fed.push(e.message);
     });
+    // The ingest publishes batches only while some instance has a live tail open: this subscriber
+    // announces itself as a tail does (on b; a hears it through PostgreSQL) and refreshes it.
+    const announce = () => b.platform.drivers.pubsub.publish(tailDemandChannel('observe.logs'), {});
+    await announce();
+    const refresh = setInterval(() => void announce(), 5_000);
+    await eventually(
+      () => a.platform.services.observe.ingest.tailWanted && b.platform.services.observe.ingest.tailWanted,
+      10_000,
+      'both instances to see the tail demand',
+    );
     const requests: Promise<{ statusCode: number }>[] = [];
     const REQUESTS = 40;
     for (let r = 0; r < REQUESTS; r++) {
@@ -181,6 +192,7 @@ describe.skipIf(servicesMissing)('observe ingest on two instances', () => {
       20_000,
       'the live feed',
     );
+    clearInterval(refresh);
     await unsubscribe();
   }, 120_000);
 });
