@@ -40,6 +40,14 @@ const settings = {
   },
   host: { schema: z.string().min(1).default('0.0.0.0'), help: 'listen address' },
   port: { schema: int(1, 65535, 'a port number').default(8080), help: 'listen port' },
+  instance_address: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9.:-]+$/, 'a host name or IP address')
+      .max(253)
+      .default('127.0.0.1'),
+    help: "address other instances reach this instance's locally deployed apps at (`/apps/…` served by any instance); 127.0.0.1 when all share one host",
+  },
   public_url: {
     schema: url().optional(),
     help: 'URL clients use to reach the platform (clone URLs, presigned links); default `http://localhost:<port>`',

@@ -189,6 +189,7 @@ export class LocalTarget {
     const all = [...this.current.values()];
     this.current.clear();
     this.routes.clear();
+    this.remoteAgent.destroy();
     await Promise.all(all.map((r) => this.retire(r, 2_000)));
   }
 
@@ -276,20 +277,7 @@ export class LocalTarget {
   ): Promise<FastifyReply> {
     const deploymentId = this.routes.get(routeKey);
     const release = deploymentId ? this.current.get(deploymentId) : undefined;
-    if (!release) {
-      return reply
-        .code(503)
-        .header('content-type', 'application/json')
-        .send({
-          error: {
-            code: 'unavailable',
-            message: 'no healthy version of this deployment serves here',
-            details: [],
-          },
-        });
-    }
-    reply.hijack();
-    const res = reply.raw;
+    if (!release) return unavailable(reply);
     release.inflight++;
     let done = false;
     const finish = () => {
@@ -298,6 +286,46 @@ export class LocalTarget {
       release.inflight--;
       if (release.inflight === 0) for (const f of release.idle.splice(0)) f();
     };
+    return this.forward(req, reply, routeKey, rest, {
+      host: '127.0.0.1',
+      port: release.port,
+      agent: release.agent,
+      finish,
+    });
+  }
+
+  /**
+   * The proxy to a release another instance runs, at the address that instance recorded in the
+   * deployment's runtime state (never an address from the request). Same credential stripping and
+   * CSP as a local release. `null` → 503 (nothing serves).
+   */
+  async proxyRemote(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    routeKey: string,
+    rest: string,
+    upstream: { host: string; port: number } | null,
+  ): Promise<FastifyReply> {
+    if (!upstream) return unavailable(reply);
+    return this.forward(req, reply, routeKey, rest, {
+      ...upstream,
+      agent: this.remoteAgent,
+      finish: () => {},
+    });
+  }
+
+  private readonly remoteAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+  private forward(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    routeKey: string,
+    rest: string,
+    to: { host: string; port: number; agent: http.Agent; finish: () => void },
+  ): FastifyReply {
+    const finish = to.finish;
+    reply.hijack();
+    const res = reply.raw;
     res.on('close', finish);
     const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
     const headers: http.OutgoingHttpHeaders = {};
@@ -313,12 +341,12 @@ export class LocalTarget {
     headers['x-forwarded-for'] = req.ip;
     headers['x-forwarded-prefix'] = `/apps/${routeKey}`;
     const upstream = http.request({
-      host: '127.0.0.1',
-      port: release.port,
+      host: to.host,
+      port: to.port,
       method: req.method,
       path: `/${rest}${query}`,
       headers,
-      agent: release.agent,
+      agent: to.agent,
     });
     upstream.on('response', (up) => {
       const out: http.OutgoingHttpHeaders = {};
@@ -334,7 +362,9 @@ export class LocalTarget {
     });
     upstream.on('error', (err) => {
       if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'application/json' });
+        // Refused: the release is gone (stopped, its instance ending) — nothing serves, as a 503.
+        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+        res.writeHead(refused ? 503 : 502, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({
             error: { code: 'unavailable', message: `upstream: ${err.message}`, details: [] },
@@ -349,6 +379,41 @@ export class LocalTarget {
     else upstream.end();
     return reply;
   }
+}
+
+/**
+ * Where another instance serves a local deployment: the host and port it recorded in the runtime
+ * state when its release got healthy, while its lease on the row is live. Only what the deployer
+ * wrote is used (a host name or IP, a port), so the proxy cannot be pointed elsewhere by a request.
+ */
+export function servingElsewhere(
+  row: { runtime: Record<string, unknown>; lease_holder: string | null; lease_expires_at: Date | null },
+  routeKey: string,
+  selfInstanceId: string,
+): { host: string; port: number } | null {
+  const r = row.runtime;
+  // This instance holds the row but does not serve it (between versions, stopping): never itself.
+  if (row.lease_holder === selfInstanceId) return null;
+  if (r.target !== 'local' || r.stopped || r.route_key !== routeKey) return null;
+  if (!row.lease_holder || !row.lease_expires_at || new Date(row.lease_expires_at).getTime() <= Date.now())
+    return null;
+  const { host, port } = r;
+  if (typeof host !== 'string' || !/^[A-Za-z0-9.:-]{1,253}$/.test(host)) return null;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { host, port };
+}
+
+function unavailable(reply: FastifyReply): FastifyReply {
+  return reply
+    .code(503)
+    .header('content-type', 'application/json')
+    .send({
+      error: {
+        code: 'unavailable',
+        message: 'no healthy version of this deployment serves now',
+        details: [],
+      },
+    });
 }
 
 const HOP_BY_HOP = new Set([

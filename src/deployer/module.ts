@@ -135,6 +135,7 @@ export function createDeployerModule(
     log,
     events: ctx.events,
     instanceId: ctx.scheduler.instanceId,
+    instanceAddress: config.instance_address,
     local,
     kubernetes,
     project,
@@ -158,7 +159,7 @@ export function createDeployerModule(
     service,
     reconciler,
     local,
-    routes: deployerRoutes(service, ops, local, projectIdByName),
+    routes: deployerRoutes(service, ops, local, projectIdByName, ctx.scheduler.instanceId),
     start: async () => {
       const offChanged = ctx.events.on('deployment.changed', () => service.onChanged());
       // A merge request that ends takes its preview environments with it.

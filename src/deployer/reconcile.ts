@@ -22,6 +22,8 @@ export interface ReconcilerDeps extends ManifestDeps {
   log: Logger;
   events: EventBus;
   instanceId: string;
+  /** The host other instances reach this instance's local releases at (PLATFORM_INSTANCE_ADDRESS). */
+  instanceAddress: string;
   local: LocalTarget;
   kubernetes: KubernetesTarget | null;
   leaseSeconds: number;
@@ -403,6 +405,8 @@ export class Reconciler {
           target: 'local',
           route_key: `${project.owner_name}/${project.name}/${row.environment}`,
           release: outcome.releaseId,
+          // Where other instances' proxies reach this release (PLATFORM_INSTANCE_ADDRESS:port).
+          host: this.d.instanceAddress,
           port: outcome.port,
           manifests,
           ops_sha: opsSha,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { notFound } from '../core/errors.js';
 import { type AnyRouteDef, paginationQuery, route, uuidParam } from '../core/http.js';
 import type { LocalTarget } from './local-target.js';
+import { servingElsewhere } from './local-target.js';
 import type { OpsReposService } from './ops-repos.js';
 import { DEPLOY_REASONS } from './reasons.js';
 import {
@@ -79,6 +80,7 @@ export function deployerRoutes(
   ops: OpsReposService,
   local: LocalTarget,
   projectIdByName: (owner: string, name: string) => Promise<string | null>,
+  instanceId: string,
 ): AnyRouteDef[] {
   const tags = ['deployments'];
   const proxyParams = z.object({
@@ -104,14 +106,20 @@ export function deployerRoutes(
         reasons: [DEPLOY_REASONS.notFound],
         handler: async ({ req, reply, params }) => {
           const key = `${params.owner}/${params.name}/${params.env}`;
-          if (!local.serves(key)) {
-            // A path that names no deployment is a 404; a known one that does not serve here now
-            // (stopped, between versions) is the proxy's 503.
-            const projectId = await projectIdByName(params.owner, params.name);
-            if (!projectId) throw notFound('deployment').because(DEPLOY_REASONS.notFound);
-            await service.find(projectId, params.env);
-          }
-          return local.proxy(req, reply, key, params['*'] ?? '');
+          if (local.serves(key)) return local.proxy(req, reply, key, params['*'] ?? '');
+          // A path that names no deployment is a 404; one another live instance serves is proxied
+          // to the address that instance recorded; one nothing serves now (stopped, between
+          // versions, its instance gone) is the proxy's 503.
+          const projectId = await projectIdByName(params.owner, params.name);
+          if (!projectId) throw notFound('deployment').because(DEPLOY_REASONS.notFound);
+          const row = await service.find(projectId, params.env);
+          return local.proxyRemote(
+            req,
+            reply,
+            key,
+            params['*'] ?? '',
+            servingElsewhere(row, key, instanceId),
+          );
         },
       }),
     ),
