@@ -317,4 +317,34 @@ describe('web UI in Chromium: observability pages', () => {
     await page.getByText('Nothing recorded for this session yet.').waitFor();
     await check(admin, 'observe-timeline-empty');
   });
+  it('shows the forbidden state to a project viewer: instance-wide logs, and saving an alert rule', async () => {
+    const user = await call('POST', '/api/users', {
+      name: 'vera',
+      email: 'vera@example.test',
+      password: 'vera-password-123',
+    });
+    expect(user.status, JSON.stringify(user.body)).toBe(201);
+    const member = await call('POST', `/api/projects/${projectId}/members`, { user: 'vera', role: 'viewer' });
+    expect(member.status, JSON.stringify(member.body)).toBe(201);
+    const vera = await openTab(browser, base);
+    try {
+      const { page } = vera;
+      await page.goto('/login');
+      await page.getByLabel('User name').fill('vera');
+      await page.getByLabel('Password').fill('vera-password-123');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await heading(page, 'Dashboard');
+      await page.goto('/observe/logs');
+      await page.getByRole('alert').filter({ hasText: 'Forbidden.' }).waitFor();
+      await check(vera, 'observe-logs-forbidden');
+      await page.goto(`${root}/alerts/new`);
+      await page.getByLabel('Name', { exact: true }).fill('not mine');
+      await page.getByLabel('Query').fill('count(logs{level="error"}[10m]) > 5');
+      await page.getByRole('button', { name: 'Save rule' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Forbidden.' }).waitFor();
+      await check(vera, 'observe-alert-forbidden');
+    } finally {
+      await vera.context.close();
+    }
+  });
 });
