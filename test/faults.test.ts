@@ -375,7 +375,8 @@ describe.skipIf(servicesMissing)(`faults at random moments (${storeMode})`, () =
           `select 'pipeline' as kind, count(*)::text as n from pipelines where status in ('pending', 'running')
          union all select 'step', count(*)::text from pipeline_steps where status in ('pending', 'running')
          union all select 'deployment', count(*)::text from deployments where current_status in ('pending', 'syncing')
-         union all select 'session', count(*)::text from agent_sessions where status in ('pending', 'running')`,
+         union all select 'session', count(*)::text from agent_sessions where status in ('pending', 'running')
+         union all select 'merge intent', count(*)::text from mr_merge_intents`,
         );
 
       const checkInvariants = async (run: number) => {
@@ -400,7 +401,17 @@ describe.skipIf(servicesMissing)(`faults at random moments (${storeMode})`, () =
           ).stdout.trim();
           if (at && at !== sha) problems.push(`run ${run}: cut push ${branch} left the ref at ${at}`);
         }
-        // Merges: acknowledged → merged and in main; cut → either fully merged or not at all.
+        // Merges: acknowledged → merged and in main; cut → either fully merged or not at all, once
+        // the recovery loop has completed or dropped the write-ahead intent of an interrupted one.
+        await eventually(
+          async () => {
+            const r = await p.query<{ n: string }>('select count(*)::text as n from mr_merge_intents');
+            if (r[0]?.n !== '0') await sleep(250);
+            return r[0]?.n === '0';
+          },
+          RECOVERY_MS,
+          'every interrupted merge recovered',
+        );
         for (const { number, source } of [...merges, ...unackedMerges]) {
           const acked = merges.some((m) => m.number === number);
           const mr = await api('GET', `/api/projects/${projects['f-git']}/merge-requests/${number}`);

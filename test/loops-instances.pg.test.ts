@@ -19,6 +19,7 @@ import type { Loop } from '../src/core/scheduler.js';
 import { DEPLOY_LOOPS } from '../src/deployer/index.js';
 import { NOTIFY_DELIVERY_LOOP } from '../src/notify/index.js';
 import { ALERT_LOOP } from '../src/observe/alerts/alerting.js';
+import { MERGE_RECOVERY_LOOP } from '../src/mergerequests/index.js';
 import { PIPELINE_LOOPS } from '../src/pipeline/index.js';
 import { WEBHOOK_DELIVERY_LOOP } from '../src/webhooks/index.js';
 import {
@@ -40,6 +41,7 @@ const SINGLE_INSTANCE = [
   PIPELINE_LOOPS.artifactExpiry,
   DEPLOY_LOOPS.previewTtl,
   DEPLOY_LOOPS.opsSync,
+  MERGE_RECOVERY_LOOP,
 ];
 /** Loops every instance runs: each claims rows (FOR UPDATE SKIP LOCKED or a guarded update). */
 const EVERY_INSTANCE = [

@@ -5,6 +5,9 @@ import type { CommitChecks } from './context.js';
 import { mergeRequestRoutes } from './routes.js';
 import { MergeRequestsService } from './service.js';
 
+/** The scheduler loop completing merges interrupted by a crash (one instance at a time). */
+export const MERGE_RECOVERY_LOOP = 'mr.merge-recovery';
+
 export function createMergeRequestsModule(
   ctx: ModuleContext,
   deps: { projects: ProjectsService; rbac: RbacService; checks: CommitChecks },
@@ -23,6 +26,15 @@ export function createMergeRequestsModule(
     name: 'merge-requests',
     service,
     routes: mergeRequestRoutes(service),
+    start: async () => {
+      ctx.scheduler.add({
+        name: MERGE_RECOVERY_LOOP,
+        intervalMs: 5_000,
+        run: async () => {
+          await service.recoverMerges();
+        },
+      });
+    },
     stop: async () => {
       unsubscribe();
     },

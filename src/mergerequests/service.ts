@@ -5,7 +5,7 @@ import type { PushReceivedEvent } from '../git/index.js';
 import type { MrContext } from './context.js';
 import { type CreateInput, createMergeRequest } from './create.js';
 import { mergeRequestDetail } from './detail.js';
-import { type MergeInput, mergeMergeRequest } from './merge.js';
+import { type MergeInput, mergeMergeRequest, recoverMerges } from './merge.js';
 import { onPush } from './push.js';
 import { findMr, type ListFilter, listMrs, type MergeRequestView, mrView } from './queries.js';
 import { BranchQueue } from './queue.js';
@@ -77,6 +77,11 @@ export class MergeRequestsService {
     return this.queue.run(projectId, first.target_branch, () =>
       mergeMergeRequest(this.c, actor, principal, project, number, input),
     );
+  }
+
+  /** Completes or drops merges a crash interrupted between the branch swap and the record. */
+  recoverMerges(graceMs?: number): Promise<number> {
+    return recoverMerges(this.c, graceMs);
   }
 
   onPush(e: PushReceivedEvent): Promise<void> {

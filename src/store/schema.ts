@@ -283,6 +283,20 @@ export interface MergeRequestsTable {
   updated_at: DefaultTimestamp;
 }
 
+export interface MrMergeIntentsTable {
+  mr_id: string;
+  project_id: string;
+  target_branch: string;
+  target_sha: string;
+  new_sha: string;
+  head_sha: string;
+  strategy: MergeStrategy;
+  merged_by: string;
+  actor: RequiredJson<{ id: string | null; name: string; ip: string | null }>;
+  merged_by_name: string;
+  created_at: DefaultTimestamp;
+}
+
 export interface MrReviewersTable {
   mr_id: string;
   user_id: string;
@@ -1091,6 +1105,7 @@ export interface Database {
   issues: IssuesTable;
   merge_requests: MergeRequestsTable;
   mr_reviewers: MrReviewersTable;
+  mr_merge_intents: MrMergeIntentsTable;
   mr_reviews: MrReviewsTable;
   comments: CommentsTable;
   webhooks: WebhooksTable;
