@@ -3085,6 +3085,19 @@ export interface components {
           pipeline_id: string;
           status: string;
         } | null;
+        /** @description named checks posted on the head by other modules; a failure blocks the merge */
+        runs: {
+          /** @description e.g. deploy/diff */
+          name: string;
+          /** @enum {string} */
+          conclusion: 'success' | 'neutral' | 'failure';
+          summary: string;
+          /** @description commit id */
+          head_sha: string;
+          /** @description what the check shows (deploy/diff: a unified diff per environment) */
+          text: string;
+          updated_at: string;
+        }[];
       };
       mergeable: boolean;
       blockers: components['schemas']['MergeRequestBlocker'][];
@@ -7793,7 +7806,7 @@ export interface operations {
           'application/json': components['schemas']['MergeRequest'];
         };
       };
-      /** @description client error (the Error body); `error.reason` may be: `mr.project_archived` (the project is archived: nothing is opened or merged), `mr.not_open` (the merge request is merged or closed), `mr.source_branch_missing` (the source branch no longer exists), `mr.head_changed` (the source branch moved away from expected_head_sha), `mr.approvals_required` (the target branch needs more approvals of the current head), `mr.changes_requested` (a reviewer requests changes on the current head), `mr.pipeline_required` (the target branch needs a successful pipeline; the head has none), `mr.pipeline_pending` (the head pipeline required by the target branch has not finished), `mr.pipeline_failed` (the head pipeline required by the target branch did not succeed), `mr.protected_branch` (another rule of the protected target branch refuses the merge), `mr.target_branch_missing` (the target branch no longer exists), `mr.nothing_to_merge` (the target already contains the changes of the source), `mr.not_fast_forward` (fast_forward: the target has commits the source does not have), `mr.merge_conflict` (source and target change the same lines (the files are listed)), `mr.target_moved` (the target branch kept moving while merging (compare-and-swap lost)) */
+      /** @description client error (the Error body); `error.reason` may be: `mr.project_archived` (the project is archived: nothing is opened or merged), `mr.not_open` (the merge request is merged or closed), `mr.source_branch_missing` (the source branch no longer exists), `mr.head_changed` (the source branch moved away from expected_head_sha), `mr.approvals_required` (the target branch needs more approvals of the current head), `mr.changes_requested` (a reviewer requests changes on the current head), `mr.pipeline_required` (the target branch needs a successful pipeline; the head has none), `mr.pipeline_pending` (the head pipeline required by the target branch has not finished), `mr.pipeline_failed` (the head pipeline required by the target branch did not succeed), `mr.check_failed` (a check posted on the head failed (e.g. deploy/diff: a manifest does not render)), `mr.protected_branch` (another rule of the protected target branch refuses the merge), `mr.target_branch_missing` (the target branch no longer exists), `mr.nothing_to_merge` (the target already contains the changes of the source), `mr.not_fast_forward` (fast_forward: the target has commits the source does not have), `mr.merge_conflict` (source and target change the same lines (the files are listed)), `mr.target_moved` (the target branch kept moving while merging (compare-and-swap lost)) */
       '4XX': {
         headers: {
           [name: string]: unknown;
