@@ -17,9 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_LEASE_LOOP, AGENT_REAP_LOOP } from '../src/agents/index.js';
 import type { Loop } from '../src/core/scheduler.js';
 import { DEPLOY_LOOPS } from '../src/deployer/index.js';
+import { MERGE_RECOVERY_LOOP } from '../src/mergerequests/index.js';
 import { NOTIFY_DELIVERY_LOOP } from '../src/notify/index.js';
 import { ALERT_LOOP } from '../src/observe/alerts/alerting.js';
-import { MERGE_RECOVERY_LOOP } from '../src/mergerequests/index.js';
 import { PIPELINE_LOOPS } from '../src/pipeline/index.js';
 import { WEBHOOK_DELIVERY_LOOP } from '../src/webhooks/index.js';
 import {
