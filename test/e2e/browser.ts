@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { freePort, makeTempDir, repoRoot, startCli, waitForHttp } from '../helpers/process.js';
 
 export const ADMIN_PASSWORD = 'e2e-admin-password-1';
@@ -91,3 +92,31 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/**
+ * Waits for the page to settle (no loading state), then checks it with axe-core (0 serious or
+ * critical violations) and for CSP violations or page errors since the last check, and keeps a
+ * screenshot named `name`.
+ */
+export async function checkPage(tab: Tab, name: string): Promise<void> {
+  const { page } = tab;
+  // A function, not a string: a string would be eval'd in the page, which its CSP forbids.
+  await page.waitForFunction(() => {
+    const d = (
+      globalThis as unknown as {
+        document: { querySelector(s: string): { textContent: string | null } | null };
+      }
+    ).document;
+    return !d.querySelector('[role="status"]')?.textContent?.includes('Loading…');
+  });
+  const serious = await axe(page);
+  expect(serious, `${name}: axe serious/critical violations\n${JSON.stringify(serious, null, 2)}`).toEqual(
+    [],
+  );
+  expect(tab.problems.splice(0), `${name}: CSP violations or page errors`).toEqual([]);
+  await screenshot(page, name);
+}
+
+/** Waits for a heading with this name. */
+export const heading = (page: Page, text: string | RegExp) =>
+  page.getByRole('heading', { name: text }).first().waitFor();

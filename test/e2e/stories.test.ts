@@ -24,7 +24,8 @@ import { startTestSmtp, type TestSmtp } from '../helpers/smtp.js';
 import { eventually } from '../helpers/wait.js';
 import {
   ADMIN_PASSWORD,
-  axe,
+  checkPage,
+  heading,
   launchBrowser,
   openTab,
   screenshot,
@@ -50,25 +51,7 @@ describe('end-to-end stories', () => {
   // Story 1's deployment, rolled back in story 3.
   const webapp = { id: '', work: '', shas: [] as string[] };
 
-  async function check(tab: Tab, name: string): Promise<void> {
-    const { page } = tab;
-    await page.waitForFunction(() => {
-      const d = (
-        globalThis as unknown as {
-          document: { querySelector(s: string): { textContent: string | null } | null };
-        }
-      ).document;
-      return !d.querySelector('[role="status"]')?.textContent?.includes('Loading…');
-    });
-    const serious = await axe(page);
-    expect(serious, `${name}: axe serious/critical violations\n${JSON.stringify(serious, null, 2)}`).toEqual(
-      [],
-    );
-    expect(tab.problems.splice(0), `${name}: CSP violations or page errors`).toEqual([]);
-    await screenshot(page, `story-${name}`);
-  }
-  const heading = (page: Page, text: string | RegExp) =>
-    page.getByRole('heading', { name: text }).first().waitFor();
+  const check = (tab: Tab, name: string) => checkPage(tab, `story-${name}`);
   const unread = async (page: Page) =>
     Number(
       (await page

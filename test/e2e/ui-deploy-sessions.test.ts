@@ -1,13 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { authUrl, gitOk, tempDir } from '../helpers/git.js';
 import { killAllChildren, removeTempDirs } from '../helpers/process.js';
 import {
   ADMIN_PASSWORD,
-  axe,
+  checkPage,
+  heading,
   launchBrowser,
   openTab,
   screenshot,
@@ -81,26 +81,7 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
 
-  async function check(tab: Tab, name: string): Promise<void> {
-    const { page } = tab;
-    await page.waitForFunction(() => {
-      const d = (
-        globalThis as unknown as {
-          document: { querySelector(s: string): { textContent: string | null } | null };
-        }
-      ).document;
-      return !d.querySelector('[role="status"]')?.textContent?.includes('Loading…');
-    });
-    const serious = await axe(page);
-    expect(serious, `${name}: axe serious/critical violations\n${JSON.stringify(serious, null, 2)}`).toEqual(
-      [],
-    );
-    expect(tab.problems.splice(0), `${name}: CSP violations or page errors`).toEqual([]);
-    await screenshot(page, name);
-  }
-
-  const heading = (page: Page, text: string | RegExp) =>
-    page.getByRole('heading', { name: text }).first().waitFor();
+  const check = checkPage;
 
   beforeAll(async () => {
     const started = await startPlatform({ PLATFORM_RUNNER_READONLY_PATHS: fixtures });

@@ -7,12 +7,12 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killAllChildren, removeTempDirs } from '../helpers/process.js';
 import {
   ADMIN_PASSWORD,
-  axe,
+  checkPage,
+  heading,
   launchBrowser,
   openTab,
   screenshot,
@@ -73,26 +73,7 @@ describe('web UI in Chromium: observability pages', () => {
     await provider.shutdown();
   }
 
-  async function check(tab: Tab, name: string): Promise<void> {
-    const { page } = tab;
-    await page.waitForFunction(() => {
-      const d = (
-        globalThis as unknown as {
-          document: { querySelector(s: string): { textContent: string | null } | null };
-        }
-      ).document;
-      return !d.querySelector('[role="status"]')?.textContent?.includes('Loading…');
-    });
-    const serious = await axe(page);
-    expect(serious, `${name}: axe serious/critical violations\n${JSON.stringify(serious, null, 2)}`).toEqual(
-      [],
-    );
-    expect(tab.problems.splice(0), `${name}: CSP violations or page errors`).toEqual([]);
-    await screenshot(page, name);
-  }
-
-  const heading = (page: Page, text: string | RegExp) =>
-    page.getByRole('heading', { name: text }).first().waitFor();
+  const check = checkPage;
 
   beforeAll(async () => {
     const started = await startPlatform({ PLATFORM_ALERT_EVALUATION_INTERVAL_SECONDS: '1' });

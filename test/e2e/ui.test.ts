@@ -1,13 +1,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { authUrl, gitOk, tempDir } from '../helpers/git.js';
 import { killAllChildren, removeTempDirs } from '../helpers/process.js';
 import { eventually } from '../helpers/wait.js';
 import {
   ADMIN_PASSWORD,
-  axe,
+  checkPage,
+  heading,
   launchBrowser,
   openTab,
   screenshot,
@@ -27,25 +28,9 @@ describe('web UI in Chromium', () => {
   let repo: { dir: string; cleanup: () => void };
   const checked: string[] = [];
 
-  /** Waits for the page to settle (no loading state), then checks it with axe and keeps a screenshot. */
+  /** Checks the page (browser.ts checkPage) and records that it was checked. */
   async function check(tab: Tab, name: string): Promise<void> {
-    const { page } = tab;
-    // A function, not a string: a string would be eval'd in the page, which its CSP forbids.
-    await page.waitForFunction(() => {
-      const d = (
-        globalThis as unknown as {
-          document: { querySelector(s: string): { textContent: string | null } | null };
-        }
-      ).document;
-      return !d.querySelector('[role="status"]')?.textContent?.includes('Loading…');
-    });
-    const serious = await axe(page);
-    expect(serious, `${name}: axe serious/critical violations\n${JSON.stringify(serious, null, 2)}`).toEqual(
-      [],
-    );
-    const problems = tab.problems.splice(0);
-    expect(problems, `${name}: CSP violations or page errors`).toEqual([]);
-    await screenshot(page, name);
+    await checkPage(tab, name);
     checked.push(name);
   }
 
@@ -59,9 +44,6 @@ describe('web UI in Chromium', () => {
     await git(['commit', '-q', '-m', message]);
     await git(['push', '-q', 'origin', `HEAD:refs/heads/${branch}`]);
   }
-
-  const heading = (page: Page, text: string | RegExp) =>
-    page.getByRole('heading', { name: text }).first().waitFor();
 
   beforeAll(async () => {
     const started = await startPlatform();
