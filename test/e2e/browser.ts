@@ -120,3 +120,11 @@ export async function checkPage(tab: Tab, name: string): Promise<void> {
 /** Waits for a heading with this name. */
 export const heading = (page: Page, text: string | RegExp) =>
   page.getByRole('heading', { name: text }).first().waitFor();
+
+/** Signs in through the login page and waits for the dashboard. */
+export async function signIn(page: Page, name: string, password: string): Promise<void> {
+  await page.getByLabel('User name').fill(name);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await heading(page, 'Dashboard');
+}

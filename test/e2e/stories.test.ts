@@ -29,6 +29,7 @@ import {
   launchBrowser,
   openTab,
   screenshot,
+  signIn,
   startPlatform,
   type Tab,
 } from './browser.js';
@@ -108,10 +109,7 @@ describe('end-to-end stories', () => {
     await page.waitForURL(/\/login/);
     await page.getByRole('heading', { name: 'First start?' }).waitFor();
     await check(admin, '1-login');
-    await page.getByLabel('User name').fill('admin');
-    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await heading(page, 'Dashboard');
+    await signIn(page, 'admin', ADMIN_PASSWORD);
 
     // A project created in the UI.
     await page.goto('/projects');
@@ -268,10 +266,7 @@ describe('end-to-end stories', () => {
     const { page } = tab;
     try {
       await page.goto('/login');
-      await page.getByLabel('User name').fill('dana');
-      await page.getByLabel('Password').fill('dana-password-123');
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await heading(page, 'Dashboard');
+      await signIn(page, 'dana', 'dana-password-123');
       await page.goto('/projects/dana/notes/sessions');
       await page.getByLabel('Prompt').fill('Add a changelog and open a merge request');
       await check(tab, '2-session-start');
@@ -379,10 +374,7 @@ describe('end-to-end stories', () => {
     const { page } = tab;
     try {
       await page.goto('/login');
-      await page.getByLabel('User name').fill('olga');
-      await page.getByLabel('Password').fill('olga-password-123');
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await heading(page, 'Dashboard');
+      await signIn(page, 'olga', 'olga-password-123');
       await page.goto('/projects/admin/webapp/deployments');
       await page.getByRole('link', { name: 'staging', exact: true }).click();
       await heading(page, /Environment staging/);

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { authUrl, gitOk, tempDir } from '../helpers/git.js';
 import { killAllChildren, removeTempDirs } from '../helpers/process.js';
+import { eventually } from '../helpers/wait.js';
 import {
   ADMIN_PASSWORD,
   checkPage,
@@ -11,9 +12,11 @@ import {
   launchBrowser,
   openTab,
   screenshot,
+  signIn,
   startPlatform,
   type Tab,
 } from './browser.js';
+import { apiClient } from './story-helpers.js';
 
 /**
  * The deployments and agent session pages in headless Chromium against a real `platform serve`: a
@@ -47,22 +50,6 @@ readiness_timeout_seconds: 30
 drain_seconds: 1
 `;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, ms = 150_000) {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(500);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
-
 describe('web UI in Chromium: deployments and agent sessions', () => {
   let base = '';
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
@@ -71,15 +58,7 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
   let projectId = '';
   const auth = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
 
-  async function call(method: string, url: string, body?: unknown) {
-    const res = await fetch(`${base}${url}`, {
-      method,
-      headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
+  const call = (method: string, url: string, body?: unknown) => apiClient(base, auth)(method, url, body);
 
   const check = checkPage;
 
@@ -98,10 +77,7 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
     admin = await openTab(browser, base);
     const { page } = admin;
     await page.goto('/login');
-    await page.getByLabel('User name').fill('admin');
-    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await heading(page, 'Dashboard');
+    await signIn(page, 'admin', ADMIN_PASSWORD);
   });
 
   afterEach(async (ctx) => {
@@ -158,12 +134,16 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
       return res?.status === 200 ? await res.text() : null;
     };
     const deployed = (sha: string) =>
-      waitFor(async () => {
-        const d = (await call('GET', `/api/projects/${projectId}/deployments/staging`)).body;
-        return (
-          d?.commit_sha === sha && d.current_status === 'healthy' && d.observed_generation >= d.generation
-        );
-      }, `${sha} healthy`);
+      eventually(
+        async () => {
+          const d = (await call('GET', `/api/projects/${projectId}/deployments/staging`)).body;
+          return (
+            d?.commit_sha === sha && d.current_status === 'healthy' && d.observed_generation >= d.generation
+          );
+        },
+        150_000,
+        `${sha} healthy`,
+      );
     const sha1 = await release('v1');
     await deployed(sha1);
     expect(await serving()).toBe('v1');
@@ -182,7 +162,7 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
     await check(admin, 'deployment-detail');
 
     await page.getByRole('button', { name: 'Roll back', exact: true }).click();
-    await waitFor(async () => (await serving()) === 'v1', 'v1 to serve again');
+    await eventually(async () => (await serving()) === 'v1', 150_000, 'v1 to serve again');
     await history
       .getByRole('row', { name: /rollback/ })
       .first()
@@ -202,7 +182,7 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
       .filter({ hasText: sha2.slice(0, 10) })
       .getByRole('button', { name: 'Roll back to this version' })
       .click();
-    await waitFor(async () => (await serving()) === 'v2', 'v2 to serve again');
+    await eventually(async () => (await serving()) === 'v2', 150_000, 'v2 to serve again');
     await page.getByTestId('deployment-version').getByText(sha2.slice(0, 10)).waitFor();
 
     await page.goto('/');
@@ -289,11 +269,15 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
       title: 'New thing',
     });
     expect(mr.status, JSON.stringify(mr.body)).toBe(201);
-    await waitFor(async () => {
-      const d = (await call('GET', `/api/projects/${site.body.id}/deployments/preview-feature-new-thing`))
-        .body;
-      return d?.current_status === 'healthy';
-    }, 'the preview healthy');
+    await eventually(
+      async () => {
+        const d = (await call('GET', `/api/projects/${site.body.id}/deployments/preview-feature-new-thing`))
+          .body;
+        return d?.current_status === 'healthy';
+      },
+      150_000,
+      'the preview healthy',
+    );
     const { page } = admin;
     await page.goto('/projects/admin/site/deployments');
     const previews = page.getByRole('region', { name: 'Preview environments' });
@@ -319,10 +303,7 @@ describe('web UI in Chromium: deployments and agent sessions', () => {
     try {
       const { page } = vera;
       await page.goto('/login');
-      await page.getByLabel('User name').fill('vera');
-      await page.getByLabel('Password').fill('vera-password-123');
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await heading(page, 'Dashboard');
+      await signIn(page, 'vera', 'vera-password-123');
       await page.goto('/projects/admin/shop/deployments/staging');
       await heading(page, /Environment staging/);
       await page.getByRole('button', { name: 'Roll back', exact: true }).click();

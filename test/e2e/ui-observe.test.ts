@@ -16,9 +16,11 @@ import {
   launchBrowser,
   openTab,
   screenshot,
+  signIn,
   startPlatform,
   type Tab,
 } from './browser.js';
+import { apiClient } from './story-helpers.js';
 
 /**
  * The observability pages in headless Chromium against a real `platform serve`: logs, a trace and
@@ -39,15 +41,7 @@ describe('web UI in Chromium: observability pages', () => {
   const service = 'checkout';
   const root = '/projects/admin/shop/observe';
 
-  async function call(method: string, url: string, body?: unknown) {
-    const res = await fetch(`${base}${url}`, {
-      method,
-      headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  }
+  const call = (method: string, url: string, body?: unknown) => apiClient(base, auth)(method, url, body);
 
   const exporter = (signal: string) => ({
     url: `${base}/v1/${signal}`,
@@ -125,10 +119,7 @@ describe('web UI in Chromium: observability pages', () => {
     admin = await openTab(browser, base);
     const { page } = admin;
     await page.goto('/login');
-    await page.getByLabel('User name').fill('admin');
-    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await heading(page, 'Dashboard');
+    await signIn(page, 'admin', ADMIN_PASSWORD);
   });
 
   afterEach(async (ctx) => {
@@ -311,10 +302,7 @@ describe('web UI in Chromium: observability pages', () => {
     try {
       const { page } = vera;
       await page.goto('/login');
-      await page.getByLabel('User name').fill('vera');
-      await page.getByLabel('Password').fill('vera-password-123');
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await heading(page, 'Dashboard');
+      await signIn(page, 'vera', 'vera-password-123');
       await page.goto('/observe/logs');
       await page.getByRole('alert').filter({ hasText: 'Forbidden.' }).waitFor();
       await check(vera, 'observe-logs-forbidden');
