@@ -259,4 +259,217 @@ await rotateOnce(handle.db, objects, { hotHours: 0, retentionDays: 30, rowsPerFi
     }
     conn.closeSync();
   }, 180_000);
+
+  it('spans, metric samples, the query language, the summary and a session timeline answer the same after their day moved to Parquet', async () => {
+    const now = Date.now();
+    const base = Math.floor(now / DAY) * DAY - DAY + 15 * 3_600_000;
+    const ns = (ms: number) => String(BigInt(ms) * 1_000_000n);
+    const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
+    const traceId = hex(0xc01d, 32);
+    const otherTrace = hex(0xc01e, 32);
+    const session = '0c01d000-0000-4000-8000-000000000001';
+    const resource = (project: string, service: string) => ({
+      attributes: [
+        { key: 'service.name', value: { stringValue: service } },
+        { key: 'platform.project_id', value: { stringValue: project } },
+        { key: 'platform.session_id', value: { stringValue: session } },
+      ],
+    });
+    const post = async (signal: string, body: unknown) => {
+      const res = await t.platform.fastify.inject({
+        method: 'POST',
+        url: `/v1/${signal}`,
+        payload: JSON.stringify(body),
+        headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toEqual({});
+    };
+    // 40 spans of one trace (a root, children, grandchildren), 5 of another project's trace.
+    await post('traces', {
+      resourceSpans: [
+        {
+          resource: resource(projects[0]!, 'cold-api'),
+          scopeSpans: [
+            {
+              spans: Array.from({ length: 40 }, (_, i) => ({
+                traceId,
+                spanId: hex(i + 1, 16),
+                ...(i === 0 ? {} : { parentSpanId: hex(i < 10 ? 1 : (i % 9) + 2, 16) }),
+                name: `op ${i}`,
+                kind: 2,
+                startTimeUnixNano: ns(base + i * 50),
+                endTimeUnixNano: ns(base + i * 50 + (i === 0 ? 5000 : 30)),
+                status: { code: i % 13 === 5 ? 2 : 0 },
+                attributes: [{ key: 'i', value: { intValue: String(i) } }],
+              })),
+            },
+          ],
+        },
+        {
+          resource: resource(projects[1]!, 'cold-other'),
+          scopeSpans: [
+            {
+              spans: Array.from({ length: 5 }, (_, i) => ({
+                traceId: otherTrace,
+                spanId: hex(100 + i, 16),
+                name: `other ${i}`,
+                startTimeUnixNano: ns(base + i * 10),
+                endTimeUnixNano: ns(base + i * 10 + 5),
+              })),
+            },
+          ],
+        },
+      ],
+    });
+    // Logs of the session, some in the trace; services and levels for the query language.
+    await post('logs', {
+      resourceLogs: ['cold-api', 'cold-worker'].map((service, s) => ({
+        resource: resource(projects[0]!, service),
+        scopeLogs: [
+          {
+            logRecords: Array.from({ length: 30 }, (_, i) => ({
+              timeUnixNano: ns(base + 7 + i * 97 + s),
+              severityNumber: [5, 9, 13, 17, 21][i % 5],
+              body: { stringValue: `${service} step ${i} ${i % 3 === 0 ? 'timeout' : 'ok'}` },
+              ...(i % 2 === 0 ? { traceId, spanId: hex((i % 40) + 1, 16) } : {}),
+              attributes: [{ key: 'http.status', value: { stringValue: String(200 + (i % 4) * 100) } }],
+            })),
+          },
+        ],
+      })),
+    });
+    // A gauge in two routes, a cumulative sum, a cumulative histogram: a point every 30 s for 20 min.
+    const points = Array.from({ length: 40 }, (_, i) => base + i * 30_000);
+    await post('metrics', {
+      resourceMetrics: [
+        {
+          resource: resource(projects[0]!, 'cold-api'),
+          scopeMetrics: [
+            {
+              metrics: [
+                {
+                  name: 'cold_gauge',
+                  gauge: {
+                    dataPoints: points.flatMap((ms, i) =>
+                      ['/a', '/b'].map((route, r) => ({
+                        timeUnixNano: ns(ms),
+                        asDouble: (i % 7) * 1.5 + r * 10,
+                        attributes: [{ key: 'route', value: { stringValue: route } }],
+                      })),
+                    ),
+                  },
+                },
+                {
+                  name: 'cold_requests_total',
+                  sum: {
+                    aggregationTemporality: 2,
+                    isMonotonic: true,
+                    dataPoints: points.map((ms, i) => ({ timeUnixNano: ns(ms), asInt: String(i * i) })),
+                  },
+                },
+                {
+                  name: 'cold_latency_ms',
+                  histogram: {
+                    aggregationTemporality: 2,
+                    dataPoints: points.map((ms, i) => ({
+                      timeUnixNano: ns(ms),
+                      count: String(10 * (i + 1)),
+                      sum: 55 * (i + 1),
+                      explicitBounds: [5, 10, 50, 100],
+                      bucketCounts: [1, 2, 3, 4, 0].map((c) => String(c * (i + 1))),
+                    })),
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    await t.platform.services.observe.flush();
+
+    const from = new Date(base - 3_600_000).toISOString();
+    const to = new Date(base + 3_600_000).toISOString();
+    const get = async (url: string) => {
+      const res = await t.request('GET', url, { token: t.adminToken });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body;
+    };
+    const query = encodeURIComponent('{service=~"cold-.*", level>="warn", attributes.http.status!="200"}');
+    const timeline = async () => {
+      const items: unknown[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { items: unknown[]; next_cursor: string | null } = await get(
+          `/api/observe/sessions/${session}/timeline?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
+        items.push(...page.items);
+        cursor = page.next_cursor;
+      } while (cursor);
+      return items;
+    };
+    const answers = async () => ({
+      trace: await get(`/api/observe/traces/${traceId}`),
+      other: await get(`/api/observe/traces/${otherTrace}`),
+      traces: await get(`/api/observe/traces?project_id=${projects[0]}&from=${from}&to=${to}`),
+      gauge: await get(
+        `/api/observe/metrics?name=cold_gauge&from=${from}&to=${to}&step=120&agg=max&group_by=route`,
+      ),
+      gaugeB: await get(
+        `/api/observe/metrics?name=cold_gauge&match=${encodeURIComponent('route=/b')}&from=${from}&to=${to}&step=300&agg=avg`,
+      ),
+      rate: await get(`/api/observe/metrics?name=cold_requests_total&from=${from}&to=${to}&step=60&agg=rate`),
+      p90: await get(`/api/observe/metrics?name=cold_latency_ms&from=${from}&to=${to}&step=300&agg=p90`),
+      logs: await get(`/api/observe/logs?query=${query}&from=${from}&to=${to}&limit=200`),
+      summary: await get(`/api/observe/logs/summary?query=${query}&from=${from}&to=${to}`),
+      timeline: await timeline(),
+    });
+    const before = await answers();
+    // The data is what was sent (so that "the same after" means something).
+    expect(before.trace.span_count).toBe(40);
+    expect(
+      before.trace.spans.map((s: { depth: number }) => s.depth).filter((d: number) => d === 2).length,
+    ).toBe(30);
+    expect(before.trace.logs).toHaveLength(30);
+    expect(before.other.spans).toHaveLength(5);
+    expect(before.gauge.series).toHaveLength(2);
+    expect(before.gauge.series.flatMap((s: { points: unknown[] }) => s.points)).toHaveLength(20);
+    expect(before.rate.series[0].points.length).toBeGreaterThan(15);
+    expect(before.p90.series[0].points.length).toBe(4);
+    expect(before.logs.items.length).toBeGreaterThan(5);
+    expect(
+      before.logs.items.every(
+        (e: { level: string; attributes: Record<string, unknown> }) =>
+          ['warn', 'error', 'fatal'].includes(e.level) && e.attributes['http.status'] !== '200',
+      ),
+    ).toBe(true);
+    expect(before.summary.total).toBe(before.logs.items.length);
+    // Every span and log entry carries the session id (both resources name it).
+    expect(before.timeline).toHaveLength(45 + 60);
+
+    const result = await rotateOnce(
+      db(),
+      t.platform.drivers.objects,
+      { hotHours: 0, retentionDays: 30, rowsPerFile: 25 },
+      pino({ level: 'silent' }),
+    );
+    t.platform.services.observe.ingest.forgetPartitions();
+    const day = new Date(base).toISOString().slice(0, 10);
+    expect(
+      result.rotated
+        .filter((r) => r.day === day)
+        .map((r) => r.table)
+        .sort(),
+    ).toEqual(['log_entries', 'metric_samples', 'spans']);
+    for (const table of ['log_entries', 'spans', 'metric_samples']) {
+      const gone = await sql<{
+        ok: boolean;
+      }>`select to_regclass(${`${table}_p${day.replaceAll('-', '')}`}) is null as ok`.execute(db());
+      expect(gone.rows[0]!.ok, table).toBe(true);
+    }
+    const after = await answers();
+    for (const key of Object.keys(before) as (keyof typeof before)[])
+      expect(after[key], key).toEqual(before[key]);
+  }, 180_000);
 });

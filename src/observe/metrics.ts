@@ -1,5 +1,7 @@
 import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../store/db.js';
+import type { ObjectStore } from '../store/objects/types.js';
+import { findColdSamples } from './cold.js';
 
 export const METRIC_AGGREGATIONS = [
   'avg',
@@ -152,7 +154,11 @@ interface BucketAcc {
   histCounts?: number[];
 }
 
-export async function queryMetric(db: Db, q: MetricQuery): Promise<MetricResultView | null> {
+export async function queryMetric(
+  db: Db,
+  objects: ObjectStore,
+  q: MetricQuery,
+): Promise<MetricResultView | null> {
   const conditions = [
     sql<boolean>`name = ${q.name}`,
     projectCondition(q.projectId),
@@ -178,12 +184,24 @@ export async function queryMetric(db: Db, q: MetricQuery): Promise<MetricResultV
     select series_id, extract(epoch from timestamp) * 1000 as t, value, count, buckets from metric_samples
     where series_id = any(${series.rows.map((s) => s.id)}::uuid[]) and timestamp >= ${q.from} and timestamp < ${q.to}
     order by series_id, timestamp limit ${MAX_SAMPLES}`.execute(db);
+  // Samples older than the hot window are in the cold tier's Parquet files (a sample is in one tier).
+  const cold =
+    samples.rows.length < MAX_SAMPLES
+      ? await findColdSamples(
+          db,
+          objects,
+          new Set(series.rows.map((s) => s.id)),
+          { from: q.from, to: q.to },
+          MAX_SAMPLES - samples.rows.length,
+        )
+      : [];
   const bySeries = new Map<string, Sample[]>();
-  for (const s of samples.rows) {
+  for (const s of [...cold, ...samples.rows]) {
     const list = bySeries.get(s.series_id) ?? [];
     list.push({ t: Number(s.t), value: s.value, count: s.count, buckets: s.buckets });
     bySeries.set(s.series_id, list);
   }
+  if (cold.length > 0) for (const list of bySeries.values()) list.sort((a, b) => a.t - b.t);
   const stepMs = q.stepSeconds * 1000;
   const from = q.from.getTime();
   const groups = new Map<string, { labels: Record<string, string>; buckets: Map<number, BucketAcc> }>();

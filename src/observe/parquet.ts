@@ -67,20 +67,28 @@ export function writeParquet(columns: ColumnSpec[], values: ColumnValues): Uint8
   return new Uint8Array(buffer);
 }
 
+/** The file as an ArrayBuffer of its own: no copy when the view already covers a whole buffer. */
+function wholeBuffer(file: Uint8Array): ArrayBuffer {
+  if (
+    file.byteOffset === 0 &&
+    file.byteLength === file.buffer.byteLength &&
+    file.buffer instanceof ArrayBuffer
+  )
+    return file.buffer;
+  return file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
+}
+
 export function readMetadata(file: Uint8Array): FileMetaData {
-  return parquetMetadata(
-    file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer,
-  );
+  return parquetMetadata(wholeBuffer(file));
 }
 
 /** Rows [rowStart, rowEnd) as objects; time columns as bigint microseconds, json as parsed values. */
 export async function readRows(
   file: Uint8Array,
-  options: { rowStart?: number; rowEnd?: number; columns?: string[] } = {},
+  options: { rowStart?: number; rowEnd?: number; columns?: string[]; metadata?: FileMetaData } = {},
 ): Promise<Record<string, unknown>[]> {
-  const ab = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
   return parquetReadObjects({
-    file: ab,
+    file: wholeBuffer(file),
     compressors: decompressors,
     parsers: { timestampFromMicroseconds: (v: bigint) => v },
     ...options,

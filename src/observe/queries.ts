@@ -108,22 +108,33 @@ export interface LogSummary {
   by_service: { service: string; count: number }[];
 }
 
-/** Counts by level and by service (top 50) without fetching rows. */
-export async function summarizeLogs(
+export interface LogCount {
+  service: string;
+  level: LogLevel;
+  n: number;
+}
+
+/** The hot tier's counts of matching entries by service and level. */
+export async function countLogs(
   db: DbOrTx,
   filter: LogFilter,
   extraWhere?: RawBuilder<boolean>,
-): Promise<LogSummary> {
+): Promise<LogCount[]> {
   const conditions = logConditions(filter);
   if (extraWhere) conditions.push(sql<boolean>`(${extraWhere})`);
-  const rows = await sql<{ service: string; level: LogLevel; n: number }>`
+  const rows = await sql<LogCount>`
     select service, level, count(*)::int as n from log_entries where ${whereAll(conditions)} group by service, level`.execute(
     db,
   );
+  return rows.rows;
+}
+
+/** Counts by level and by service (top 50) of the counted entries (of either tier, or both). */
+export function summaryOf(counts: LogCount[]): LogSummary {
   const byLevel = Object.fromEntries(logLevels.map((l) => [l, 0])) as Record<LogLevel, number>;
   const byService = new Map<string, number>();
   let total = 0;
-  for (const r of rows.rows) {
+  for (const r of counts) {
     byLevel[r.level] += r.n;
     byService.set(r.service, (byService.get(r.service) ?? 0) + r.n);
     total += r.n;

@@ -11,7 +11,7 @@ import {
 } from './decode.js';
 import type { MatchOp } from './metrics.js';
 import type { LogFilter } from './queries.js';
-import { logQueryWhere, QUERY_REASONS } from './query-lang/index.js';
+import { QUERY_REASONS } from './query-lang/index.js';
 import { OBSERVE_REASONS } from './reasons.js';
 import {
   logFilterQuery,
@@ -145,7 +145,7 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
         return service.searchLogs(
           logFilterOf(ctx.query),
           { limit: ctx.query.limit, cursor: ctx.query.cursor },
-          logQueryWhere(ctx.query.query),
+          ctx.query.query,
         );
       },
     }),
@@ -160,7 +160,7 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
       reasons: [OBSERVE_REASONS.badTimeRange, QUERY_REASONS.invalidQuery],
       handler: async (ctx) => {
         await authorizeRead(ctx, ctx.query.project_id);
-        return service.summarizeLogs(logFilterOf(ctx.query), logQueryWhere(ctx.query.query));
+        return service.summarizeLogs(logFilterOf(ctx.query), ctx.query.query);
       },
     }),
     route({

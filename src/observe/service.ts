@@ -1,19 +1,21 @@
-import type { RawBuilder } from 'kysely';
 import type { LogSink } from '../core/log-sink.js';
 import type { Page } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
-import { newestFirst, searchColdLogs } from './cold.js';
+import { countColdLogs, mergeLogs, searchColdLogs } from './cold.js';
 import type { ObserveIngest } from './ingest.js';
 import { listMetricNames, type MetricQuery, queryMetric } from './metrics.js';
 import {
+  countLogs,
   findLogRows,
   type LogFilter,
   type LogSummary,
   type LogView,
   logPageOf,
-  summarizeLogs,
+  summaryOf,
 } from './queries.js';
+import { logQueryWhere } from './query-lang/index.js';
+import { liveFilter } from './tail/filter.js';
 import { sessionProject, sessionTimeline } from './timeline.js';
 import { getTrace, listTraces, type TraceFilter, traceProject } from './traces.js';
 
@@ -31,26 +33,38 @@ export class ObserveService {
   }
 
   /**
+   * A `query` in the observe query language, twice: as SQL for the hot tier and as an in-memory
+   * matcher for the Parquet rows of the cold tier (400 with the position when it does not parse).
+   */
+  private async logQuery(query: string | undefined) {
+    const where = logQueryWhere(query);
+    if (!where) return undefined;
+    return { where, matches: await liveFilter(this.db, {}, query) };
+  }
+
+  /**
    * The log search over both tiers, newest first: the hot rows and the cold rows (Parquet files the
-   * time range reaches) merged in order. `extraWhere` (the query language's compiled SQL fragment)
-   * is AND-ed into the hot query; with it, the search covers the hot tier only (SQL cannot run over
-   * the Parquet files here).
+   * time range reaches) merged in order; `query` filters both.
    */
   async searchLogs(
     filter: LogFilter,
     page: { limit: number; cursor?: string | undefined },
-    extraWhere?: RawBuilder<boolean>,
+    query?: string,
   ): Promise<Page<LogView>> {
+    const compiled = await this.logQuery(query);
     const fetch = { limit: page.limit + 1, cursor: page.cursor };
-    const hot = await findLogRows(this.db, filter, fetch, extraWhere);
-    if (extraWhere) return logPageOf(hot, page.limit);
-    const cold = await searchColdLogs(this.db, this.objects, filter, fetch);
+    const hot = await findLogRows(this.db, filter, fetch, compiled?.where);
+    const cold = await searchColdLogs(this.db, this.objects, filter, fetch, compiled?.matches);
     if (cold.length === 0) return logPageOf(hot, page.limit);
-    return logPageOf([...hot, ...cold].sort(newestFirst).slice(0, fetch.limit), page.limit);
+    return logPageOf(mergeLogs(hot, cold, fetch.limit), page.limit);
   }
 
-  summarizeLogs(filter: LogFilter, extraWhere?: RawBuilder<boolean>): Promise<LogSummary> {
-    return summarizeLogs(this.db, filter, extraWhere);
+  /** Counts by level and service over both tiers. */
+  async summarizeLogs(filter: LogFilter, query?: string): Promise<LogSummary> {
+    const compiled = await this.logQuery(query);
+    const hot = await countLogs(this.db, filter, compiled?.where);
+    const cold = await countColdLogs(this.db, this.objects, filter, compiled?.matches);
+    return summaryOf([...hot, ...cold]);
   }
 
   listTraces(filter: TraceFilter, page: { limit: number; cursor?: string | undefined }) {
@@ -62,7 +76,7 @@ export class ObserveService {
   }
 
   getTrace(traceId: string) {
-    return getTrace(this.db, traceId, 200);
+    return getTrace(this.db, this.objects, traceId, 200);
   }
 
   metricNames(projectId: string | null | undefined) {
@@ -70,7 +84,7 @@ export class ObserveService {
   }
 
   queryMetric(q: MetricQuery) {
-    return queryMetric(this.db, q);
+    return queryMetric(this.db, this.objects, q);
   }
 
   sessionProject(sessionId: string) {
@@ -78,7 +92,7 @@ export class ObserveService {
   }
 
   sessionTimeline(sessionId: string, after: string | undefined, limit: number) {
-    return sessionTimeline(this.db, sessionId, after, limit);
+    return sessionTimeline(this.db, this.objects, sessionId, after, limit);
   }
 
   /** Writes everything buffered (tests, shutdown). */

@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../store/db.js';
+import type { ObjectStore } from '../store/objects/types.js';
+import { findColdSpans, sessionColdLogs, textMicros } from './cold.js';
 
 export interface TimelineItem {
   kind: 'log' | 'span' | 'agent_event';
@@ -23,6 +25,7 @@ const T = (c: string) =>
  */
 export async function sessionTimeline(
   db: Db,
+  objects: ObjectStore,
   sessionId: string,
   after: string | undefined,
   limit: number,
@@ -50,12 +53,86 @@ export async function sessionTimeline(
       from agent_messages where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
       db,
     );
-  const merged = [...logs.rows, ...spans.rows, ...events.rows].sort((a, b) =>
-    a.time === b.time ? a.id.localeCompare(b.id) : a.time < b.time ? -1 : 1,
+  const cold = await coldTimeline(db, objects, sessionId, after, limit);
+  const seen = new Set([...logs.rows, ...spans.rows].map((r) => r.id));
+  const merged = [...logs.rows, ...spans.rows, ...events.rows, ...cold.filter((r) => !seen.has(r.id))].sort(
+    (a, b) => (a.time === b.time ? a.id.localeCompare(b.id) : a.time < b.time ? -1 : 1),
   );
   const items = merged.slice(0, limit);
   const more = merged.length > limit;
   return { items, next_cursor: more ? (items[items.length - 1]?.time ?? null) : null };
+}
+
+/** Cold-tier telemetry is looked for this long around a session's known life. */
+const SESSION_SLACK_MS = 3_600_000;
+
+/**
+ * The session's logs and spans in the cold tier. The files are chosen by time: the session's life
+ * (agent_sessions: created → finished, or still open), else the span range of its traces; a session
+ * known by neither (logs only, all cold) has no window and no cold part.
+ */
+async function coldTimeline(
+  db: Db,
+  objects: ObjectStore,
+  sessionId: string,
+  after: string | undefined,
+  limit: number,
+): Promise<TimelineItem[]> {
+  const known = await sql<{ from: Date | null; to: Date | null; open: boolean }>`
+    select min(f) as from, max(t) as to, bool_or(open) as open from (
+      select created_at as f, finished_at as t, finished_at is null as open from agent_sessions where id = ${sessionId}::uuid
+      union all select start_time, end_time, false from traces where session_id = ${sessionId}::uuid) x`.execute(
+    db,
+  );
+  const row = known.rows[0];
+  if (!row?.from) return [];
+  const window = {
+    from: new Date(row.from.getTime() - SESSION_SLACK_MS),
+    to: row.open || !row.to ? undefined : new Date(row.to.getTime() + SESSION_SLACK_MS),
+  };
+  const afterMicros = after === undefined ? undefined : textMicros(after);
+  const logs = await sessionColdLogs(db, objects, sessionId, window, after, limit + 1);
+  const spans = await findColdSpans(
+    db,
+    objects,
+    afterMicros === undefined
+      ? window
+      : { ...window, from: new Date(Math.max(window.from.getTime(), Number(afterMicros / 1000n))) },
+    (s) => s.session_id === sessionId,
+    limit + 1,
+    afterMicros,
+  );
+  return [
+    ...logs.map(
+      (l): TimelineItem => ({
+        kind: 'log',
+        time: l.timestamp,
+        id: l.id,
+        title: l.message.slice(0, 2000),
+        service: l.service,
+        level: l.level,
+        duration_ms: null,
+        detail: { trace_id: l.trace_id, span_id: l.span_id, attributes: l.attributes },
+      }),
+    ),
+    ...spans.map(
+      (s): TimelineItem => ({
+        kind: 'span',
+        time: s.start_time,
+        id: s.id,
+        title: s.name,
+        service: s.service,
+        level: null,
+        duration_ms: s.duration_ms,
+        detail: {
+          trace_id: s.trace_id,
+          span_id: s.span_id,
+          parent_span_id: s.parent_span_id,
+          status_code: s.status_code,
+        },
+      }),
+    ),
+  ];
 }
 
 /** The session's project: from agent_sessions, else from its telemetry. undefined: nothing known of it. */
@@ -64,6 +141,7 @@ export async function sessionProject(db: Db, sessionId: string): Promise<string 
     select project_id from agent_sessions where id = ${sessionId}::uuid
     union all (select project_id from log_entries where session_id = ${sessionId}::uuid limit 1)
     union all (select project_id from spans where session_id = ${sessionId}::uuid limit 1)
+    union all (select project_id from traces where session_id = ${sessionId}::uuid limit 1)
     limit 1`.execute(db);
   return r.rows.length === 0 ? undefined : (r.rows[0]?.project_id ?? null);
 }

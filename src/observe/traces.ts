@@ -1,7 +1,9 @@
 import { sql } from 'kysely';
 import { type Page, pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
-import { type LogView, searchLogs } from './queries.js';
+import type { ObjectStore } from '../store/objects/types.js';
+import { type ColdSpan, findColdSpans, mergeLogs, searchColdLogs } from './cold.js';
+import { findLogRows, type LogView } from './queries.js';
 
 export interface TraceFilter {
   projectId?: string | null;
@@ -109,45 +111,58 @@ export interface TraceView {
 
 /** The project a trace belongs to (for authorization), or undefined when there is no such trace. */
 export async function traceProject(db: Db, traceId: string): Promise<string | null | undefined> {
+  // The summary row outlives the spans' move to the cold tier.
   const r = await sql<{ project_id: string | null }>`
-    select project_id from spans where trace_id = ${traceId} order by project_id nulls last limit 1`.execute(
-    db,
-  );
+    (select project_id from spans where trace_id = ${traceId} order by project_id nulls last limit 1)
+    union all (select project_id from traces where trace_id = ${traceId})
+    order by project_id nulls last limit 1`.execute(db);
   return r.rows.length === 0 ? undefined : (r.rows[0]?.project_id ?? null);
 }
 
 const MAX_SPANS = 5000;
+/** Log entries of a trace are looked for this long around its spans in the cold tier. */
+const TRACE_LOG_SLACK_MS = 3_600_000;
 
-export async function getTrace(db: Db, traceId: string, logLimit: number): Promise<TraceView | null> {
-  const r = await sql<{
-    span_id: string;
-    parent_span_id: string | null;
-    name: string;
-    kind: string;
-    service: string | null;
-    status_code: string;
-    status_message: string | null;
-    start_time: string;
-    end_time: string;
-    duration_ms: number;
-    start_epoch_ms: number;
-    end_epoch_ms: number;
-    project_id: string | null;
-    session_id: string | null;
-    attributes: Record<string, unknown>;
-    events: unknown[];
-    links: unknown[];
-  }>`select span_id, parent_span_id, name, kind, service, status_code, status_message,
-      ${iso('start_time')} as start_time, ${iso('end_time')} as end_time, duration_ms,
+/** A trace's spans in both tiers: the hot rows, and the cold files its summary's time range reaches. */
+async function traceSpans(db: Db, objects: ObjectStore, traceId: string): Promise<ColdSpan[]> {
+  const r = await sql<ColdSpan>`select id::text as id, trace_id, span_id, parent_span_id, name, kind, service,
+      status_code, status_message, ${iso('start_time')} as start_time, ${iso('end_time')} as end_time, duration_ms,
       extract(epoch from start_time) * 1000 as start_epoch_ms, extract(epoch from end_time) * 1000 as end_epoch_ms,
       project_id, session_id, attributes, events, links
     from spans where trace_id = ${traceId} order by start_time, span_id limit ${MAX_SPANS}`.execute(db);
-  if (r.rows.length === 0) return null;
-  const rows = r.rows.map((s) => ({
+  const hot = r.rows.map((s) => ({
     ...s,
     start_epoch_ms: Number(s.start_epoch_ms),
     end_epoch_ms: Number(s.end_epoch_ms),
   }));
+  const summary = await db
+    .selectFrom('traces')
+    .select(['start_time', 'end_time'])
+    .where('trace_id', '=', traceId)
+    .executeTakeFirst();
+  if (!summary || hot.length >= MAX_SPANS) return hot;
+  const cold = await findColdSpans(
+    db,
+    objects,
+    { from: summary.start_time, to: new Date(summary.end_time.getTime() + 1) },
+    (s) => s.trace_id === traceId,
+    MAX_SPANS,
+  );
+  if (cold.length === 0) return hot;
+  const ids = new Set(hot.map((s) => s.id));
+  return [...hot, ...cold.filter((s) => !ids.has(s.id))]
+    .sort((a, b) => a.start_epoch_ms - b.start_epoch_ms || (a.span_id < b.span_id ? -1 : 1))
+    .slice(0, MAX_SPANS);
+}
+
+export async function getTrace(
+  db: Db,
+  objects: ObjectStore,
+  traceId: string,
+  logLimit: number,
+): Promise<TraceView | null> {
+  const rows = await traceSpans(db, objects, traceId);
+  if (rows.length === 0) return null;
   const t0 = Math.min(...rows.map((s) => s.start_epoch_ms));
   const t1 = Math.max(...rows.map((s) => s.end_epoch_ms));
   const ids = new Set(rows.map((s) => s.span_id));
@@ -184,7 +199,15 @@ export async function getTrace(db: Db, traceId: string, logLimit: number): Promi
   };
   visit(null, 0);
   const first = rows[0] as (typeof rows)[number];
-  const logs = await searchLogs(db, { traceId }, { limit: logLimit });
+  const window = {
+    from: new Date(t0 - TRACE_LOG_SLACK_MS),
+    to: new Date(t1 + TRACE_LOG_SLACK_MS),
+  };
+  const logs = mergeLogs(
+    await findLogRows(db, { traceId }, { limit: logLimit }),
+    await searchColdLogs(db, objects, { traceId, ...window }, { limit: logLimit }),
+    logLimit,
+  );
   return {
     trace_id: traceId,
     project_id: rows.find((s) => s.project_id)?.project_id ?? null,
@@ -195,6 +218,6 @@ export async function getTrace(db: Db, traceId: string, logLimit: number): Promi
     span_count: rows.length,
     error_count: rows.filter((s) => s.status_code === 'error').length,
     spans,
-    logs: logs.items,
+    logs,
   };
 }
