@@ -108,7 +108,13 @@ export async function buildApp(
   );
   const identity = { rbac: rbac.service };
   // Early: every producer of log entries (pipeline, deployer, agents) gets its LogSink.
-  const observe = createObserveModule(ctx);
+  const observe = createObserveModule(ctx, {
+    // OTLP/gRPC callers: the same authentication and access checks as HTTP requests.
+    identity: {
+      authenticate: (credentials, ip) => auth.service.authenticate(credentials, ip),
+      access: { check: (p, perm, project) => rbac.service.check(p, perm, project) },
+    },
+  });
   logTap.attach(observe.service.logs);
   const projects = createProjectsModule(ctx, identity);
   const secrets = createSecretsModule(ctx);

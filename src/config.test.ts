@@ -185,6 +185,19 @@ describe('loadConfig', () => {
     expect(configError({ env: {}, flags: { port: 'abc' } }).message).toMatch(/--port: .*got 'abc'/);
   });
 
+  it('takes the OTLP/gRPC address as host:port, off when unset', () => {
+    expect(loadConfig({ env: {} }).otlp_grpc_address).toBeUndefined();
+    expect(loadConfig({ env: { PLATFORM_OTLP_GRPC_ADDRESS: '' } }).otlp_grpc_address).toBeUndefined();
+    for (const address of ['0.0.0.0:4317', 'localhost:4317', '[::]:4317', '127.0.0.1:0']) {
+      expect(loadConfig({ env: { PLATFORM_OTLP_GRPC_ADDRESS: address } }).otlp_grpc_address).toBe(address);
+    }
+    for (const bad of ['4317', '0.0.0.0', '0.0.0.0:65536', 'unix:/tmp/otlp.sock', 'host :4317']) {
+      expect(configError({ env: { PLATFORM_OTLP_GRPC_ADDRESS: bad } }).problems).toEqual([
+        `PLATFORM_OTLP_GRPC_ADDRESS: expected host:port such as 0.0.0.0:4317 (port 0–65535), got '${bad}'`,
+      ]);
+    }
+  });
+
   it('suggests the setting an unknown PLATFORM_ variable was probably meant to be', () => {
     expect(configError({ env: { PLATFORM_PROT: '8401' } }).problems).toEqual([
       'PLATFORM_PROT: unknown setting; did you mean PLATFORM_PORT? (`platform config` lists every setting)',

@@ -23,6 +23,11 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `expected one of ${values.join(', ')}` });
 const url = () => z.url({ error: 'expected a URL such as https://forge.example.com' });
 const optionalString = z.string().min(1).optional();
+const hostPortError = 'expected host:port such as 0.0.0.0:4317 (port 0–65535)';
+const hostPort = z
+  .string()
+  .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, { error: hostPortError })
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { error: hostPortError });
 const commaList = z
   .string()
   .default('')
@@ -215,6 +220,10 @@ const settings = {
   observe_flush_ms: {
     schema: int(1, 10_000).default(200),
     help: 'longest wait before buffered telemetry is written',
+  },
+  otlp_grpc_address: {
+    schema: hostPort.optional(),
+    help: 'listen address (`host:port`) of OTLP/gRPC ingest, e.g. `0.0.0.0:4317` (the standard OTLP/gRPC port); unset → no gRPC listener (OTLP/HTTP on `/v1/*` is always served)',
   },
   dev: { schema: bool.default(false), help: 'development conveniences (pretty logs)' },
 } as const;

@@ -1,6 +1,7 @@
 import type { ModuleContext, PlatformModule } from '../core/module.js';
 import { createObserveAlerting } from './alerts/alerting.js';
 import type { BodyLimits } from './decode.js';
+import { OtlpGrpcServer, type OtlpIdentity } from './grpc.js';
 import { ObserveIngest } from './ingest.js';
 import { lookupAgentSession } from './queries.js';
 import { type RotationOptions, rotateOnce } from './rotation.js';
@@ -21,10 +22,15 @@ export function rotationOptions(config: ModuleContext['config']): RotationOption
 }
 
 /**
- * The observe module: OTLP/HTTP ingest (/v1/traces, /v1/logs, /v1/metrics) through bounded
- * per-signal buffers, the LogSink of the platform's producers, and the query API.
+ * The observe module: OTLP/HTTP ingest (/v1/traces, /v1/logs, /v1/metrics) and, when
+ * `otlp_grpc_address` is set, OTLP/gRPC ingest, both through bounded per-signal buffers; the
+ * LogSink of the platform's producers, and the query API. `identity` authenticates gRPC callers
+ * (HTTP requests are authenticated by the HTTP server before they reach the routes).
  */
-export function createObserveModule(ctx: ModuleContext): PlatformModule<ObserveService> {
+export function createObserveModule(
+  ctx: ModuleContext,
+  deps: { identity: OtlpIdentity },
+): PlatformModule<ObserveService> {
   const db = ctx.drivers.db.db;
   const log = ctx.log.child({ module: 'observe' });
   const config = ctx.config;
@@ -51,11 +57,26 @@ export function createObserveModule(ctx: ModuleContext): PlatformModule<ObserveS
   const service = new ObserveService(db, ctx.drivers.objects, ingest);
   // Observe II: alert rules and their evaluation loop, saved searches, the live tail.
   const alerting = createObserveAlerting(ctx);
+  const grpc = config.otlp_grpc_address
+    ? new OtlpGrpcServer(
+        {
+          address: config.otlp_grpc_address,
+          // One limit in grpc-js: the message after decompression (HTTP's on the wire is the same figure).
+          maxMessageBytes: config.body_limit_bytes,
+          setting: 'PLATFORM_OTLP_GRPC_ADDRESS',
+        },
+        ingest,
+        deps.identity,
+        log,
+      )
+    : null;
   return {
     name: 'observe',
     routes: [...observeRoutes(service, limits), ...alerting.routes],
     service,
     start: async () => {
+      // First: an address in use fails the start before any loop of this module runs.
+      await grpc?.start();
       await alerting.start();
       ctx.scheduler.add({
         name: OBSERVE_ROTATION_LOOP,
@@ -69,6 +90,8 @@ export function createObserveModule(ctx: ModuleContext): PlatformModule<ObserveS
     settle: () => service.flush(),
     stop: async () => {
       await alerting.stop();
+      // Before the buffers close: in-flight exports still get their records written.
+      await grpc?.stop();
       await ingest.close();
     },
   };

@@ -1,14 +1,8 @@
 import type { Readable } from 'node:stream';
 import { badRequest, notFound, unauthorized } from '../core/errors.js';
 import { type AnyRouteDef, type RouteContext, requestBodyType, route } from '../core/http.js';
-import {
-  type BodyLimits,
-  decodeExport,
-  encodeResponse,
-  encodingOf,
-  readBody,
-  type Signal,
-} from './decode.js';
+import { type BodyLimits, encodingOf, readBody, type Signal } from './decode.js';
+import { exportTelemetry } from './export.js';
 import type { MatchOp } from './metrics.js';
 import type { LogFilter } from './queries.js';
 import { QUERY_REASONS } from './query-lang/index.js';
@@ -113,17 +107,14 @@ function ingestRoute(signal: Signal, service: ObserveService, limits: BodyLimits
         stream && typeof stream.pipe === 'function'
           ? await readBody(stream, ctx.req.headers['content-encoding'], limits)
           : Buffer.alloc(0);
-      const decoded = decodeExport(signal, encoding, body);
-      const result = await service.ingest.ingest(
-        signal,
-        decoded,
-        principal.token?.projectId ?? null,
-        (projectId) => ctx.can('observe:write', projectId),
-      );
+      const response = await exportTelemetry(service.ingest, signal, encoding, body, {
+        principal,
+        can: ctx.can,
+      });
       return ctx.reply
         .code(200)
         .type(encoding === 'json' ? 'application/json' : 'application/x-protobuf')
-        .send(encodeResponse(signal, encoding, result.rejected, result.errorMessage));
+        .send(response);
     },
   });
 }
