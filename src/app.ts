@@ -126,7 +126,7 @@ export async function buildApp(
     checks: {
       latestForCommit: (projectId, sha) => pipeline.service.latestForCommit(projectId, sha),
       // The deployer's deploy/diff check (composed below, like the pipeline).
-      forMergeRequest: (mrId, headSha) => deployer.service.mergeRequestChecks(mrId, headSha),
+      forMergeRequest: (mrId, headSha, viewer) => deployer.service.mergeRequestChecks(mrId, headSha, viewer),
     },
   });
   const notify = createNotifyModule(ctx);

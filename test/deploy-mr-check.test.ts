@@ -188,6 +188,40 @@ describe.skipIf(servicesMissing)('deployer: the deploy/diff merge-request check'
     expect(after.body.blockers.map((b) => b.reason)).not.toContain('mr.check_failed');
   }, 120_000);
 
+  it("an environment's rendered diff is shown only to readers of that project's deployments", async () => {
+    // Otto reads the ops repo (a viewer there) and nothing of shop.
+    const otto = await t.createUser('otto', []);
+    const member = (projectId: string) =>
+      t.request('POST', `/api/projects/${projectId}/members`, {
+        token: t.adminToken,
+        body: { user_id: otto.id, role: 'viewer' },
+      });
+    expect((await member(opsProjectId)).status).toBeLessThan(300);
+    const head = await commitTo('psst', { 'apps/shop/values.yaml': 'greeting: psst\n' }, 'psst');
+    const number = await openMr('psst');
+    const { runs } = await runsAt(number, head);
+    expect(runs[0]!.text).toContain('+  GREETING: psst from staging');
+    const asOtto = async () => {
+      const res = await t.request('GET', `/api/projects/${opsProjectId}/merge-requests/${number}`, {
+        token: otto.token,
+      });
+      expect(res.status).toBe(200);
+      return (res.body as MrDetail).checks.runs;
+    };
+    const hidden = await asOtto();
+    expect(hidden).toHaveLength(1);
+    expect(hidden[0]).toMatchObject({
+      conclusion: runs[0]!.conclusion,
+      summary: runs[0]!.summary,
+      head_sha: head,
+    });
+    expect(hidden[0]!.text).not.toContain('GREETING');
+    expect(hidden[0]!.text).toContain('# shop/staging: would change');
+    const shop = (await t.request('GET', '/api/projects/admin/shop', { token: t.adminToken })).body.id;
+    expect((await member(shop)).status).toBeLessThan(300);
+    expect((await asOtto())[0]!.text).toContain('+  GREETING: psst from staging');
+  }, 120_000);
+
   it('an MR that touches nothing deployable (a README, an app no deployment uses) gets no check', async () => {
     for (const [branch, file] of [
       ['readme', 'README.md'],

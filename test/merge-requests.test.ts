@@ -553,7 +553,7 @@ describe.skipIf(servicesMissing)('merge requests', () => {
     const late = await openMr('late');
     await db.updateTable('projects').set({ is_active: false }).where('id', '=', p.id).execute();
     const service = t.platform.services.mergeRequests;
-    const archived = await service.detail(p.id, late);
+    const archived = await service.detail(p.id, late, async () => true);
     expect(archived.mergeable).toBe(false);
     expect(archived.blockers.map((b) => b.reason)).toEqual([
       'mr.project_archived',

@@ -151,7 +151,7 @@ export function createDeployerModule(
   ops.onRollout = () => pass.kick();
   service.live = (id) => ({ serving_here: local.isRunning(id), port: local.runningPort(id) });
   const mrChecks = new DeployMrChecks(db, { project }, log);
-  service.mergeRequestChecks = (mrId, headSha) => mrChecks.forMergeRequest(mrId, headSha);
+  service.mergeRequestChecks = (mrId, headSha, viewer) => mrChecks.forMergeRequest(mrId, headSha, viewer);
   let unsubscribe: (() => void) | null = null;
 
   return {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { runGit } from '../core/git.js';
+import type { Permission } from '../core/permissions.js';
 import type { Db } from '../store/db.js';
 import type { DeployMrCheckConclusion, DeployMrCheckEnvironment } from '../store/schema.js';
 import { unifiedDiff } from './diff.js';
@@ -20,6 +21,9 @@ export interface MrHead {
   targetBranch: string;
   headSha: string;
 }
+
+/** Whether the reader of a merge request holds a permission on a project (absent: nobody). */
+export type DeployCheckViewer = (permission: Permission, projectId: string) => Promise<boolean>;
 
 /** A check as the merge request module shows it (`checks.runs`). */
 export interface DeployMrCheckView {
@@ -67,8 +71,17 @@ export class DeployMrChecks {
     while (this.chains.size > 0) await Promise.all([...this.chains.values()]);
   }
 
-  /** The check of a merge request at this head, if one was posted for it. */
-  async forMergeRequest(mergeRequestId: string, headSha: string): Promise<DeployMrCheckView[]> {
+  /**
+   * The check of a merge request at this head, if one was posted for it. An environment's diff
+   * holds its rendered manifests (values overrides included, which live in the deployment, not in
+   * the ops repo): the text shows it only to a reader with `deploy:read` on that environment's
+   * project; others see that it would change.
+   */
+  async forMergeRequest(
+    mergeRequestId: string,
+    headSha: string,
+    viewer?: DeployCheckViewer,
+  ): Promise<DeployMrCheckView[]> {
     const row = await this.db
       .selectFrom('deploy_mr_checks')
       .selectAll()
@@ -76,13 +89,20 @@ export class DeployMrChecks {
       .where('head_sha', '=', headSha)
       .executeTakeFirst();
     if (!row) return [];
+    const readable = new Map<string, boolean>();
+    for (const e of row.environments) {
+      if (!readable.has(e.project_id))
+        readable.set(e.project_id, viewer ? await viewer('deploy:read', e.project_id) : false);
+    }
     const text = row.environments
       .map((e) =>
         e.error
           ? `# ${e.project}/${e.environment}: ${e.error}\n`
-          : e.diff
-            ? `# ${e.project}/${e.environment}\n${e.diff}`
-            : `# ${e.project}/${e.environment}: no change\n`,
+          : !e.diff
+            ? `# ${e.project}/${e.environment}: no change\n`
+            : readable.get(e.project_id)
+              ? `# ${e.project}/${e.environment}\n${e.diff}`
+              : `# ${e.project}/${e.environment}: would change (the diff is shown to readers of ${e.project}'s deployments)\n`,
       )
       .join('\n');
     return [

@@ -6,7 +6,7 @@ import type { Db } from '../store/db.js';
 import type { DeploymentDesiredStatus, JsonObject } from '../store/schema.js';
 import { unifiedDiff } from './diff.js';
 import { type ManifestDeps, renderDeployment } from './manifests.js';
-import type { DeployMrCheckView } from './mr-checks.js';
+import type { DeployCheckViewer, DeployMrCheckView } from './mr-checks.js';
 import { DEPLOY_REASONS } from './reasons.js';
 import type { DeploymentHistoryView, DeploymentView } from './schemas.js';
 import { createDeployment, type DeploymentRow, desiredSources, requestDesired } from './transitions.js';
@@ -64,8 +64,11 @@ export class DeployerService {
   });
 
   /** The deploy/diff check posted on a merge request's head (the merge request module shows it). */
-  mergeRequestChecks: (mergeRequestId: string, headSha: string) => Promise<DeployMrCheckView[]> =
-    async () => [];
+  mergeRequestChecks: (
+    mergeRequestId: string,
+    headSha: string,
+    viewer?: DeployCheckViewer,
+  ) => Promise<DeployMrCheckView[]> = async () => [];
 
   constructor(
     private readonly db: Db,

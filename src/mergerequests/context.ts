@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EventBus } from '../core/events.js';
+import type { Permission } from '../core/permissions.js';
 import type { ProjectsService } from '../projects/index.js';
 import type { RbacService } from '../rbac/index.js';
 import type { Db } from '../store/db.js';
@@ -15,8 +16,19 @@ export interface CommitChecks {
    * Named checks other modules post on a merge request for its head (the deployer's `deploy/diff`);
    * a `failure` blocks the merge (`mr.check_failed`). Absent → none.
    */
-  forMergeRequest?(mergeRequestId: string, headSha: string): Promise<MergeRequestCheck[]>;
+  forMergeRequest?(
+    mergeRequestId: string,
+    headSha: string,
+    viewer?: CheckViewer,
+  ): Promise<MergeRequestCheck[]>;
 }
+
+/**
+ * Who reads a check's text: a check may show another project's data (the deployer: the rendered
+ * manifests of each environment the ops repo feeds) only to whom that project's permission allows.
+ * Absent (the merge itself, which needs only the conclusions) → no such data in the text.
+ */
+export type CheckViewer = (permission: Permission, projectId: string) => Promise<boolean>;
 
 /** A named check on a merge request's head. */
 export interface MergeRequestCheck {

@@ -1,4 +1,4 @@
-import type { MrContext } from './context.js';
+import type { CheckViewer, MrContext } from './context.js';
 import { type CommitInfo, commitsBetween, type DiffStats, diffStats, mergeBase } from './git.js';
 import { checkMergeable } from './mergeability.js';
 import { findMr, listComments, listReviewers, listReviews, mrView } from './queries.js';
@@ -8,12 +8,17 @@ import { findMr, listComments, listReviewers, listReviews, mrView } from './quer
  * whether it can be merged now with the list of what blocks it (`checkMergeable`, which the merge
  * itself obeys).
  */
-export async function mergeRequestDetail(c: MrContext, projectId: string, number: number) {
+export async function mergeRequestDetail(
+  c: MrContext,
+  projectId: string,
+  number: number,
+  viewer: CheckViewer,
+) {
   const project = await c.projects.get(projectId);
   const mr = await findMr(c.db, projectId, number);
   const dir = c.projects.repoDir(project);
   // The merge rules do not depend on who merges (admins included), so neither does the answer.
-  const m = await checkMergeable(c, project, mr);
+  const m = await checkMergeable(c, project, mr, { viewer });
   const { head, targetTip } = m;
   const target = mr.status === 'open' ? targetTip : (mr.base_sha ?? targetTip);
   let commits: CommitInfo[] = [];

@@ -6,7 +6,7 @@ import {
   type ProtectionBlocker,
   type ProtectionVerdict,
 } from '../projects/index.js';
-import type { MergeRequestCheck, MrContext } from './context.js';
+import type { CheckViewer, MergeRequestCheck, MrContext } from './context.js';
 import { branchSha, isAncestor, type MergeStrategy, mergeTree } from './git.js';
 import { type Approvals, currentApprovals, type MrRow } from './queries.js';
 import { MR_REASONS } from './reasons.js';
@@ -85,7 +85,7 @@ export async function checkMergeable(
   c: MrContext,
   project: ProjectRow,
   mr: MrRow,
-  opts: { strategy?: MergeStrategy; expectedHeadSha?: string } = {},
+  opts: { strategy?: MergeStrategy; expectedHeadSha?: string; viewer?: CheckViewer } = {},
 ): Promise<Mergeability> {
   const strategy = opts.strategy ?? 'merge';
   const dir = c.projects.repoDir(project);
@@ -99,7 +99,9 @@ export async function checkMergeable(
     currentApprovals(c.db, mr.id, mr.author_id, head),
     head ? c.checks.latestForCommit(project.id, head) : Promise.resolve(null),
     loadProtectionRules(c.db, project.id),
-    head && c.checks.forMergeRequest ? c.checks.forMergeRequest(mr.id, head) : Promise.resolve([]),
+    head && c.checks.forMergeRequest
+      ? c.checks.forMergeRequest(mr.id, head, opts.viewer)
+      : Promise.resolve([]),
   ]);
   const pipeline = latest ? { pipeline_id: latest.id, status: latest.status } : null;
   const protection = evaluateProtection(rules, {

@@ -65,7 +65,8 @@ export function mergeRequestRoutes(service: MergeRequestsService): AnyRouteDef[]
       access: read,
       response: MergeRequestDetailSchema,
       params: mrParams,
-      handler: async ({ params }) => service.detail(params.id, params.number),
+      handler: async ({ params, can }) =>
+        service.detail(params.id, params.number, (permission, projectId) => can(permission, projectId)),
     }),
     route({
       method: 'PATCH',

@@ -2,7 +2,7 @@ import { conflict } from '../core/errors.js';
 import type { Actor, Principal } from '../core/http.js';
 import type { Page } from '../core/pagination.js';
 import type { PushReceivedEvent } from '../git/index.js';
-import type { MrContext } from './context.js';
+import type { CheckViewer, MrContext } from './context.js';
 import { type CreateInput, createMergeRequest } from './create.js';
 import { mergeRequestDetail } from './detail.js';
 import { type MergeInput, mergeMergeRequest, recoverMerges } from './merge.js';
@@ -43,8 +43,8 @@ export class MergeRequestsService {
     return listMrs(this.c.db, projectId, filter);
   }
 
-  detail(projectId: string, number: number) {
-    return mergeRequestDetail(this.c, projectId, number);
+  detail(projectId: string, number: number, viewer: CheckViewer) {
+    return mergeRequestDetail(this.c, projectId, number, viewer);
   }
 
   async update(
