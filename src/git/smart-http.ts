@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -251,7 +251,8 @@ export function smartHttpRoutes(deps: SmartHttpDeps): { routes: AnyRouteDef[]; d
     });
     child.stdin.on('error', () => {});
     const body = req.body as Readable;
-    const input = req.headers['content-encoding'] === 'gzip' ? body.pipe(createGunzip()) : body;
+    const input =
+      req.headers['content-encoding'] === 'gzip' ? inflateBounded(body, MAX_INFLATED_BODY_BYTES) : body;
     input.on('error', () => killTree(child));
     input.pipe(child.stdin);
     // A client that goes away mid-request (killed push) takes git down with it: refs stay unchanged.
@@ -374,4 +375,26 @@ async function commitsOf(dir: string, range: string) {
       const [sha = '', author = '', email = '', date = '', message = ''] = record.split('\x00');
       return { sha, author, email, date, message };
     });
+}
+
+/**
+ * The most a gzip-encoded git request body may inflate to. Git gzips only fetch negotiations (want
+ * and have lines: kilobytes to a few megabytes even for very large repositories); without a bound,
+ * a few hundred kilobytes of gzip would feed git gigabytes of have lines.
+ */
+export const MAX_INFLATED_BODY_BYTES = 64 * 1024 * 1024;
+
+/** The body gunzipped, failing (git is then stopped) once it inflates past `limit` bytes. */
+function inflateBounded(body: Readable, limit: number): Readable {
+  let total = 0;
+  const bounded = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      total += chunk.length;
+      done(total > limit ? new Error(`gzip request body inflates past ${limit} bytes`) : null, chunk);
+    },
+  });
+  const gunzip = createGunzip();
+  gunzip.on('error', (err) => bounded.destroy(err));
+  body.pipe(gunzip).pipe(bounded);
+  return bounded;
 }
