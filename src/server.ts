@@ -44,7 +44,11 @@ export async function serve(config: Config): Promise<Platform> {
   let running: { release(): Promise<void> } | undefined;
   try {
     // Before buildApp loads the master key: a key rotation in progress finishes first (core/running.ts).
-    running = await holdServerRunningLock(drivers.db.db);
+    running = await holdServerRunningLock(drivers.db.db, {
+      onLost: (err) =>
+        log.warn({ err }, 'lost the server-running lock with its database connection; taking it again'),
+      onRetaken: () => log.info('server-running lock held again'),
+    });
     const admin = await bootstrapAdmin(drivers.db.db, {
       name: config.admin_name,
       email: config.admin_email,

@@ -23,25 +23,76 @@ export class ServerRunningError extends AppError {
   }
 }
 
-/** Held by `serve` from before the master key is loaded until shutdown. */
-export function holdServerRunningLock(db: Db): Promise<{ release(): Promise<void> }> {
-  return new Promise((resolveHeld, rejectHeld) => {
-    let stop!: () => void;
-    const stopped = new Promise<void>((resolve) => {
-      stop = resolve;
-    });
-    const held = db.connection().execute(async (conn) => {
+/** How often the holding connection is checked (a lock dies with its connection: a database restart). */
+const CHECK_MS = 5_000;
+
+export interface ServerRunningLockOptions {
+  checkMs?: number;
+  /** Told when the lock was lost with its connection and when it is held again. */
+  onLost?: (err: unknown) => void;
+  onRetaken?: () => void;
+}
+
+/**
+ * Held by `serve` from before the master key is loaded until shutdown. The first acquisition is
+ * awaited (a rotation in progress finishes first); afterwards the holding connection is checked
+ * every few seconds, and a lock lost with its connection (the database restarted, the connection
+ * was killed) is taken again on a new one, retried until it is back or the server stops.
+ */
+export function holdServerRunningLock(
+  db: Db,
+  options: ServerRunningLockOptions = {},
+): Promise<{ release(): Promise<void> }> {
+  const checkMs = options.checkMs ?? CHECK_MS;
+  let released = false;
+  let wake!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  const pause = (ms: number) =>
+    Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
+  /** One connection's hold: resolves at release; rejects when the connection fails. */
+  const holdOnce = (onHeld: () => void) =>
+    db.connection().execute(async (conn) => {
       await sql`select pg_advisory_lock_shared(${SERVER_RUNNING_LOCK})`.execute(conn);
-      resolveHeld({
-        release: async () => {
-          stop();
-          await held.catch(() => {});
-        },
-      });
-      await stopped;
+      onHeld();
+      while (!released) {
+        await pause(checkMs);
+        if (!released) await sql`select 1`.execute(conn);
+      }
       await sql`select pg_advisory_unlock_shared(${SERVER_RUNNING_LOCK})`.execute(conn);
     });
-    held.catch(rejectHeld);
+  return new Promise((resolveHeld, rejectHeld) => {
+    let first = true;
+    const loop = async () => {
+      let retryMs = 250;
+      while (!released) {
+        try {
+          await holdOnce(() => {
+            retryMs = 250;
+            if (first) {
+              first = false;
+              resolveHeld({ release });
+            } else options.onRetaken?.();
+          });
+        } catch (err) {
+          if (first) {
+            rejectHeld(err);
+            return;
+          }
+          if (released) return;
+          options.onLost?.(err);
+          await pause(retryMs);
+          retryMs = Math.min(retryMs * 2, 10_000);
+        }
+      }
+    };
+    const done = loop();
+    const release = async () => {
+      released = true;
+      wake();
+      await done.catch(() => {});
+    };
   });
 }
 
