@@ -330,10 +330,8 @@ export async function sessionColdLogs(
   return found;
 }
 
-/** A span as the cold files hold it (the columns a trace view and a timeline need). */
-export interface ColdSpan {
-  id: string;
-  trace_id: string;
+/** A span's fields as a trace view shows them (traces.ts adds its place in the tree). */
+export interface SpanFields {
   span_id: string;
   parent_span_id: string | null;
   name: string;
@@ -344,13 +342,19 @@ export interface ColdSpan {
   start_time: string;
   end_time: string;
   duration_ms: number;
+  attributes: Record<string, unknown>;
+  events: unknown[];
+  links: unknown[];
+}
+
+/** A span of either tier as the trace view and the timeline read it. */
+export interface ColdSpan extends SpanFields {
+  id: string;
+  trace_id: string;
   start_epoch_ms: number;
   end_epoch_ms: number;
   project_id: string | null;
   session_id: string | null;
-  attributes: Record<string, unknown>;
-  events: unknown[];
-  links: unknown[];
 }
 
 const SPAN_COLUMNS = [

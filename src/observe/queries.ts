@@ -89,19 +89,6 @@ export function logPageOf(rows: LogView[], limit: number): Page<LogView> {
   return { items, next_cursor: more && last ? encodeCursor([last.timestamp, last.id]) : null };
 }
 
-/** The hot-tier log search (the service merges the cold tier in). */
-export async function searchLogs(
-  db: DbOrTx,
-  filter: LogFilter,
-  page: { limit: number; cursor?: string | undefined },
-  extraWhere?: RawBuilder<boolean>,
-): Promise<Page<LogView>> {
-  return logPageOf(
-    await findLogRows(db, filter, { limit: page.limit + 1, cursor: page.cursor }, extraWhere),
-    page.limit,
-  );
-}
-
 export interface LogSummary {
   total: number;
   by_level: Record<LogLevel, number>;

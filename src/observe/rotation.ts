@@ -292,7 +292,10 @@ export async function rotateOnce(
   result.expiredFiles = expired.length;
   // Trace summaries stay in PostgreSQL across the move (they find a trace's cold spans by time) and
   // go with the last of their spans.
-  await db.deleteFrom('traces').where('end_time', '<', new Date(`${retentionDay}T00:00:00Z`)).execute();
+  await db
+    .deleteFrom('traces')
+    .where('end_time', '<', new Date(`${retentionDay}T00:00:00Z`))
+    .execute();
   await removeOrphans(db, objects, now);
   return result;
 }

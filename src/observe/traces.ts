@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { type Page, pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
-import { type ColdSpan, findColdSpans, mergeLogs, searchColdLogs } from './cold.js';
+import { type ColdSpan, findColdSpans, mergeLogs, type SpanFields, searchColdLogs } from './cold.js';
 import { findLogRows, type LogView } from './queries.js';
 
 export interface TraceFilter {
@@ -76,24 +76,11 @@ export async function listTraces(
   }));
 }
 
-export interface SpanView {
-  span_id: string;
-  parent_span_id: string | null;
-  name: string;
-  kind: string;
-  service: string | null;
-  status_code: string;
-  status_message: string | null;
-  start_time: string;
-  end_time: string;
-  duration_ms: number;
+export interface SpanView extends SpanFields {
   /** Milliseconds from the trace's first span start (the waterfall's left edge). */
   offset_ms: number;
   /** Depth in the span tree (0 = a root); spans are listed depth-first, children by start time. */
   depth: number;
-  attributes: Record<string, unknown>;
-  events: unknown[];
-  links: unknown[];
 }
 
 export interface TraceView {
