@@ -445,8 +445,9 @@ await rotateOnce(handle.db, objects, { hotHours: 0, retentionDays: 30, rowsPerFi
       ),
     ).toBe(true);
     expect(before.summary.total).toBe(before.logs.items.length);
-    // Every span and log entry carries the session id (both resources name it).
-    expect(before.timeline).toHaveLength(45 + 60);
+    // Every span and log entry carries the session id (both resources name it), but the timeline is
+    // the session's project's: the other project's 5 spans are not in it (before or after the move).
+    expect(before.timeline).toHaveLength(40 + 60);
 
     const result = await rotateOnce(
       db(),

@@ -295,39 +295,69 @@ export function textMicros(iso: string): bigint {
   return BigInt(Date.parse(iso)) * 1000n + BigInt(micros);
 }
 
-/** The log entries of a session in the cold tier, oldest first, after `after` (exclusive), at most `limit`. */
-export async function sessionColdLogs(
+/** A row of a cold file as read: the requested columns, times as bigint microseconds. */
+export type ColdRow = Record<string, unknown>;
+
+/** Where and how much an oldest-first cold read looks (a trace's spans, a session's timeline). */
+export interface ColdWindow {
+  from: Date;
+  to?: Date | undefined;
+  /** Only rows after this time (microseconds since the epoch, exclusive: a timeline cursor). */
+  afterMicros?: bigint | undefined;
+  limit: number;
+}
+
+/**
+ * The first `limit` rows of a signal in the window that pass `keep`, oldest first by (time, id);
+ * stops once later row groups cannot come before the rows held.
+ */
+async function oldestColdRows(
   db: Db,
   objects: ObjectStore,
-  sessionId: string,
-  window: { from: Date; to?: Date | undefined },
-  after: string | undefined,
-  limit: number,
-): Promise<LogView[]> {
-  const found: LogView[] = [];
-  const afterMicros = after === undefined ? undefined : textMicros(after);
-  const afterMs = afterMicros === undefined ? undefined : Number(afterMicros / 1000n);
+  signal: 'logs' | 'spans',
+  window: ColdWindow,
+  keep: (r: ColdRow) => boolean,
+): Promise<ColdRow[]> {
+  const time = signal === 'logs' ? 'timestamp' : 'start_time';
+  const fromMicros = BigInt(window.from.getTime()) * 1000n;
+  const startMicros =
+    window.afterMicros !== undefined && window.afterMicros >= fromMicros
+      ? window.afterMicros + 1n
+      : fromMicros;
+  const toMicros = window.to ? BigInt(window.to.getTime()) * 1000n : undefined;
+  const at = (r: ColdRow) => r[time] as bigint;
+  const found: ColdRow[] = [];
   const groups = coldRowGroups(db, objects, {
-    signal: 'logs',
-    from: afterMs !== undefined && afterMs > window.from.getTime() ? new Date(afterMs) : window.from,
+    signal,
+    from: new Date(Number(startMicros / 1000n)),
     to: window.to,
-    columns: LOG_COLUMNS,
+    columns: signal === 'logs' ? LOG_COLUMNS : SPAN_COLUMNS,
     order: 'asc',
     enough: ({ minMs }) =>
-      found.length >= limit &&
+      found.length >= window.limit &&
       minMs !== undefined &&
-      minMs - 1 > Date.parse((found[limit - 1] as LogView).timestamp),
+      BigInt(minMs - 1) * 1000n > at(found[window.limit - 1] as ColdRow),
   });
   for await (const { rows } of groups) {
     for (const r of rows) {
-      if (r.session_id !== sessionId) continue;
-      if (afterMicros !== undefined && (r.timestamp as bigint) <= afterMicros) continue;
-      found.push(logViewOf(r));
+      const t = at(r);
+      if (t < startMicros || (toMicros !== undefined && t >= toMicros) || !keep(r)) continue;
+      found.push(r);
     }
-    found.sort((a, b) => -newestFirst(a, b));
-    if (found.length > limit) found.length = limit;
+    found.sort((a, b) => (at(a) !== at(b) ? (at(a) < at(b) ? -1 : 1) : String(a.id) < String(b.id) ? -1 : 1));
+    if (found.length > window.limit) found.length = window.limit;
   }
   return found;
+}
+
+/** Cold log entries in the window passing `keep`, oldest first. */
+export async function findColdLogs(
+  db: Db,
+  objects: ObjectStore,
+  window: ColdWindow,
+  keep: (r: ColdRow) => boolean,
+): Promise<LogView[]> {
+  return (await oldestColdRows(db, objects, 'logs', window, keep)).map(logViewOf);
 }
 
 /** A span's fields as a trace view shows them (traces.ts adds its place in the tree). */
@@ -403,46 +433,14 @@ function spanOf(r: Record<string, unknown>): ColdSpan {
   };
 }
 
-/**
- * Cold spans whose start lies in [from, to) and that pass `keep` (a trace id, a session), oldest
- * first, at most `limit`.
- */
+/** Cold spans starting in the window and passing `keep`, oldest first. */
 export async function findColdSpans(
   db: Db,
   objects: ObjectStore,
-  window: { from: Date; to?: Date | undefined },
-  keep: (s: { trace_id: string; session_id: string | null }) => boolean,
-  limit: number,
-  /** Only spans starting after this (microseconds since the epoch; a timeline cursor). */
-  afterMicros?: bigint,
+  window: ColdWindow,
+  keep: (r: ColdRow) => boolean,
 ): Promise<ColdSpan[]> {
-  const found: ColdSpan[] = [];
-  const groups = coldRowGroups(db, objects, {
-    signal: 'spans',
-    from: window.from,
-    to: window.to,
-    columns: SPAN_COLUMNS,
-    order: 'asc',
-    enough: ({ minMs }) =>
-      found.length >= limit &&
-      minMs !== undefined &&
-      minMs - 1 > (found[limit - 1] as ColdSpan).start_epoch_ms,
-  });
-  for await (const { rows } of groups) {
-    for (const r of rows) {
-      const trace = r.trace_id as string;
-      const session = nullableText(r.session_id);
-      if (!keep({ trace_id: trace, session_id: session })) continue;
-      if (afterMicros !== undefined && (r.start_time as bigint) <= afterMicros) continue;
-      const span = spanOf(r);
-      if (span.start_epoch_ms < window.from.getTime()) continue;
-      if (window.to && span.start_epoch_ms >= window.to.getTime()) continue;
-      found.push(span);
-    }
-    found.sort((a, b) => a.start_epoch_ms - b.start_epoch_ms || (a.span_id < b.span_id ? -1 : 1));
-    if (found.length > limit) found.length = limit;
-  }
-  return found;
+  return (await oldestColdRows(db, objects, 'spans', window, keep)).map(spanOf);
 }
 
 /** Cold metric samples of the given series with time in [from, to), at most `limit`. */

@@ -189,10 +189,11 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
       response: traceView,
       reasons: [OBSERVE_REASONS.traceNotFound],
       handler: async (ctx) => {
-        const projectId = await service.traceProject(ctx.params.traceId);
-        if (projectId === undefined) throw notFound('trace').because(OBSERVE_REASONS.traceNotFound);
-        await authorizeRead(ctx, projectId);
-        const trace = await service.getTrace(ctx.params.traceId);
+        // Only the spans and logs of projects the caller may read; none → not found (not "forbidden":
+        // that would tell that some project holds a trace of this id).
+        const trace = await service.getTrace(ctx.params.traceId, (projectId) =>
+          ctx.can('observe:read', projectId),
+        );
         if (!trace) throw notFound('trace').because(OBSERVE_REASONS.traceNotFound);
         return trace;
       },
@@ -255,7 +256,7 @@ export function observeRoutes(service: ObserveService, limits: BodyLimits): AnyR
       handler: async (ctx) => {
         const project = await service.sessionProject(ctx.params.sid);
         await authorizeRead(ctx, project ?? null);
-        return service.sessionTimeline(ctx.params.sid, ctx.query.cursor, ctx.query.limit);
+        return service.sessionTimeline(ctx.params.sid, project ?? null, ctx.query.cursor, ctx.query.limit);
       },
     }),
   ];

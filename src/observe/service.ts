@@ -17,7 +17,7 @@ import {
 import { logQueryWhere } from './query-lang/index.js';
 import { liveFilter } from './tail/filter.js';
 import { sessionProject, sessionTimeline } from './timeline.js';
-import { getTrace, listTraces, type TraceFilter, traceProject } from './traces.js';
+import { getTrace, listTraces, type ProjectReader, type TraceFilter } from './traces.js';
 
 /** The observe module's public service: the LogSink every producer writes through, and the queries. */
 export class ObserveService {
@@ -71,12 +71,9 @@ export class ObserveService {
     return listTraces(this.db, filter, page);
   }
 
-  traceProject(traceId: string) {
-    return traceProject(this.db, traceId);
-  }
-
-  getTrace(traceId: string) {
-    return getTrace(this.db, this.objects, traceId, 200);
+  /** One trace, with only the records of the projects `canRead` allows (null: none of them). */
+  getTrace(traceId: string, canRead: ProjectReader) {
+    return getTrace(this.db, this.objects, traceId, 200, canRead);
   }
 
   metricNames(projectId: string | null | undefined) {
@@ -91,8 +88,8 @@ export class ObserveService {
     return sessionProject(this.db, sessionId);
   }
 
-  sessionTimeline(sessionId: string, after: string | undefined, limit: number) {
-    return sessionTimeline(this.db, this.objects, sessionId, after, limit);
+  sessionTimeline(sessionId: string, projectId: string | null, after: string | undefined, limit: number) {
+    return sessionTimeline(this.db, this.objects, sessionId, projectId, after, limit);
   }
 
   /** Writes everything buffered (tests, shutdown). */

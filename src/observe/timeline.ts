@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
-import { findColdSpans, sessionColdLogs, textMicros } from './cold.js';
+import { type ColdRow, findColdLogs, findColdSpans, textMicros } from './cold.js';
 
 export interface TimelineItem {
   kind: 'log' | 'span' | 'agent_event';
@@ -27,24 +27,26 @@ export async function sessionTimeline(
   db: Db,
   objects: ObjectStore,
   sessionId: string,
+  /**
+   * The session's project (the one the caller was authorized for): a session id is not a secret and
+   * any writer may name it, so records of other projects carrying it are not part of the timeline.
+   */
+  projectId: string | null,
   after: string | undefined,
   limit: number,
 ): Promise<{ items: TimelineItem[]; next_cursor: string | null }> {
   const since = after ? sql`and t > ${after}::timestamptz` : sql``;
+  const ours = sql`session_id = ${sessionId}::uuid and project_id is not distinct from ${projectId}::uuid`;
   const logs =
     await sql<TimelineItem>`select 'log' as kind, time, id, title, service, level, null::float8 as duration_ms, detail from (
       select ${T('timestamp')} as time, timestamp as t, id::text as id, left(message, 2000) as title, service, level,
         jsonb_build_object('trace_id', trace_id, 'span_id', span_id, 'attributes', attributes) as detail
-      from log_entries where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
-      db,
-    );
+      from log_entries where ${ours}) x where true ${since} order by t limit ${limit + 1}`.execute(db);
   const spans =
     await sql<TimelineItem>`select 'span' as kind, time, id, title, service, null as level, duration_ms, detail from (
       select ${T('start_time')} as time, start_time as t, id::text as id, name as title, service, duration_ms,
         jsonb_build_object('trace_id', trace_id, 'span_id', span_id, 'parent_span_id', parent_span_id, 'status_code', status_code) as detail
-      from spans where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
-      db,
-    );
+      from spans where ${ours}) x where true ${since} order by t limit ${limit + 1}`.execute(db);
   const events =
     await sql<TimelineItem>`select 'agent_event' as kind, time, id, title, null as service, null as level,
       null::float8 as duration_ms, detail from (
@@ -53,7 +55,7 @@ export async function sessionTimeline(
       from agent_messages where session_id = ${sessionId}::uuid) x where true ${since} order by t limit ${limit + 1}`.execute(
       db,
     );
-  const cold = await coldTimeline(db, objects, sessionId, after, limit);
+  const cold = await coldTimeline(db, objects, sessionId, projectId, after, limit);
   const seen = new Set([...logs.rows, ...spans.rows].map((r) => r.id));
   const merged = [...logs.rows, ...spans.rows, ...events.rows, ...cold.filter((r) => !seen.has(r.id))].sort(
     (a, b) => (a.time === b.time ? a.id.localeCompare(b.id) : a.time < b.time ? -1 : 1),
@@ -75,6 +77,7 @@ async function coldTimeline(
   db: Db,
   objects: ObjectStore,
   sessionId: string,
+  projectId: string | null,
   after: string | undefined,
   limit: number,
 ): Promise<TimelineItem[]> {
@@ -89,19 +92,12 @@ async function coldTimeline(
   const window = {
     from: new Date(row.from.getTime() - SESSION_SLACK_MS),
     to: row.open || !row.to ? undefined : new Date(row.to.getTime() + SESSION_SLACK_MS),
+    afterMicros: after === undefined ? undefined : textMicros(after),
+    limit: limit + 1,
   };
-  const afterMicros = after === undefined ? undefined : textMicros(after);
-  const logs = await sessionColdLogs(db, objects, sessionId, window, after, limit + 1);
-  const spans = await findColdSpans(
-    db,
-    objects,
-    afterMicros === undefined
-      ? window
-      : { ...window, from: new Date(Math.max(window.from.getTime(), Number(afterMicros / 1000n))) },
-    (s) => s.session_id === sessionId,
-    limit + 1,
-    afterMicros,
-  );
+  const ours = (r: ColdRow) => r.session_id === sessionId && (r.project_id ?? null) === projectId;
+  const logs = await findColdLogs(db, objects, window, ours);
+  const spans = await findColdSpans(db, objects, window, ours);
   return [
     ...logs.map(
       (l): TimelineItem => ({

@@ -96,16 +96,6 @@ export interface TraceView {
   logs: LogView[];
 }
 
-/** The project a trace belongs to (for authorization), or undefined when there is no such trace. */
-export async function traceProject(db: Db, traceId: string): Promise<string | null | undefined> {
-  // The summary row outlives the spans' move to the cold tier.
-  const r = await sql<{ project_id: string | null }>`
-    (select project_id from spans where trace_id = ${traceId} order by project_id nulls last limit 1)
-    union all (select project_id from traces where trace_id = ${traceId})
-    order by project_id nulls last limit 1`.execute(db);
-  return r.rows.length === 0 ? undefined : (r.rows[0]?.project_id ?? null);
-}
-
 const MAX_SPANS = 5000;
 /** Log entries of a trace are looked for this long around its spans in the cold tier. */
 const TRACE_LOG_SLACK_MS = 3_600_000;
@@ -122,18 +112,18 @@ async function traceSpans(db: Db, objects: ObjectStore, traceId: string): Promis
     start_epoch_ms: Number(s.start_epoch_ms),
     end_epoch_ms: Number(s.end_epoch_ms),
   }));
-  const summary = await db
-    .selectFrom('traces')
-    .select(['start_time', 'end_time'])
-    .where('trace_id', '=', traceId)
-    .executeTakeFirst();
-  if (!summary || hot.length >= MAX_SPANS) return hot;
+  const summary = (
+    await sql<{ start_time: Date | null; end_time: Date | null }>`
+      select min(start_time) as start_time, max(end_time) as end_time from traces where trace_id = ${traceId}`.execute(
+      db,
+    )
+  ).rows[0];
+  if (!summary?.start_time || !summary.end_time || hot.length >= MAX_SPANS) return hot;
   const cold = await findColdSpans(
     db,
     objects,
-    { from: summary.start_time, to: new Date(summary.end_time.getTime() + 1) },
-    (s) => s.trace_id === traceId,
-    MAX_SPANS,
+    { from: summary.start_time, to: new Date(summary.end_time.getTime() + 1), limit: MAX_SPANS },
+    (r) => r.trace_id === traceId,
   );
   if (cold.length === 0) return hot;
   const ids = new Set(hot.map((s) => s.id));
@@ -142,13 +132,33 @@ async function traceSpans(db: Db, objects: ObjectStore, traceId: string): Promis
     .slice(0, MAX_SPANS);
 }
 
+/** Whether the caller may read a project's telemetry (null: records without a project). */
+export type ProjectReader = (projectId: string | null) => Promise<boolean>;
+
+/**
+ * One trace as `canRead` may see it. A trace id is not a secret (services pass it on to the ones they
+ * call, and any writer can name any id), so a trace may hold several projects' records: only the
+ * spans and log entries of readable projects are shown, and a trace with none is not found.
+ */
 export async function getTrace(
   db: Db,
   objects: ObjectStore,
   traceId: string,
   logLimit: number,
+  canRead: ProjectReader,
 ): Promise<TraceView | null> {
-  const rows = await traceSpans(db, objects, traceId);
+  const readable = new Map<string | null, boolean>();
+  const mayRead = async (projectId: string | null) => {
+    let ok = readable.get(projectId);
+    if (ok === undefined) {
+      ok = await canRead(projectId);
+      readable.set(projectId, ok);
+    }
+    return ok;
+  };
+  const all = await traceSpans(db, objects, traceId);
+  for (const s of all) await mayRead(s.project_id);
+  const rows = all.filter((s) => readable.get(s.project_id));
   if (rows.length === 0) return null;
   const t0 = Math.min(...rows.map((s) => s.start_epoch_ms));
   const t1 = Math.max(...rows.map((s) => s.end_epoch_ms));
@@ -162,37 +172,37 @@ export async function getTrace(
     children.set(parent, list);
   }
   const spans: SpanView[] = [];
-  const visit = (parent: string | null, depth: number) => {
-    for (const s of children.get(parent) ?? []) {
-      spans.push({
-        span_id: s.span_id,
-        parent_span_id: s.parent_span_id,
-        name: s.name,
-        kind: s.kind,
-        service: s.service,
-        status_code: s.status_code,
-        status_message: s.status_message,
-        start_time: s.start_time,
-        end_time: s.end_time,
-        duration_ms: s.duration_ms,
-        offset_ms: s.start_epoch_ms - t0,
-        depth,
-        attributes: s.attributes,
-        events: s.events,
-        links: s.links,
-      });
-      if (depth < 200) visit(s.span_id, depth + 1);
+  const visited = new Set<string>();
+  const visit = (list: ColdSpan[], depth: number) => {
+    for (const s of list) {
+      if (visited.has(s.id)) continue;
+      visited.add(s.id);
+      const { id: _id, trace_id, start_epoch_ms, end_epoch_ms, project_id, session_id, ...fields } = s;
+      spans.push({ ...fields, offset_ms: start_epoch_ms - t0, depth });
+      if (depth < 200) visit(children.get(s.span_id) ?? [], depth + 1);
     }
   };
-  visit(null, 0);
+  visit(children.get(null) ?? [], 0);
+  // Spans deeper than 200 or in a cycle of parent links (no root): shown as roots, never dropped.
+  for (const s of rows) if (!visited.has(s.id)) visit([s], 0);
   const first = rows[0] as (typeof rows)[number];
   const window = {
     from: new Date(t0 - TRACE_LOG_SLACK_MS),
     to: new Date(t1 + TRACE_LOG_SLACK_MS),
   };
+  // The projects the trace's hot log entries are in may differ from its spans' (logs only).
+  const logProjects = await sql<{ project_id: string | null }>`
+    select distinct project_id from log_entries where trace_id = ${traceId}`.execute(db);
+  for (const r of logProjects.rows) await mayRead(r.project_id);
+  const allowed = [...readable].filter(([, ok]) => ok).map(([id]) => id);
+  const projectIds = allowed.filter((id): id is string => id !== null);
+  const inReadable = sql<boolean>`(project_id = any(${projectIds}::uuid[])${allowed.includes(null) ? sql` or project_id is null` : sql``})`;
   const logs = mergeLogs(
-    await findLogRows(db, { traceId }, { limit: logLimit }),
-    await searchColdLogs(db, objects, { traceId, ...window }, { limit: logLimit }),
+    await findLogRows(db, { traceId }, { limit: logLimit }, inReadable),
+    // A cold entry of a project none of the above is in counts as unreadable.
+    await searchColdLogs(db, objects, { traceId, ...window }, { limit: logLimit }, (e) =>
+      allowed.includes(e.project_id),
+    ),
     logLimit,
   );
   return {

@@ -84,13 +84,17 @@ interface TraceAggregate {
   error_count: number;
 }
 
-/** Folds new spans into their traces' summary rows (sorted by trace id: no deadlock between instances). */
+/**
+ * Folds new spans into their traces' summary rows, one per (trace, project): another project's spans
+ * under the same trace id never touch this project's row (sorted: no deadlock between instances).
+ */
 export async function upsertTraces(db: DbOrTx, spans: SpanRow[]): Promise<void> {
   const byTrace = new Map<string, TraceAggregate>();
   for (const s of spans) {
-    const t = byTrace.get(s.trace_id) ?? {
+    const key = `${s.trace_id} ${s.project_id ?? ''}`;
+    const t = byTrace.get(key) ?? {
       trace_id: s.trace_id,
-      project_id: null,
+      project_id: s.project_id,
       session_id: null,
       user_id: null,
       root_service: null,
@@ -100,7 +104,6 @@ export async function upsertTraces(db: DbOrTx, spans: SpanRow[]): Promise<void> 
       span_count: 0,
       error_count: 0,
     };
-    t.project_id ??= s.project_id;
     t.session_id ??= s.session_id;
     t.user_id ??= s.user_id;
     if (!s.parent_span_id) {
@@ -111,9 +114,9 @@ export async function upsertTraces(db: DbOrTx, spans: SpanRow[]): Promise<void> 
     if (s.end_time > t.end_time) t.end_time = s.end_time;
     t.span_count += 1;
     if (s.status_code === 'error') t.error_count += 1;
-    byTrace.set(s.trace_id, t);
+    byTrace.set(key, t);
   }
-  const rows = [...byTrace.values()].sort((a, b) => (a.trace_id < b.trace_id ? -1 : 1));
+  const rows = [...byTrace.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, t]) => t);
   if (rows.length === 0) return;
   await sql`insert into traces
       (trace_id, project_id, session_id, user_id, root_service, root_name, start_time, end_time, duration_ms, span_count, error_count)
@@ -126,8 +129,7 @@ export async function upsertTraces(db: DbOrTx, spans: SpanRow[]): Promise<void> 
       ${rows.map((r) => r.start_time)}::timestamptz[], ${rows.map((r) => r.end_time)}::timestamptz[],
       ${rows.map((r) => r.span_count)}::int[], ${rows.map((r) => r.error_count)}::int[])
       as t(trace_id, project_id, session_id, user_id, root_service, root_name, start_time, end_time, span_count, error_count)
-    on conflict (trace_id) do update set
-      project_id = coalesce(traces.project_id, excluded.project_id),
+    on conflict (trace_id, project_id) do update set
       session_id = coalesce(traces.session_id, excluded.session_id),
       user_id = coalesce(traces.user_id, excluded.user_id),
       root_service = coalesce(excluded.root_service, traces.root_service),
