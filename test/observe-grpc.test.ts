@@ -6,7 +6,6 @@ import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { AggregationType, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { OtlpGrpcServer } from '../src/observe/grpc.js';
 import { OTLP_TYPES } from '../src/observe/proto/otlp.js';
 import { RETRY_INFO_TYPE_URL, RPC_TYPES } from '../src/observe/proto/rpc-status.js';
 import { createTestPlatform, servicesMissing, type TestPlatform } from './helpers/app.js';
+import { exportRequestMetrics } from './helpers/otel-sdk.js';
 import { freePort } from './helpers/process.js';
 import { eventually } from './helpers/wait.js';
 
@@ -207,33 +207,12 @@ describe.skipIf(servicesMissing)('observe: OTLP/gRPC ingest', () => {
 
   it('the SDK gRPC metric exporter delivers a counter and a histogram with its buckets', async () => {
     const service = 'api-grpc';
-    const reader = new PeriodicExportingMetricReader({
-      exporter: new OTLPMetricExporter(exporterOptions(true)),
-      exportIntervalMillis: 3_600_000,
+    await exportRequestMetrics(new OTLPMetricExporter(exporterOptions(true)), {
+      service,
+      projectId,
+      prefix: 'grpc',
+      counts: { '/cart': 5, '/pay': 2 },
     });
-    const provider = new MeterProvider({
-      resource: resourceFromAttributes({ 'service.name': service, 'platform.project_id': projectId }),
-      readers: [reader],
-      views: [
-        {
-          instrumentName: 'grpc_request_duration_ms',
-          aggregation: {
-            type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
-            options: { boundaries: [10, 50, 100, 500] },
-          },
-        },
-      ],
-    });
-    const meter = provider.getMeter('test');
-    const requests = meter.createCounter('grpc_requests_total');
-    const duration = meter.createHistogram('grpc_request_duration_ms', { unit: 'ms' });
-    requests.add(5, { route: '/cart' });
-    requests.add(2, { route: '/pay' });
-    // 10 observations: 6 in (10, 50], 4 in (100, 500].
-    for (let i = 0; i < 6; i++) duration.record(30, { route: '/cart' });
-    for (let i = 0; i < 4; i++) duration.record(200, { route: '/cart' });
-    await provider.forceFlush();
-    await provider.shutdown();
 
     const names = await t.request('GET', `/api/observe/metrics/names?project_id=${projectId}`, {
       token: t.adminToken,

@@ -8,10 +8,10 @@ import { OTLPTraceExporter as HttpTraceExporter } from '@opentelemetry/exporter-
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { AggregationType, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPlatform, type TestPlatform } from './helpers/app.js';
+import { exportRequestMetrics } from './helpers/otel-sdk.js';
 
 /**
  * The official OpenTelemetry JS SDK exporters (OTLP/protobuf and OTLP/JSON over HTTP, gzip) send
@@ -159,30 +159,12 @@ describe('observe: OpenTelemetry SDK exporters', () => {
         flavour === 'proto'
           ? new ProtoMetricExporter(exporterOptions('metrics'))
           : new HttpMetricExporter(exporterOptions('metrics', true));
-      const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
-      const provider = new MeterProvider({
-        resource: resourceFromAttributes({ 'service.name': service, 'platform.project_id': projectId }),
-        readers: [reader],
-        views: [
-          {
-            instrumentName: 'http_request_duration_ms',
-            aggregation: {
-              type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
-              options: { boundaries: [10, 50, 100, 500] },
-            },
-          },
-        ],
+      await exportRequestMetrics(exporter, {
+        service,
+        projectId,
+        prefix: 'http',
+        counts: { '/cart': 3, '/pay': 4 },
       });
-      const meter = provider.getMeter('test');
-      const requests = meter.createCounter('http_requests_total');
-      const duration = meter.createHistogram('http_request_duration_ms', { unit: 'ms' });
-      requests.add(3, { route: '/cart' });
-      requests.add(4, { route: '/pay' });
-      // 10 observations: 6 in (10, 50], 4 in (100, 500].
-      for (let i = 0; i < 6; i++) duration.record(30, { route: '/cart' });
-      for (let i = 0; i < 4; i++) duration.record(200, { route: '/cart' });
-      await provider.forceFlush();
-      await provider.shutdown();
 
       const names = await t.request('GET', `/api/observe/metrics/names?project_id=${projectId}`, { token });
       const byName = Object.fromEntries(names.body.items.map((n: { name: string }) => [n.name, n]));
