@@ -524,9 +524,7 @@ export const observe: Scenario = {
           stats = { files: 0, rowGroups: 0, rowGroupsRead: 0 };
           const s = performance.now();
           count = (
-            await searchColdLogs(db, objects, filter, { limit: 100_000 }, undefined, stats, {
-              skipRowGroups: skip,
-            })
+            await searchColdLogs(db, objects, filter, { limit: 100_000 }, { stats, skipRowGroups: skip })
           ).length;
           times.push(performance.now() - s);
         }

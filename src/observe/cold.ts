@@ -3,7 +3,7 @@ import { decodeCursor, decodeTimeCursor } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
 import { microsIso } from './attributes.js';
-import { readMetadata, readRows } from './parquet.js';
+import { readMetadata, readParquetObject, readRows } from './parquet.js';
 import type { LogFilter, LogView } from './queries.js';
 import { COLD_TABLES, type ColdSignal } from './rotation.js';
 import { logFilterMatcher } from './tail/filter.js';
@@ -61,22 +61,6 @@ function statMillis(v: unknown): number | undefined {
   return undefined;
 }
 
-async function download(objects: ObjectStore, key: string): Promise<Uint8Array | null> {
-  const got = await objects.get(key);
-  if (!got) return null;
-  const chunks: Buffer[] = [];
-  for await (const chunk of got.body) chunks.push(chunk as Buffer);
-  // A buffer of its own (not a slice of Node's pool): the Parquet reader takes it without a copy.
-  const size = chunks.reduce((n, c) => n + c.length, 0);
-  const out = new Uint8Array(new ArrayBuffer(size));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
 /**
  * The row groups of the catalogued files a scan reaches, in scan order, each as its rows (the
  * requested columns; times as bigint microseconds, json parsed). Statistics are milliseconds:
@@ -106,7 +90,7 @@ export async function* coldRowGroups(
   const toMs = scan.to?.getTime();
   for (const file of files) {
     if (scan.enough?.({ minMs: file.min_time.getTime(), maxMs: file.max_time.getTime() })) return;
-    const bytes = await download(objects, file.object_key);
+    const bytes = await readParquetObject(objects, file.object_key);
     if (!bytes) continue;
     stats.files += 1;
     const metadata = readMetadata(bytes);
@@ -206,18 +190,21 @@ function cursorParts(cursor: string): { at: string; id: string } {
 
 /**
  * The cold tier's part of a log search: newest first, at most `limit` rows after the cursor,
- * matching the filter and `extra` (the query language's matcher). Stops once older row groups
- * cannot beat what it holds.
+ * matching the filter and `options.matches` (the query language's matcher, a project check). Stops
+ * once older row groups cannot beat what it holds.
  */
 export async function searchColdLogs(
   db: Db,
   objects: ObjectStore,
   f: LogFilter,
   page: { limit: number; cursor?: string | undefined },
-  extra?: (e: LogView) => boolean,
-  stats?: ColdReadStats,
-  options: { skipRowGroups?: boolean } = {},
+  options: {
+    matches?: ((e: LogView) => boolean) | undefined;
+    stats?: ColdReadStats;
+    skipRowGroups?: boolean;
+  } = {},
 ): Promise<LogView[]> {
+  const { matches: extra, stats } = options;
   const cursor = page.cursor ? cursorParts(page.cursor) : null;
   const matches = logPredicate(f, extra);
   const found: LogView[] = [];

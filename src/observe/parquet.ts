@@ -2,6 +2,7 @@ import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import type { FileMetaData, SchemaElement } from 'hyparquet';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import type { ObjectStore } from '../store/objects/types.js';
 
 /**
  * Parquet files of the cold tier, written with hyparquet-writer and read with hyparquet.
@@ -76,6 +77,23 @@ function wholeBuffer(file: Uint8Array): ArrayBuffer {
   )
     return file.buffer;
   return file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
+}
+
+/** An object of the store read whole into a buffer of its own (not Node's pool), or null when absent. */
+export async function readParquetObject(objects: ObjectStore, key: string): Promise<Uint8Array | null> {
+  const got = await objects.get(key);
+  if (!got) return null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of got.body) chunks.push(chunk as Buffer);
+  // The Parquet reader takes a whole ArrayBuffer without copying it (wholeBuffer below).
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  const out = new Uint8Array(new ArrayBuffer(size));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 export function readMetadata(file: Uint8Array): FileMetaData {

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
-import { type ColumnSpec, readMetadata, readRows, writeParquet } from './parquet.js';
+import { type ColumnSpec, readMetadata, readParquetObject, readRows, writeParquet } from './parquet.js';
 import type { PartitionedTable } from './writes.js';
 
 export type ColdSignal = 'logs' | 'spans' | 'metrics';
@@ -247,11 +247,8 @@ async function verifyUpload(
   rows: Record<string, unknown>[],
   idColumn: string,
 ): Promise<void> {
-  const got = await objects.get(key);
-  if (!got) throw new Error(`uploaded ${key} is missing`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of got.body) chunks.push(chunk as Buffer);
-  const file = new Uint8Array(Buffer.concat(chunks));
+  const file = await readParquetObject(objects, key);
+  if (!file) throw new Error(`uploaded ${key} is missing`);
   const meta = readMetadata(file);
   if (Number(meta.num_rows) !== rows.length)
     throw new Error(`uploaded ${key} holds ${meta.num_rows} rows, not ${rows.length}`);

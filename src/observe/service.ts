@@ -54,7 +54,7 @@ export class ObserveService {
     const compiled = await this.logQuery(query);
     const fetch = { limit: page.limit + 1, cursor: page.cursor };
     const hot = await findLogRows(this.db, filter, fetch, compiled?.where);
-    const cold = await searchColdLogs(this.db, this.objects, filter, fetch, compiled?.matches);
+    const cold = await searchColdLogs(this.db, this.objects, filter, fetch, { matches: compiled?.matches });
     if (cold.length === 0) return logPageOf(hot, page.limit);
     return logPageOf(mergeLogs(hot, cold, fetch.limit), page.limit);
   }

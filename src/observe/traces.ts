@@ -200,8 +200,12 @@ export async function getTrace(
   const logs = mergeLogs(
     await findLogRows(db, { traceId }, { limit: logLimit }, inReadable),
     // A cold entry of a project none of the above is in counts as unreadable.
-    await searchColdLogs(db, objects, { traceId, ...window }, { limit: logLimit }, (e) =>
-      allowed.includes(e.project_id),
+    await searchColdLogs(
+      db,
+      objects,
+      { traceId, ...window },
+      { limit: logLimit },
+      { matches: (e) => allowed.includes(e.project_id) },
     ),
     logLimit,
   );
