@@ -6,6 +6,7 @@ import { microsIso } from './attributes.js';
 import { readMetadata, readParquetObject, readRows } from './parquet.js';
 import type { LogFilter, LogView } from './queries.js';
 import { COLD_TABLES, type ColdSignal } from './rotation.js';
+import type { SpanFields } from './schemas.js';
 import { logFilterMatcher } from './tail/filter.js';
 
 /**
@@ -345,23 +346,6 @@ export async function findColdLogs(
   keep: (r: ColdRow) => boolean,
 ): Promise<LogView[]> {
   return (await oldestColdRows(db, objects, 'logs', window, keep)).map(logViewOf);
-}
-
-/** A span's fields as a trace view shows them (traces.ts adds its place in the tree). */
-export interface SpanFields {
-  span_id: string;
-  parent_span_id: string | null;
-  name: string;
-  kind: string;
-  service: string | null;
-  status_code: string;
-  status_message: string | null;
-  start_time: string;
-  end_time: string;
-  duration_ms: number;
-  attributes: Record<string, unknown>;
-  events: unknown[];
-  links: unknown[];
 }
 
 /** A span of either tier as the trace view and the timeline read it. */

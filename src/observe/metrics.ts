@@ -2,20 +2,8 @@ import { type RawBuilder, sql } from 'kysely';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
 import { findColdSamples } from './cold.js';
+import type { MetricAggregation } from './schemas.js';
 
-export const METRIC_AGGREGATIONS = [
-  'avg',
-  'sum',
-  'min',
-  'max',
-  'count',
-  'rate',
-  'p50',
-  'p90',
-  'p95',
-  'p99',
-] as const;
-export type MetricAggregation = (typeof METRIC_AGGREGATIONS)[number];
 export type MatchOp = '=' | '!=' | '=~' | '!~';
 
 export interface MetricNameView {

@@ -1,7 +1,21 @@
 import { z } from 'zod';
 import { paginationQuery } from '../core/http.js';
 import { logLevels } from '../store/schema.js';
-import { METRIC_AGGREGATIONS } from './metrics.js';
+
+/** The aggregations of a metric query (histogram quantiles from buckets). */
+export const METRIC_AGGREGATIONS = [
+  'avg',
+  'sum',
+  'min',
+  'max',
+  'count',
+  'rate',
+  'p50',
+  'p90',
+  'p95',
+  'p99',
+] as const;
+export type MetricAggregation = (typeof METRIC_AGGREGATIONS)[number];
 
 const timestamp = z.string().describe('ISO 8601, UTC, microseconds');
 const time = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
@@ -110,6 +124,9 @@ export const spanView = z
     links: z.array(z.unknown()),
   })
   .meta({ id: 'Span' });
+/** A span in a trace view; `SpanFields` is what a span row holds of it (without its place in the tree). */
+export type SpanView = z.infer<typeof spanView>;
+export type SpanFields = Omit<SpanView, 'offset_ms' | 'depth'>;
 
 export const traceView = z
   .object({

@@ -2,8 +2,9 @@ import { sql } from 'kysely';
 import { type Page, pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
-import { type ColdSpan, findColdSpans, mergeLogs, type SpanFields, searchColdLogs } from './cold.js';
+import { type ColdSpan, findColdSpans, mergeLogs, searchColdLogs } from './cold.js';
 import { findLogRows, type LogView } from './queries.js';
+import type { SpanView } from './schemas.js';
 
 export interface TraceFilter {
   projectId?: string | null;
@@ -74,13 +75,6 @@ export async function listTraces(
     span_count: r.span_count,
     error_count: r.error_count,
   }));
-}
-
-export interface SpanView extends SpanFields {
-  /** Milliseconds from the trace's first span start (the waterfall's left edge). */
-  offset_ms: number;
-  /** Depth in the span tree (0 = a root); spans are listed depth-first, children by start time. */
-  depth: number;
 }
 
 export interface TraceView {
