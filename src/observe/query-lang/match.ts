@@ -1,6 +1,7 @@
 import type { Matcher, Selector } from './ast.js';
 import { LOG_LEVELS } from './compile.js';
 import { QueryError } from './errors.js';
+import { userRegExp } from './regex.js';
 
 /** A log entry as the live tail sees it (the view published on `observe.logs`). */
 export interface LiveLogEntry {
@@ -45,11 +46,11 @@ function valueTest(m: Matcher): (v: string) => boolean {
     case '!=':
       return (v) => v !== m.value;
     case '=~': {
-      const re = new RegExp(`^(?:${m.value})$`, 'u');
+      const re = userRegExp(`^(?:${m.value})$`);
       return (v) => re.test(v);
     }
     case '!~': {
-      const re = new RegExp(`^(?:${m.value})$`, 'u');
+      const re = userRegExp(`^(?:${m.value})$`);
       return (v) => !re.test(v);
     }
     default: {

@@ -10,6 +10,7 @@ import type {
 } from './ast.js';
 import { QueryError } from './errors.js';
 import { type Token, tokenize } from './lexer.js';
+import { NOT_LINEAR, userRegExp } from './regex.js';
 
 const AGGREGATIONS: readonly AggregationFn[] = ['avg', 'sum', 'min', 'max', 'count', 'rate', 'last'];
 const COMPARE_OPS: readonly CompareOp[] = ['>', '>=', '<', '<=', '==', '!='];
@@ -156,9 +157,14 @@ class Parser {
     this.next();
     if (op.text === '=~' || op.text === '!~') {
       try {
-        new RegExp(value.text, 'u');
-      } catch {
-        throw new QueryError('invalid regular expression', value.at);
+        userRegExp(value.text);
+      } catch (err) {
+        throw new QueryError(
+          err instanceof SyntaxError && err.message === NOT_LINEAR
+            ? NOT_LINEAR
+            : 'invalid regular expression',
+          value.at,
+        );
       }
     }
     return {
