@@ -228,6 +228,32 @@ await rotateOnce(handle.db, objects, { hotHours: 0, retentionDays: 30, rowsPerFi
     expect(coldOnly.body.items.map((e: { id: string }) => e.id)).toEqual(expected.map((r) => r.id).reverse());
     expect(coldOnly.body.items[0].attributes.n).toEqual(JSON.parse(String(expected.at(-1)!.attributes)).n);
 
+    // A page the hot rows fill (the 60 recent entries, newest first) reads no Parquet file; one that
+    // reaches back to yesterday does.
+    const store = t.platform.drivers.objects;
+    const realGet = store.get.bind(store);
+    const fetched: string[] = [];
+    store.get = (key) => {
+      fetched.push(key);
+      return realGet(key);
+    };
+    try {
+      const recent = await t.request('GET', `/api/observe/logs?project_id=${projects[0]}&limit=10`, {
+        token: t.adminToken,
+      });
+      expect(recent.body.items).toHaveLength(10);
+      expect(fetched).toEqual([]);
+      const old = await t.request(
+        'GET',
+        `/api/observe/logs?project_id=${projects[0]}&to=${new Date(yesterday + DAY / 2).toISOString()}&limit=10`,
+        { token: t.adminToken },
+      );
+      expect(old.body.items).toHaveLength(10);
+      expect(fetched.length).toBeGreaterThan(0);
+    } finally {
+      store.get = realGet;
+    }
+
     // 4. DuckDB reads the catalogued files: row for row what PostgreSQL held.
     const duck = await DuckDBInstance.create(':memory:');
     const conn = await duck.connect();

@@ -54,7 +54,14 @@ export class ObserveService {
     const compiled = await this.logQuery(query);
     const fetch = { limit: page.limit + 1, cursor: page.cursor };
     const hot = await findLogRows(this.db, filter, fetch, compiled?.where);
-    const cold = await searchColdLogs(this.db, this.objects, filter, fetch, { matches: compiled?.matches });
+    // A full page of hot rows: only cold rows at least as new as its oldest can still enter it, and
+    // with the usual "newest first, no time range" search that is none (no Parquet file is read).
+    const oldest = hot.length >= fetch.limit ? hot[fetch.limit - 1] : undefined;
+    const floor = oldest ? new Date(Date.parse(oldest.timestamp)) : undefined;
+    const coldFilter = floor && !(filter.from && filter.from > floor) ? { ...filter, from: floor } : filter;
+    const cold = await searchColdLogs(this.db, this.objects, coldFilter, fetch, {
+      matches: compiled?.matches,
+    });
     if (cold.length === 0) return logPageOf(hot, page.limit);
     return logPageOf(mergeLogs(hot, cold, fetch.limit), page.limit);
   }
@@ -62,8 +69,10 @@ export class ObserveService {
   /** Counts by level and service over both tiers. */
   async summarizeLogs(filter: LogFilter, query?: string): Promise<LogSummary> {
     const compiled = await this.logQuery(query);
-    const hot = await countLogs(this.db, filter, compiled?.where);
-    const cold = await countColdLogs(this.db, this.objects, filter, compiled?.matches);
+    const [hot, cold] = await Promise.all([
+      countLogs(this.db, filter, compiled?.where),
+      countColdLogs(this.db, this.objects, filter, compiled?.matches),
+    ]);
     return summaryOf([...hot, ...cold]);
   }
 
