@@ -171,4 +171,41 @@ describe.skipIf(servicesMissing)('observe: a trace or session shared by two proj
     }
     expect(answered).toBe(1);
   });
+  it("another project's spans cannot crowd a reader's out of the trace (5,000-span limit)", async () => {
+    const start = Date.now() - 60_000;
+    const flood = await t.request('POST', '/v1/traces', {
+      token: users.bob.token,
+      noAuditCheck: true,
+      body: {
+        resourceSpans: [
+          {
+            resource: {
+              attributes: attrs({ 'service.name': 'bob-svc', 'platform.project_id': users.bob.projectId }),
+            },
+            scopeSpans: [
+              {
+                // Earlier than alice's spans: first in the trace's time order.
+                spans: Array.from({ length: 5000 }, (_, i) => ({
+                  traceId,
+                  spanId: randomBytes(8).toString('hex'),
+                  name: `bob flood ${i}`,
+                  startTimeUnixNano: nanos(start + i),
+                  endTimeUnixNano: nanos(start + i + 1),
+                })),
+              },
+            ],
+          },
+        ],
+      },
+    });
+    expect(flood.status, flood.text).toBe(200);
+    await t.platform.services.observe.flush();
+    const res = await t.request('GET', `/api/observe/traces/${traceId}`, { token: users.alice.token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.spans.map((s: { name: string }) => s.name).sort()).toEqual([
+      'alice op 0',
+      'alice op 1',
+      'alice op 2',
+    ]);
+  }, 60_000);
 });

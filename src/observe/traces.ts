@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import { type Page, pageByTime } from '../core/pagination.js';
 import type { Db } from '../store/db.js';
 import type { ObjectStore } from '../store/objects/types.js';
@@ -94,30 +94,79 @@ const MAX_SPANS = 5000;
 /** Log entries of a trace are looked for this long around its spans in the cold tier. */
 const TRACE_LOG_SLACK_MS = 3_600_000;
 
-/** A trace's spans in both tiers: the hot rows, and the cold files its summary's time range reaches. */
-async function traceSpans(db: Db, objects: ObjectStore, traceId: string): Promise<ColdSpan[]> {
+/** Whether the caller may read a project's telemetry (null: records without a project). */
+export type ProjectReader = (projectId: string | null) => Promise<boolean>;
+
+/** The projects of a trace the caller may read, as a SQL condition and a predicate on cold rows. */
+interface Readable {
+  ids: (string | null)[];
+  sql: RawBuilder<boolean>;
+  has: (projectId: unknown) => boolean;
+}
+
+/**
+ * Which of the projects holding records of the trace (its summary rows — one per project, kept past
+ * the move to the cold tier — and its hot spans and log entries) the caller may read; and the time
+ * range of the readable projects' summaries (where its cold spans lie).
+ */
+async function readableProjects(
+  db: Db,
+  traceId: string,
+  canRead: ProjectReader,
+): Promise<{ readable: Readable; from: Date | null; to: Date | null }> {
+  const r = await sql<{ project_id: string | null; start_time: Date | null; end_time: Date | null }>`
+    select project_id, start_time, end_time from traces where trace_id = ${traceId}
+    union all (select distinct project_id, null::timestamptz, null::timestamptz from spans where trace_id = ${traceId})
+    union all (select distinct project_id, null::timestamptz, null::timestamptz from log_entries where trace_id = ${traceId})`.execute(
+    db,
+  );
+  const ids: (string | null)[] = [];
+  for (const id of new Set(r.rows.map((row) => row.project_id))) if (await canRead(id)) ids.push(id);
+  const uuids = ids.filter((id): id is string => id !== null);
+  const withNull = ids.includes(null);
+  let from: Date | null = null;
+  let to: Date | null = null;
+  for (const row of r.rows) {
+    if (!ids.includes(row.project_id) || !row.start_time || !row.end_time) continue;
+    if (!from || row.start_time < from) from = row.start_time;
+    if (!to || row.end_time > to) to = row.end_time;
+  }
+  return {
+    readable: {
+      ids,
+      sql: sql<boolean>`(project_id = any(${uuids}::uuid[])${withNull ? sql` or project_id is null` : sql``})`,
+      has: (projectId) => ids.includes((projectId as string | null | undefined) ?? null),
+    },
+    from,
+    to,
+  };
+}
+
+/** A trace's readable spans in both tiers: the hot rows, and the cold files its summaries' time range reaches. */
+async function traceSpans(
+  db: Db,
+  objects: ObjectStore,
+  traceId: string,
+  { readable, from, to }: Awaited<ReturnType<typeof readableProjects>>,
+): Promise<ColdSpan[]> {
   const r = await sql<ColdSpan>`select id::text as id, trace_id, span_id, parent_span_id, name, kind, service,
       status_code, status_message, ${iso('start_time')} as start_time, ${iso('end_time')} as end_time, duration_ms,
       extract(epoch from start_time) * 1000 as start_epoch_ms, extract(epoch from end_time) * 1000 as end_epoch_ms,
       project_id, session_id, attributes, events, links
-    from spans where trace_id = ${traceId} order by start_time, span_id limit ${MAX_SPANS}`.execute(db);
+    from spans where trace_id = ${traceId} and ${readable.sql} order by start_time, span_id limit ${MAX_SPANS}`.execute(
+    db,
+  );
   const hot = r.rows.map((s) => ({
     ...s,
     start_epoch_ms: Number(s.start_epoch_ms),
     end_epoch_ms: Number(s.end_epoch_ms),
   }));
-  const summary = (
-    await sql<{ start_time: Date | null; end_time: Date | null }>`
-      select min(start_time) as start_time, max(end_time) as end_time from traces where trace_id = ${traceId}`.execute(
-      db,
-    )
-  ).rows[0];
-  if (!summary?.start_time || !summary.end_time || hot.length >= MAX_SPANS) return hot;
+  if (!from || !to || hot.length >= MAX_SPANS) return hot;
   const cold = await findColdSpans(
     db,
     objects,
-    { from: summary.start_time, to: new Date(summary.end_time.getTime() + 1), limit: MAX_SPANS },
-    (r) => r.trace_id === traceId,
+    { from, to: new Date(to.getTime() + 1), limit: MAX_SPANS },
+    (row) => row.trace_id === traceId && readable.has(row.project_id),
   );
   if (cold.length === 0) return hot;
   const ids = new Set(hot.map((s) => s.id));
@@ -126,13 +175,11 @@ async function traceSpans(db: Db, objects: ObjectStore, traceId: string): Promis
     .slice(0, MAX_SPANS);
 }
 
-/** Whether the caller may read a project's telemetry (null: records without a project). */
-export type ProjectReader = (projectId: string | null) => Promise<boolean>;
-
 /**
  * One trace as `canRead` may see it. A trace id is not a secret (services pass it on to the ones they
  * call, and any writer can name any id), so a trace may hold several projects' records: only the
- * spans and log entries of readable projects are shown, and a trace with none is not found.
+ * spans and log entries of readable projects are read (another project's records can neither be seen
+ * nor crowd the readable ones out of the limits), and a trace with none is not found.
  */
 export async function getTrace(
   db: Db,
@@ -141,18 +188,9 @@ export async function getTrace(
   logLimit: number,
   canRead: ProjectReader,
 ): Promise<TraceView | null> {
-  const readable = new Map<string | null, boolean>();
-  const mayRead = async (projectId: string | null) => {
-    let ok = readable.get(projectId);
-    if (ok === undefined) {
-      ok = await canRead(projectId);
-      readable.set(projectId, ok);
-    }
-    return ok;
-  };
-  const all = await traceSpans(db, objects, traceId);
-  for (const s of all) await mayRead(s.project_id);
-  const rows = all.filter((s) => readable.get(s.project_id));
+  const projects = await readableProjects(db, traceId, canRead);
+  if (projects.readable.ids.length === 0) return null;
+  const rows = await traceSpans(db, objects, traceId, projects);
   if (rows.length === 0) return null;
   const t0 = Math.min(...rows.map((s) => s.start_epoch_ms));
   const t1 = Math.max(...rows.map((s) => s.end_epoch_ms));
@@ -184,22 +222,16 @@ export async function getTrace(
     from: new Date(t0 - TRACE_LOG_SLACK_MS),
     to: new Date(t1 + TRACE_LOG_SLACK_MS),
   };
-  // The projects the trace's hot log entries are in may differ from its spans' (logs only).
-  const logProjects = await sql<{ project_id: string | null }>`
-    select distinct project_id from log_entries where trace_id = ${traceId}`.execute(db);
-  for (const r of logProjects.rows) await mayRead(r.project_id);
-  const allowed = [...readable].filter(([, ok]) => ok).map(([id]) => id);
-  const projectIds = allowed.filter((id): id is string => id !== null);
-  const inReadable = sql<boolean>`(project_id = any(${projectIds}::uuid[])${allowed.includes(null) ? sql` or project_id is null` : sql``})`;
+  const { readable } = projects;
   const logs = mergeLogs(
-    await findLogRows(db, { traceId }, { limit: logLimit }, inReadable),
-    // A cold entry of a project none of the above is in counts as unreadable.
+    await findLogRows(db, { traceId }, { limit: logLimit }, readable.sql),
+    // A cold entry of a project with no summary or hot record of this trace counts as unreadable.
     await searchColdLogs(
       db,
       objects,
       { traceId, ...window },
       { limit: logLimit },
-      { matches: (e) => allowed.includes(e.project_id) },
+      { matches: (e) => readable.has(e.project_id) },
     ),
     logLimit,
   );
